@@ -1,0 +1,1 @@
+"""Model checkpoint -> graph -> memory plan -> generated forward pass + weight shards."""

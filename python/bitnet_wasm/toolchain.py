@@ -1,0 +1,121 @@
+"""Compiles the C kernels (plus, for a model, its generated forward pass) with clang from the
+`ziglang` wheel: wasm32 + SIMD128 for the browser and a native shared library of the same code."""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from bitnet_wasm.wasm_kernels import SOURCE_DIR
+
+# Same C for every target: no FP contraction, no fast-math, no auto-vectorisation (the scalar
+# references must stay scalar; the SIMD paths are written by hand).
+COMMON_FLAGS = [
+    "-std=c11", "-O3", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
+    "-ffp-contract=off", "-fno-fast-math", "-fno-vectorize", "-fno-slp-vectorize",
+    "-nostdlib", "-s",
+]
+WASM_FLAGS = [
+    "--target=wasm32-freestanding", "-mcpu=generic", "-msimd128",
+    "-Wl,--no-entry", "-Wl,--export-dynamic", "-Wl,--export=__heap_base",
+    "-Wl,-z,stack-size=1048576",
+]
+NATIVE_FLAGS = ["-shared", "-fPIC", "-march=native"]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    filename: str
+    wasm: bool
+    relaxed: bool
+
+
+TARGETS = {
+    t.name: t
+    for t in (
+        Target("wasm", "bitnet.wasm", wasm=True, relaxed=False),
+        Target("wasm-relaxed", "bitnet-relaxed.wasm", wasm=True, relaxed=True),
+        Target("native", "libbitnet.so", wasm=False, relaxed=False),
+        Target("native-relaxed", "libbitnet-relaxed.so", wasm=False, relaxed=True),
+    )
+}
+
+
+class ToolchainError(RuntimeError):
+    pass
+
+
+def kernel_sources() -> list[Path]:
+    return sorted(SOURCE_DIR.glob("*.c"))
+
+
+def _simde_include() -> str:
+    try:
+        import simde_py
+    except ImportError as e:
+        raise ToolchainError("the native build needs SIMDe headers: pip install simde-py") from e
+    return simde_py.get_include()
+
+
+def _zig_cc() -> list[str]:
+    try:
+        import ziglang  # noqa: F401
+    except ImportError as e:
+        raise ToolchainError("the C compiler comes from the ziglang wheel: pip install ziglang==0.17.1") from e
+    return [sys.executable, "-m", "ziglang", "cc"]
+
+
+def compile_command(target: Target, sources: list[Path], out: Path, include_dirs: list[Path] = ()) -> list[str]:
+    flags = list(COMMON_FLAGS)
+    if target.wasm:
+        flags += WASM_FLAGS + (["-mrelaxed-simd"] if target.relaxed else [])
+    else:
+        flags += NATIVE_FLAGS + ["-I", _simde_include()]
+    flags += [f"-DBN_RELAXED={int(target.relaxed)}", "-I", str(SOURCE_DIR)]
+    for d in include_dirs:
+        flags += ["-I", str(d)]
+    return _zig_cc() + flags + ["-o", str(out)] + [str(s) for s in sources]
+
+
+def compile_target(target: Target, sources: list[Path], out: Path, include_dirs: list[Path] = ()) -> Path:
+    """Compile `sources` for `target` into `out`. Raises ToolchainError with clang's message."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bitnet-wasm-zig-") as cache:
+        env = dict(os.environ, ZIG_GLOBAL_CACHE_DIR=cache, ZIG_LOCAL_CACHE_DIR=cache)
+        cmd = compile_command(target, sources, out, include_dirs)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ToolchainError(f"compiling {target.filename} failed:\n{proc.stderr.strip()}")
+    return out
+
+
+def sources_digest(sources: list[Path]) -> str:
+    h = hashlib.sha256()
+    for path in sorted(sources) + sorted(SOURCE_DIR.glob("*.h")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    h.update(" ".join(COMMON_FLAGS + WASM_FLAGS + NATIVE_FLAGS).encode())
+    h.update(sysconfig.get_platform().encode())
+    return h.hexdigest()[:16]
+
+
+def build_kernels(out_dir: Path, targets: list[str] | None = None) -> dict[str, Path]:
+    """Build the kernel library for each target into out_dir; unchanged inputs are not rebuilt."""
+    out_dir = Path(out_dir)
+    sources = kernel_sources()
+    digest = sources_digest(sources)
+    built = {}
+    for name in targets or list(TARGETS):
+        target = TARGETS[name]
+        out = out_dir / target.filename
+        stamp = out.with_name(out.name + ".digest")
+        if not (out.exists() and stamp.exists() and stamp.read_text() == digest):
+            compile_target(target, sources, out)
+            stamp.write_text(digest)
+        built[name] = out
+    return built

@@ -1,0 +1,102 @@
+/* The kernel ABI: every function the generated forward pass and the tests call.
+ *
+ * Conventions
+ * - bn_X is the fast (SIMD) path, bn_X_ref its plain scalar reference; both give the same bits.
+ * - Pointer arguments carry their element count as a bracketed comment, e.g. float *y [n*dim].
+ *   The Python binding (kernels/abi.py) reads those to check every array before a call, so C
+ *   never reads or writes past what it was given. Names in brackets are the scalar arguments
+ *   or size functions of bitnet_wasm.kernels.layouts.
+ * - Matrices are row-major; n is the number of tokens (rows of activations).
+ * - f16 and bf16 values travel as uint16_t bit patterns.
+ */
+#ifndef BITNET_H
+#define BITNET_H
+
+#include "simd.h"
+
+/* ---- quantize.c: per-token absmax int8 activations (BitNet b1.58 semantics) ----
+ * scale[t] = 127 / max(max_i |x[t,i]|, 1e-5);  q = clamp(round_half_even(x * scale), -128, 127) */
+BN_API void bn_quantize_rows(const float *x /*[n*k]*/, int8_t *q /*[n*k]*/, float *scale /*[n]*/, int n, int k);
+BN_API void bn_quantize_rows_ref(const float *x /*[n*k]*/, int8_t *q /*[n*k]*/, float *scale /*[n]*/, int n, int k);
+
+/* ---- bitlinear_mad.c / bitlinear_lut.c / bitlinear_binary.c: int8 x {ternary, binary} ----
+ * y[t,o] = (float)acc / (scale[t] * wscale), acc = sum_i q[t,i] * W[o,i] in exact int32.
+ * wscale is the INVERSE weight scale, as in BitNet b1.58 2B4T's weight_scale.
+ * w is the matrix packed by layouts.pack_<layout>(W); scratch is the layout's working memory. */
+BN_API void bn_bitlinear_mad(const uint8_t *w /*[mad_bytes(out, in)]*/, float wscale, const int8_t *q /*[n*in]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in, int n);
+BN_API void bn_bitlinear_mad_ref(const uint8_t *w /*[mad_bytes(out, in)]*/, float wscale, const int8_t *q /*[n*in]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in, int n);
+BN_API void bn_bitlinear_mad_simd128(const uint8_t *w /*[mad_bytes(out, in)]*/, float wscale, const int8_t *q /*[n*in]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in, int n);
+BN_API void bn_bitlinear_mad_relaxed(const uint8_t *w /*[mad_bytes(out, in)]*/, float wscale, const int8_t *q /*[n*in]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in, int n);
+
+BN_API void bn_bitlinear_lut(const uint8_t *w /*[lut_bytes(out, in)]*/, float wscale, const int8_t *q /*[n*in]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, uint8_t *scratch /*[lut_scratch_bytes(in)]*/, int out, int in, int n);
+BN_API void bn_bitlinear_lut_ref(const uint8_t *w /*[lut_bytes(out, in)]*/, float wscale, const int8_t *q /*[n*in]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, uint8_t *scratch /*[lut_scratch_bytes(in)]*/, int out, int in, int n);
+
+BN_API void bn_bitlinear_binary(const uint8_t *w /*[binary_bytes(out, in)]*/, float wscale, const int8_t *q /*[n*in]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in, int n);
+BN_API void bn_bitlinear_binary_ref(const uint8_t *w /*[binary_bytes(out, in)]*/, float wscale, const int8_t *q /*[n*in]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in, int n);
+
+/* ---- stream.c: the memory-read roofline of the runtime (v128 loads over a buffer) ---- */
+BN_API uint32_t bn_stream_read(const uint8_t *buf /*[bytes]*/, int bytes);
+
+/* ---- norm.c: y[t] = weight * (x[t] / sqrt(mean(x[t]^2) + eps)) ---- */
+BN_API void bn_rmsnorm(const float *x /*[n*dim]*/, const float *weight /*[dim]*/, float *y /*[n*dim]*/, int n, int dim, float eps);
+BN_API void bn_rmsnorm_ref(const float *x /*[n*dim]*/, const float *weight /*[dim]*/, float *y /*[n*dim]*/, int n, int dim, float eps);
+
+/* ---- rope.c: rotate-half RoPE, in place, on x[n, heads, head_dim] at positions pos0 + t:
+ * for i < head_dim/2, angle = pos * theta^(-2i/head_dim);
+ * (x_i, x_{i+d/2}) -> (x_i cos - x_{i+d/2} sin, x_{i+d/2} cos + x_i sin) ---- */
+BN_API void bn_rope(float *x /*[n*heads*head_dim]*/, int n, int heads, int head_dim, int pos0, float theta);
+BN_API void bn_rope_ref(float *x /*[n*heads*head_dim]*/, int n, int heads, int head_dim, int pos0, float theta);
+
+/* ---- attention.c: causal GQA attention over an f16 KV cache ----
+ * q, out: [n, heads, head_dim]; caches: [n_ctx, kv_heads, head_dim], rows 0 .. pos0+n-1 valid;
+ * query t (position pos0+t) attends to rows 0..pos0+t; head h reads kv head h / (heads/kv_heads);
+ * scores * 1/sqrt(head_dim), softmax with the max subtracted, bn_expf. scratch: scores. */
+BN_API void bn_attention(const float *q /*[n*heads*head_dim]*/, const uint16_t *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const uint16_t *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[pos0+n]*/, int n, int heads, int kv_heads, int head_dim, int pos0);
+BN_API void bn_attention_ref(const float *q /*[n*heads*head_dim]*/, const uint16_t *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const uint16_t *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[pos0+n]*/, int n, int heads, int kv_heads, int head_dim, int pos0);
+/* cache rows pos0 .. pos0+n-1 = f16(x[n, row]), round to nearest even */
+BN_API void bn_kv_store(const float *x /*[n*row]*/, uint16_t *cache /*[(pos0+n)*row]*/, int n, int row, int pos0);
+
+/* ---- activations.c (y may alias an input) ---- */
+BN_API void bn_relu2_mul(const float *gate /*[n]*/, const float *up /*[n]*/, float *y /*[n]*/, int n);      /* max(g,0)^2 * up */
+BN_API void bn_relu2_mul_ref(const float *gate /*[n]*/, const float *up /*[n]*/, float *y /*[n]*/, int n);
+BN_API void bn_silu_mul(const float *gate /*[n]*/, const float *up /*[n]*/, float *y /*[n]*/, int n);       /* g / (1 + exp(-g)) * up */
+BN_API void bn_silu_mul_ref(const float *gate /*[n]*/, const float *up /*[n]*/, float *y /*[n]*/, int n);
+BN_API void bn_add(const float *a /*[n]*/, const float *b /*[n]*/, float *y /*[n]*/, int n);
+BN_API void bn_add_ref(const float *a /*[n]*/, const float *b /*[n]*/, float *y /*[n]*/, int n);
+
+/* ---- embed.c: y[t] = row ids[t] of the table as f32; an id outside [0, vocab) gives zeros ---- */
+BN_API void bn_embed_f32(const float *table /*[vocab*dim]*/, const int32_t *ids /*[n]*/, float *y /*[n*dim]*/, int n, int dim, int vocab);
+BN_API void bn_embed_f16(const uint16_t *table /*[vocab*dim]*/, const int32_t *ids /*[n]*/, float *y /*[n*dim]*/, int n, int dim, int vocab);
+BN_API void bn_embed_bf16(const uint16_t *table /*[vocab*dim]*/, const int32_t *ids /*[n]*/, float *y /*[n*dim]*/, int n, int dim, int vocab);
+BN_API void bn_embed_q8(const int8_t *table /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int32_t *ids /*[n]*/, float *y /*[n*dim]*/, int n, int dim, int vocab); /* q * row_scale */
+
+/* ---- head.c: logits[t, v] = x[t] . E[v] ----
+ * f16 rows: f32 products summed in the four-lane order of simd.h.
+ * int8 rows: exact int32 dot of quantized x with E, logits = acc * row_scale[v] / xscale[t]. */
+BN_API void bn_head_f16(const uint16_t *E /*[vocab*dim]*/, const float *x /*[n*dim]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
+BN_API void bn_head_f16_ref(const uint16_t *E /*[vocab*dim]*/, const float *x /*[n*dim]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
+BN_API void bn_head_q8(const int8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
+BN_API void bn_head_q8_ref(const int8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
+
+/* ---- sample.c ----
+ * bn_argmax: index of the first maximum.
+ * bn_rng_next: splitmix64 step on *state, returns the high 32 bits.
+ * bn_sample: temperature <= 0 -> argmax. Otherwise p = softmax(logits / temperature); keep the
+ * top_k most likely (top_k <= 0: all), then the smallest prefix (by descending p, ties by lower
+ * index) whose mass reaches top_p (top_p >= 1: all), then those with p >= min_p * p_max; draw
+ * u = (bn_rng_next >> 8) * 2^-24 and return the first kept token whose cumulative mass exceeds
+ * u * kept_mass. scratch_p / scratch_idx: working memory. */
+BN_API int bn_argmax(const float *x /*[n]*/, int n);
+BN_API uint32_t bn_rng_next(uint64_t *state /*[1]*/);
+BN_API int bn_sample(const float *logits /*[n]*/, int n, float temperature, int top_k, float top_p, float min_p, uint64_t *rng_state /*[1]*/, float *scratch_p /*[n]*/, int32_t *scratch_idx /*[n]*/);
+
+/* ---- bn_math.h exported for tests: y = f(x) elementwise with our own freestanding math ---- */
+BN_API void bn_expf_array(const float *x /*[n]*/, float *y /*[n]*/, int n);
+BN_API void bn_logf_array(const float *x /*[n]*/, float *y /*[n]*/, int n);
+BN_API void bn_sinf_array(const float *x /*[n]*/, float *y /*[n]*/, int n);
+BN_API void bn_cosf_array(const float *x /*[n]*/, float *y /*[n]*/, int n);
+BN_API void bn_f32_to_f16_array(const float *x /*[n]*/, uint16_t *y /*[n]*/, int n);
+BN_API void bn_f16_to_f32_array(const uint16_t *x /*[n]*/, float *y /*[n]*/, int n);
+BN_API void bn_bf16_to_f32_array(const uint16_t *x /*[n]*/, float *y /*[n]*/, int n);
+
+#endif
