@@ -1,0 +1,1 @@
+"""Subcommands of the bitnet-wasm CLI, one module each."""
