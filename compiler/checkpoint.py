@@ -1,0 +1,62 @@
+"""What every loader produces and everything after it consumes: a model in canonical form.
+
+Loaders (compiler/loaders/) read a published format and return a Checkpoint; the graph, plan,
+codegen and packing stages read only this, never a file format."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    architecture: str          # key of compiler/architectures.py: "bitnet-b1.58", "bitnet-b1.58-llama", "bitnet-1bit"
+    vocab_size: int
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    max_position: int
+    rope_theta: float
+    rms_norm_eps: float
+    tie_embeddings: bool
+    bos_token_id: int | None = None
+    eos_token_ids: tuple[int, ...] = ()
+    name: str = ""             # for the model card, e.g. the source folder's name
+
+
+@dataclass(frozen=True)
+class BitLinear:
+    """A quantized linear layer: y = (x_q @ weights.T) / (input_scale * wscale)."""
+
+    weights: np.ndarray        # int8 [out, in], values in {-1, 0, +1} (ternary) or {-1, +1} (binary)
+    wscale: float              # the INVERSE weight scale, as 2B4T's weight_scale
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.weights.shape
+
+
+@dataclass(frozen=True)
+class TokenizerFiles:
+    tokenizer_json: str                       # the HF tokenizers file, verbatim
+    config: dict = field(default_factory=dict)  # tokenizer_config.json (special tokens, chat_template)
+
+
+@dataclass
+class Checkpoint:
+    """Canonical tensor names (per layer i):
+    embed [vocab, hidden] f32; lm_head [vocab, hidden] f32 (absent when tied); norm [hidden] f32;
+    layers.{i}.input_norm, layers.{i}.post_attention_norm [hidden] f32;
+    layers.{i}.attn_sub_norm [hidden], layers.{i}.ffn_sub_norm [intermediate] f32 (architectures with sub-norms);
+    linears: layers.{i}.{q,k,v,o,gate,up,down}_proj -> BitLinear."""
+
+    config: ModelConfig
+    tensors: dict[str, np.ndarray]
+    linears: dict[str, BitLinear]
+    tokenizer: TokenizerFiles | None
+    source: Path
