@@ -12,7 +12,9 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ModelConfig:
-    architecture: str          # key of compiler/architectures.py: "bitnet-b1.58", "bitnet-b1.58-llama", "bitnet-1bit"
+    architecture: str          # key of compiler/architectures.py: the graph's shape, not its weight bits:
+                               # "bitnet" (BitNetForCausalLM: ReLU^2 gated MLP, sub-norms),
+                               # "bitnet-llama" (1bitLLM BitnetForCausalLM: SiLU gated MLP, no sub-norms)
     vocab_size: int
     hidden_size: int
     intermediate_size: int
@@ -35,6 +37,7 @@ class BitLinear:
 
     weights: np.ndarray        # int8 [out, in], values in {-1, 0, +1} (ternary) or {-1, +1} (binary)
     wscale: float              # the INVERSE weight scale, as 2B4T's weight_scale
+    binary: bool = False       # original 1-bit BitNet: weights are sign(W - mean W) in {-1, +1}
 
     @property
     def shape(self) -> tuple[int, int]:
