@@ -22,17 +22,19 @@ BN_API void bn_quantize_rows_ref(const float *x /*[n*k]*/, int8_t *q /*[n*k]*/, 
 /* ---- bitlinear_mad.c / bitlinear_lut.c / bitlinear_binary.c: int8 x {ternary, binary} ----
  * y[t,o] = (float)acc / (scale[t] * wscale), acc = sum_i q[t,i] * W[o,i] in exact int32.
  * wscale is the INVERSE weight scale, as in BitNet b1.58 2B4T's weight_scale.
- * w is the matrix packed by layouts.pack_<layout>(W); scratch is the layout's working memory. */
-BN_API void bn_bitlinear_mad(const uint8_t *w /*[mad_bytes(out, in)]*/, float wscale, const int8_t *q /*[n*in]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in, int n);
-BN_API void bn_bitlinear_mad_ref(const uint8_t *w /*[mad_bytes(out, in)]*/, float wscale, const int8_t *q /*[n*in]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in, int n);
-BN_API void bn_bitlinear_mad_simd128(const uint8_t *w /*[mad_bytes(out, in)]*/, float wscale, const int8_t *q /*[n*in]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in, int n);
-BN_API void bn_bitlinear_mad_relaxed(const uint8_t *w /*[mad_bytes(out, in)]*/, float wscale, const int8_t *q /*[n*in]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in, int n);
+ * w is the matrix packed by layouts.pack_<layout>(W); scratch is the layout's working memory.
+ * bn_bitlinear_mad_relaxed exists only in the relaxed builds; the unsuffixed names run the best
+ * path of the build. Exact for in < 2^17. */
+BN_API void bn_bitlinear_mad(const uint8_t *w /*[mad_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
+BN_API void bn_bitlinear_mad_ref(const uint8_t *w /*[mad_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
+BN_API void bn_bitlinear_mad_simd128(const uint8_t *w /*[mad_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
+BN_API void bn_bitlinear_mad_relaxed(const uint8_t *w /*[mad_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
 
-BN_API void bn_bitlinear_lut(const uint8_t *w /*[lut_bytes(out, in)]*/, float wscale, const int8_t *q /*[n*in]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, uint8_t *scratch /*[lut_scratch_bytes(in)]*/, int out, int in, int n);
-BN_API void bn_bitlinear_lut_ref(const uint8_t *w /*[lut_bytes(out, in)]*/, float wscale, const int8_t *q /*[n*in]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, uint8_t *scratch /*[lut_scratch_bytes(in)]*/, int out, int in, int n);
+BN_API void bn_bitlinear_lut(const uint8_t *w /*[lut_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, uint8_t *scratch /*[lut_scratch_bytes(in_)]*/, int out, int in_, int n);
+BN_API void bn_bitlinear_lut_ref(const uint8_t *w /*[lut_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, uint8_t *scratch /*[lut_scratch_bytes(in_)]*/, int out, int in_, int n);
 
-BN_API void bn_bitlinear_binary(const uint8_t *w /*[binary_bytes(out, in)]*/, float wscale, const int8_t *q /*[n*in]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in, int n);
-BN_API void bn_bitlinear_binary_ref(const uint8_t *w /*[binary_bytes(out, in)]*/, float wscale, const int8_t *q /*[n*in]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in, int n);
+BN_API void bn_bitlinear_binary(const uint8_t *w /*[binary_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
+BN_API void bn_bitlinear_binary_ref(const uint8_t *w /*[binary_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
 
 /* ---- stream.c: the memory-read roofline of the runtime (v128 loads over a buffer) ---- */
 BN_API uint32_t bn_stream_read(const uint8_t *buf /*[bytes]*/, int bytes);

@@ -1,0 +1,1 @@
+"""Benchmarks behind `bitnet-wasm bench`, one module per mode (kernels.py: the C kernels alone)."""

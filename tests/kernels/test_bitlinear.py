@@ -1,0 +1,147 @@
+import numpy as np
+import pytest
+
+from bitnet_wasm.kernels import KernelArgumentError
+from bitnet_wasm.kernels.layouts import LAYOUTS
+
+# kernel -> layout of its packed weights; the relaxed variant exists only in the relaxed builds
+KERNELS = {
+    "bn_bitlinear_mad": "mad",
+    "bn_bitlinear_mad_ref": "mad",
+    "bn_bitlinear_mad_simd128": "mad",
+    "bn_bitlinear_mad_relaxed": "mad",
+    "bn_bitlinear_lut": "lut",
+    "bn_bitlinear_lut_ref": "lut",
+    "bn_bitlinear_binary": "binary",
+    "bn_bitlinear_binary_ref": "binary",
+}
+SIZES = (1, 3, 17, 63, 64, 65, 100, 257)
+TOKENS = (1, 2, 3, 5)
+
+
+def reference(w, q, scale, wscale):
+    """y = acc / (scale * wscale) with acc the exact integer product, in float32 like the kernels."""
+    acc = (q.astype(np.int64) @ w.T.astype(np.int64)).astype(np.int32)
+    return acc.astype(np.float32) / (scale[:, None] * np.float32(wscale))
+
+
+def kernels_of(lib):
+    present = [k for k in KERNELS if lib.has(k)]
+    assert ("bn_bitlinear_mad_relaxed" in present) == ("relaxed" in lib.path.name)
+    return present
+
+
+def run(lib, kernel, packed, wscale, q, scale, out):
+    n, in_ = q.shape
+    y = np.full((n, out), np.nan, np.float32)
+    scratch = LAYOUTS[KERNELS[kernel]].scratch_bytes(in_)
+    lib.call(kernel, packed, wscale, q, scale, y, *([np.zeros(scratch, np.uint8)] if scratch else []), out, in_, n)
+    return y
+
+
+def problem(rng, layout, out, in_, n):
+    w = rng.choice(np.array(layout.values, np.int8), size=(out, in_))
+    q = rng.integers(-128, 128, size=(n, in_), dtype=np.int8)
+    scale = rng.uniform(0.01, 100, n).astype(np.float32)
+    return w, q, scale, np.float32(rng.uniform(0.1, 10))
+
+
+def check_all(lib, w, values, q, scale, wscale, label):
+    """Every kernel whose layout holds `values` (the weights' alphabet) == numpy, bit for bit."""
+    expected = reference(w, q, scale, wscale).tobytes()
+    packed = {name: layout.pack(w) for name, layout in LAYOUTS.items() if set(values) <= set(layout.values)}
+    for kernel in kernels_of(lib):
+        if KERNELS[kernel] in packed:
+            y = run(lib, kernel, packed[KERNELS[kernel]], wscale, q, scale, w.shape[0])
+            assert y.tobytes() == expected, f"{kernel} {label}: first difference at {np.argmax(y.reshape(-1) != np.frombuffer(expected, np.float32))}"
+
+
+@pytest.mark.parametrize("values", [(-1, 0, 1), (-1, 1)], ids=["ternary", "binary"])
+def test_every_variant_matches_numpy_on_odd_shapes(lib, values):
+    rng = np.random.default_rng(len(values))
+    for i, out in enumerate(SIZES):
+        for j, in_ in enumerate(SIZES):
+            n = TOKENS[(i + j) % len(TOKENS)]
+            w = rng.choice(np.array(values, np.int8), size=(out, in_))
+            _, q, scale, wscale = problem(rng, LAYOUTS["mad"], out, in_, n)
+            check_all(lib, w, values, q, scale, wscale, f"{out}x{in_} n={n}")
+
+
+def test_long_prefill_matches_numpy(lib):
+    rng = np.random.default_rng(70)
+    for values in ((-1, 0, 1), (-1, 1)):
+        w = rng.choice(np.array(values, np.int8), size=(9, 200))
+        _, q, scale, wscale = problem(rng, LAYOUTS["mad"], 9, 200, 70)  # more tokens than any kernel keeps at once
+        check_all(lib, w, values, q, scale, wscale, "9x200 n=70")
+
+
+@pytest.fixture(scope="module")
+def model_sized():
+    """2560 x 2560 ternary and binary matrices, packed once for every build."""
+    rng = np.random.default_rng(2560)
+    return [(values, rng.choice(np.array(values, np.int8), size=(2560, 2560))) for values in ((-1, 0, 1), (-1, 1))]
+
+
+def test_every_variant_matches_numpy_at_model_size(lib, model_sized):
+    rng = np.random.default_rng(4)
+    for (values, w), tokens in zip(model_sized, ((1, 5), (2, 3))):
+        for n in tokens:
+            _, q, scale, wscale = problem(rng, LAYOUTS["mad"], 1, 2560, n)
+            check_all(lib, w, values, q, scale, wscale, f"2560x2560 {values} n={n}")
+
+
+@pytest.mark.parametrize("activation", [-128, 127])
+def test_extreme_activations_do_not_overflow(lib, activation):
+    out, in_, n = 7, 6912 + 5, 3
+    q = np.full((n, in_), activation, np.int8)
+    scale = np.ones(n, np.float32)
+    rng = np.random.default_rng(3)
+    for sign in (1, -1):
+        w = np.full((out, in_), sign, np.int8)
+        w[1] = np.where(np.arange(in_) % 2, 1, -1)
+        w[2] = rng.choice(np.array([-1, 1], np.int8), in_)
+        check_all(lib, w, (-1, 1), q, scale, 1.0, f"q={activation} w={sign}")
+        w[3, ::3] = 0
+        check_all(lib, w, (-1, 0, 1), q, scale, 1.0, f"q={activation} w={sign}, ternary")
+
+
+def test_wasm_equals_native_bit_for_bit(libs):
+    rng = np.random.default_rng(11)
+    for kernel, name in KERNELS.items():
+        w, q, scale, wscale = problem(rng, LAYOUTS[name], 77, 333, 3)
+        packed = LAYOUTS[name].pack(w)
+        outs = {build: run(lib, kernel, packed, wscale, q, scale, 77).tobytes() for build, lib in libs.items() if lib.has(kernel)}
+        assert len(outs) >= 2 and len(set(outs.values())) == 1, f"{kernel} differs between {sorted(outs)}"
+
+
+def test_binding_rejects_wrongly_sized_buffers(lib):
+    out, in_, n = 5, 70, 2
+    q, scale, y = np.zeros((n, in_), np.int8), np.ones(n, np.float32), np.zeros((n, out), np.float32)
+    w = LAYOUTS["mad"].pack(np.zeros((out, in_), np.int8))
+    with pytest.raises(KernelArgumentError, match=f"w must have mad_bytes\\(out, in_\\) = {w.size} elements, got {w.size - 1}"):
+        lib.bn_bitlinear_mad(w[:-1], 1.0, q, scale, y, out, in_, n)
+    with pytest.raises(KernelArgumentError, match="w must have mad_bytes"):
+        lib.bn_bitlinear_mad(w, 1.0, q, scale, y, out + 4, in_, n)  # a bigger matrix than the buffer holds
+    lut = LAYOUTS["lut"]
+    with pytest.raises(KernelArgumentError, match="scratch must have lut_scratch_bytes\\(in_\\)"):
+        lib.bn_bitlinear_lut(lut.pack(np.zeros((out, in_), np.int8)), 1.0, q, scale, y, np.zeros(16, np.uint8), out, in_, n)
+    with pytest.raises(KernelArgumentError, match="w must be a uint8 array"):
+        lib.bn_bitlinear_binary(np.zeros(LAYOUTS["binary"].packed_bytes(out, in_), np.int8), 1.0, q, scale, y, out, in_, n)
+
+
+def stream_hash(buf: np.ndarray) -> int:
+    """bn_stream_read's fold: xor of the 32-bit words of whole 64-byte blocks, then each tail byte."""
+    whole = buf.size // 64 * 64
+    h = int(np.bitwise_xor.reduce(buf[:whole].view(np.uint32))) if whole else 0
+    for b in buf[whole:]:
+        h = ((h << 1 | h >> 31) & 0xFFFFFFFF) ^ int(b)
+    return h
+
+
+def test_stream_read_reads_every_byte(lib):
+    rng = np.random.default_rng(5)
+    for size in (1, 63, 64, 100, 4096 + 7):
+        buf = rng.integers(0, 256, size, dtype=np.uint8)
+        assert lib.bn_stream_read(buf, size) == stream_hash(buf)
+        buf[size // 2] ^= 1
+        assert lib.bn_stream_read(buf, size) == stream_hash(buf)

@@ -1,0 +1,73 @@
+"""bn_head_f16 / bn_head_q8 (logits = x . E[v]) against numpy: f16 in float64 with a dot-product
+error bound, int8 exactly."""
+import numpy as np
+import pytest
+
+# (n, vocab, dim)
+SHAPES = [(1, 1, 1), (1, 3, 17), (2, 17, 3), (3, 100, 129), (1, 129, 100), (2, 64, 2560)]
+
+
+def make_f16(rng, n, vocab, dim):
+    E = (rng.standard_normal((vocab, dim)) * 0.5).astype(np.float16)
+    return E, rng.standard_normal((n, dim)).astype(np.float32)
+
+
+def run_f16(lib, name, E, x):
+    (vocab, dim), n = E.shape, x.shape[0]
+    logits = np.zeros((n, vocab), np.float32)
+    getattr(lib, name)(E.view(np.uint16), x, logits, n, vocab, dim)
+    return logits
+
+
+def make_q8(rng, n, vocab, dim):
+    E = rng.integers(-128, 128, (vocab, dim), dtype=np.int8)
+    xq = rng.integers(-128, 128, (n, dim), dtype=np.int8)
+    return E, rng.uniform(1e-3, 1e-1, vocab).astype(np.float32), xq, rng.uniform(1, 200, n).astype(np.float32)
+
+
+def run_q8(lib, name, E, row_scale, xq, xscale):
+    (vocab, dim), n = E.shape, xq.shape[0]
+    logits = np.zeros((n, vocab), np.float32)
+    getattr(lib, name)(E, row_scale, xq, xscale, logits, n, vocab, dim)
+    return logits
+
+
+def reference_q8(E, row_scale, xq, xscale):
+    acc = xq.astype(np.int32) @ E.astype(np.int32).T
+    return (acc.astype(np.float32) * row_scale[None, :]) / xscale[:, None]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_head_f16_simd_equals_scalar_and_reference(lib, shape):
+    E, x = make_f16(np.random.default_rng(sum(shape)), *shape)
+    fast, ref = run_f16(lib, "bn_head_f16", E, x), run_f16(lib, "bn_head_f16_ref", E, x)
+    np.testing.assert_array_equal(fast.view(np.uint32), ref.view(np.uint32))
+    E64, x64 = E.astype(np.float64), x.astype(np.float64)
+    bound = 1e-6 * (np.abs(x64) @ np.abs(E64).T)  # float32 summation of dim terms, four lanes
+    assert (np.abs(fast - x64 @ E64.T) <= bound + 1e-30).all()
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_head_q8_exact(lib, shape):
+    args = make_q8(np.random.default_rng(sum(shape)), *shape)
+    want = reference_q8(*args)
+    for name in ("bn_head_q8", "bn_head_q8_ref"):
+        np.testing.assert_array_equal(run_q8(lib, name, *args).view(np.uint32), want.view(np.uint32), err_msg=name)
+
+
+def test_head_q8_extreme_values_stay_exact(lib):
+    dim = 4099
+    E = np.full((5, dim), -128, np.int8)
+    xq = np.full((1, dim), -128, np.int8)  # acc = 128 * 128 * 4099 needs int32 all the way
+    got = run_q8(lib, "bn_head_q8", E, np.ones(5, np.float32), xq, np.ones(1, np.float32))
+    np.testing.assert_array_equal(got, np.full((1, 5), np.float32(128 * 128 * dim)))
+
+
+def test_all_builds_agree_bit_for_bit(libs):
+    rng = np.random.default_rng(3)
+    E, x = make_f16(rng, 2, 37, 515)
+    q8 = make_q8(rng, 2, 37, 515)
+    outs = [(run_f16(l, n1, E, x).view(np.uint32), run_q8(l, n2, *q8).view(np.uint32)) for l in libs.values() for n1, n2 in (("bn_head_f16", "bn_head_q8"), ("bn_head_f16_ref", "bn_head_q8_ref"))]
+    for f16, q8_out in outs[1:]:
+        np.testing.assert_array_equal(f16, outs[0][0])
+        np.testing.assert_array_equal(q8_out, outs[0][1])

@@ -1,0 +1,49 @@
+"""bn_rope against HF Llama/BitNet rotate-half RoPE in float32 numpy (inv_freq and angles in
+float32 as HF computes them; cos/sin from float64, rounded)."""
+import numpy as np
+import pytest
+
+# (n, heads, head_dim, pos0): odd half-dims hit the scalar tail; large pos0 the range reduction
+SHAPES = [(1, 1, 2, 0), (3, 2, 6, 5), (17, 3, 34, 100), (4, 5, 64, 4090), (2, 4, 128, 130_000)]
+THETAS = [10000.0, 500000.0]
+
+
+def reference_rope(x, pos0, theta):
+    n, heads, d = x.shape
+    inv_freq = np.float32(1.0) / (np.float32(theta) ** (np.arange(0, d, 2, dtype=np.int64).astype(np.float32) / np.float32(d)))
+    angles = np.arange(pos0, pos0 + n, dtype=np.float32)[:, None] * inv_freq[None, :]
+    emb = np.concatenate([angles, angles], axis=-1)[:, None, :]
+    cos, sin = np.cos(emb.astype(np.float64)).astype(np.float32), np.sin(emb.astype(np.float64)).astype(np.float32)
+    rotate_half = np.concatenate([-x[..., d // 2:], x[..., : d // 2]], axis=-1)
+    return x * cos + rotate_half * sin
+
+
+def run(lib, name, x, pos0, theta):
+    y = x.copy()
+    getattr(lib, name)(y, y.shape[0], y.shape[1], y.shape[2], pos0, theta)
+    return y
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("theta", THETAS)
+def test_rope_simd_equals_scalar_and_reference(lib, shape, theta):
+    n, heads, d, pos0 = shape
+    x = np.random.default_rng(d).standard_normal((n, heads, d)).astype(np.float32)
+    fast, ref = run(lib, "bn_rope", x, pos0, theta), run(lib, "bn_rope_ref", x, pos0, theta)
+    np.testing.assert_array_equal(fast.view(np.uint32), ref.view(np.uint32))
+    # same float32 angles as HF; what may differ is a last-bit rounding of inv_freq, cos or sin
+    scale = np.abs(x[..., : d // 2]) + np.abs(x[..., d // 2:])
+    err = np.abs(fast - reference_rope(x, pos0, theta))
+    assert (err <= 2.0**-22 * np.concatenate([scale, scale], axis=-1) + 1e-30).all()
+
+
+def test_rope_position_zero_is_identity(lib):
+    x = np.random.default_rng(0).standard_normal((1, 3, 16)).astype(np.float32)
+    np.testing.assert_array_equal(run(lib, "bn_rope", x, 0, 500000.0), x)
+
+
+def test_all_builds_agree_bit_for_bit(libs):
+    x = np.random.default_rng(1).standard_normal((5, 4, 66)).astype(np.float32)
+    outs = [run(l, name, x, 12345, 500000.0).view(np.uint32) for l in libs.values() for name in ("bn_rope", "bn_rope_ref")]
+    for out in outs[1:]:
+        np.testing.assert_array_equal(out, outs[0])

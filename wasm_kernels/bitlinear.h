@@ -1,0 +1,41 @@
+/* Pieces every bitlinear kernel shares: the exact int32 -> float epilogue, per-token activation
+ * sums, and zero-padded copies of the last partial activation block. */
+#ifndef BN_BITLINEAR_H
+#define BN_BITLINEAR_H
+
+#include "bitnet.h"
+
+#define BN_INLINE static inline __attribute__((always_inline))
+
+/* The one epilogue all paths (and the numpy reference) compute: float(acc) / (scale * wscale). */
+BN_INLINE float bn_bitlinear_out(int32_t acc, float scale, float wscale) {
+    float den = scale * wscale;
+    return (float)acc / den;
+}
+
+BN_INLINE int32_t bn_i32x4_total(v128_t v) {
+    return wasm_i32x4_extract_lane(v, 0) + wasm_i32x4_extract_lane(v, 1) +
+           wasm_i32x4_extract_lane(v, 2) + wasm_i32x4_extract_lane(v, 3);
+}
+
+static inline int32_t bn_token_sum_ref(const int8_t *q, int in) {
+    int32_t s = 0;
+    for (int i = 0; i < in; i++) s += q[i];
+    return s;
+}
+
+static inline int32_t bn_token_sum(const int8_t *q, int in) {
+    v128_t acc = wasm_i32x4_splat(0);
+    int i = 0;
+    for (; i + 16 <= in; i += 16)
+        acc = wasm_i32x4_add(acc, wasm_i32x4_extadd_pairwise_i16x8(wasm_i16x8_extadd_pairwise_i8x16(wasm_v128_load(q + i))));
+    return bn_i32x4_total(acc) + bn_token_sum_ref(q + i, in - i);
+}
+
+/* dst[0..width) = src[0..count) followed by zeros; padded columns then contribute nothing. */
+static inline void bn_pad_tail(int8_t *dst, const int8_t *src, int count, int width) {
+    for (int i = 0; i < width; i += 16) wasm_v128_store(dst + i, wasm_i8x16_splat(0));
+    for (int i = 0; i < count; i++) ((volatile int8_t *)dst)[i] = src[i]; /* volatile: no memcpy call */
+}
+
+#endif

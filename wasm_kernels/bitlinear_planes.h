@@ -1,0 +1,161 @@
+/* Bit-plane layouts shared by MAD (2-bit codes, w = code - 1) and binary (1-bit, w = 2*code - 1).
+ *
+ * Rows come in tiles of 4. Per block of 128/bits columns each row has a 16-byte chunk; the 4
+ * chunks of a block are adjacent (one 64-byte line), tiles follow each other. Byte j of a chunk
+ * holds the code of column 16k + j of the block in bits [bits*k, bits*k + bits).
+ * So plane k is (chunk >> bits*k) & mask lane by lane, lined up with 16 consecutive activations
+ * (relaxed dot); seen as u16 lanes, the low bytes hold the codes of the even activations, the
+ * high bytes those of the odd ones (i16 dot of plain SIMD128). */
+#ifndef BN_BITLINEAR_PLANES_H
+#define BN_BITLINEAR_PLANES_H
+
+#include "bitlinear.h"
+
+#define PLANE_ROWS 4
+#define PLANE_CHUNK 16
+#define PLANE_SUM_CHUNK 64     /* tokens passing over each row tile while it sits in L1 (prefill) */
+#define PLANE_FLUSH 8          /* blocks per i16 partial sum (relaxed): a lane gains <= 8/bits * 2 * 128 * (2^bits - 1) = 2048 per block */
+
+enum plane_isa { PLANE_SIMD128, PLANE_RELAXED };
+
+BN_INLINE int plane_cols(int bits) { return 8 * PLANE_CHUNK / bits; }
+BN_INLINE int plane_blocks(int in, int bits) { return (in + plane_cols(bits) - 1) / plane_cols(bits); }
+BN_INLINE size_t plane_tile_bytes(int in, int bits) { return (size_t)plane_blocks(in, bits) * PLANE_ROWS * PLANE_CHUNK; }
+BN_INLINE int32_t plane_weight_sum(int32_t code_dot, int32_t act_sum, int bits) {
+    return (bits == 1 ? 2 * code_dot : code_dot) - act_sum;
+}
+
+/* sum_i q[i] * code(o, i), plainly */
+BN_INLINE int32_t plane_code_dot_ref(const uint8_t *w, const int8_t *q, int o, int in, int bits) {
+    const int cols = plane_cols(bits), mask = (1 << bits) - 1;
+    const uint8_t *row = w + (size_t)(o / PLANE_ROWS) * plane_tile_bytes(in, bits) + (o % PLANE_ROWS) * PLANE_CHUNK;
+    int32_t acc = 0;
+    for (int b = 0; b * cols < in; b++, row += PLANE_ROWS * PLANE_CHUNK) {
+        const int8_t *a = q + b * cols;
+        const int width = in - b * cols < cols ? in - b * cols : cols;
+        for (int j = 0; j < PLANE_CHUNK; j++) {
+            const int byte = row[j];
+            if (width == cols) /* full block: every plane of the byte is a real column */
+                for (int k = 0; k < 8 / bits; k++) acc += a[k * PLANE_CHUNK + j] * ((byte >> (bits * k)) & mask);
+            else
+                for (int k = 0; k < 8 / bits; k++)
+                    if (k * PLANE_CHUNK + j < width) acc += a[k * PLANE_CHUNK + j] * ((byte >> (bits * k)) & mask);
+        }
+    }
+    return acc;
+}
+
+BN_INLINE void plane_bitlinear_ref(const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, int out, int in, int n, int bits) {
+    for (int t = 0; t < n; t++) {
+        const int8_t *qt = q + (size_t)t * in;
+        int32_t act_sum = bn_token_sum_ref(qt, in);
+        for (int o = 0; o < out; o++)
+            y[(size_t)t * out + o] = bn_bitlinear_out(plane_weight_sum(plane_code_dot_ref(w, qt, o, in, bits), act_sum, bits), scale[t], wscale);
+    }
+}
+
+#if BN_RELAXED
+#ifdef __wasm__
+BN_INLINE v128_t dot_i8_i7_i16(v128_t a, v128_t b7) { return wasm_i16x8_relaxed_dot_i8x16_i7x16(a, b7); }
+#else /* SIMDe has no relaxed dot: the exact pairwise sum, as bn_dot_i8_i7_add in simd.h */
+BN_INLINE v128_t dot_i8_i7_i16(v128_t a, v128_t b7) {
+    v128_t lo = wasm_i16x8_extmul_low_i8x16(a, b7), hi = wasm_i16x8_extmul_high_i8x16(a, b7);
+    return wasm_i16x8_add(wasm_i16x8_shuffle(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14), wasm_i16x8_shuffle(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15));
+}
+#endif
+
+/* i8 lanes: plane k holds codes 0..mask (the i7 operand of the relaxed dot); i16 partial sums */
+BN_INLINE void plane_block_relaxed(const uint8_t *chunk, const int8_t *a, int bits, v128_t acc[PLANE_ROWS]) {
+    const v128_t mask = wasm_i8x16_splat((1 << bits) - 1);
+    for (int r = 0; r < PLANE_ROWS; r++) {
+        v128_t v = wasm_v128_load(chunk + r * PLANE_CHUNK);
+        for (int k = 0; k < 8 / bits; k++) {
+            v128_t codes = wasm_v128_and(wasm_u16x8_shr(v, bits * k), mask);
+            acc[r] = wasm_i16x8_add(acc[r], dot_i8_i7_i16(wasm_v128_load(a + k * PLANE_CHUNK), codes));
+        }
+    }
+}
+#endif
+
+/* u16 lanes, masked without shifting: plane k of each byte holds code << bits*k. The activations
+ * are shifted up by the rest, so every product in i32x4.dot_i16x8 carries the same factor
+ * 2^plane_top_shift(bits), removed once per tile (exact while in < 2^17). */
+BN_INLINE int plane_top_shift(int bits) { return 8 - bits; }
+
+BN_INLINE void plane_block_simd128(const uint8_t *chunk, const int8_t *a, int bits, v128_t acc[PLANE_ROWS]) {
+    const int planes = 8 / bits, top = plane_top_shift(bits);
+    v128_t even_a[8], odd_a[8];
+    for (int k = 0; k < planes; k++) {
+        v128_t v = wasm_v128_load(a + k * PLANE_CHUNK);
+        even_a[k] = wasm_i16x8_shl(wasm_i16x8_shr(wasm_i16x8_shl(v, 8), 8), top - bits * k);
+        odd_a[k] = wasm_i16x8_shl(wasm_i16x8_shr(v, 8), top - bits * k);
+    }
+    for (int r = 0; r < PLANE_ROWS; r++) {
+        v128_t lo = wasm_v128_load(chunk + r * PLANE_CHUNK), hi = wasm_u16x8_shr(lo, 8);
+        for (int k = 0; k < planes; k++) {
+            const v128_t mask = wasm_i16x8_splat(((1 << bits) - 1) << (bits * k));
+            v128_t even = wasm_v128_and(lo, mask), odd = wasm_v128_and(hi, mask);
+            acc[r] = wasm_i32x4_add(acc[r], wasm_i32x4_add(wasm_i32x4_dot_i16x8(even_a[k], even), wasm_i32x4_dot_i16x8(odd_a[k], odd)));
+        }
+    }
+}
+
+BN_INLINE void plane_block(enum plane_isa isa, const uint8_t *chunk, const int8_t *a, int bits, v128_t acc[PLANE_ROWS]) {
+#if BN_RELAXED
+    if (isa == PLANE_RELAXED) {
+        plane_block_relaxed(chunk, a, bits, acc);
+        return;
+    }
+#endif
+    plane_block_simd128(chunk, a, bits, acc);
+}
+
+/* total += part (widened from i16 for relaxed); part = 0 */
+BN_INLINE void plane_flush(enum plane_isa isa, v128_t total[PLANE_ROWS], v128_t part[PLANE_ROWS]) {
+    for (int r = 0; r < PLANE_ROWS; r++) {
+        total[r] = wasm_i32x4_add(total[r], isa == PLANE_RELAXED ? wasm_i32x4_extadd_pairwise_i16x8(part[r]) : part[r]);
+        part[r] = wasm_i32x4_splat(0);
+    }
+}
+
+/* code dots of the 4 rows of one tile with one token */
+BN_INLINE void plane_tile(enum plane_isa isa, const uint8_t *tile, const int8_t *q, int in, int bits, int32_t dots[PLANE_ROWS]) {
+    const int cols = plane_cols(bits), full = in / cols;
+    v128_t total[PLANE_ROWS], part[PLANE_ROWS];
+    for (int r = 0; r < PLANE_ROWS; r++) total[r] = part[r] = wasm_i32x4_splat(0);
+    for (int b0 = 0; b0 < full; b0 += PLANE_FLUSH) {
+        for (int b = b0; b < full && b < b0 + PLANE_FLUSH; b++)
+            plane_block(isa, tile + (size_t)b * PLANE_ROWS * PLANE_CHUNK, q + b * cols, bits, part);
+        plane_flush(isa, total, part);
+    }
+    if (full * cols < in) {
+        _Alignas(16) int8_t pad[128];
+        bn_pad_tail(pad, q + full * cols, in - full * cols, cols);
+        plane_block(isa, tile + (size_t)full * PLANE_ROWS * PLANE_CHUNK, pad, bits, part);
+        plane_flush(isa, total, part);
+    }
+    for (int r = 0; r < PLANE_ROWS; r++) dots[r] = bn_i32x4_total(total[r]) >> (isa == PLANE_SIMD128 ? plane_top_shift(bits) : 0);
+}
+
+/* Row tiles outer: a tile (4 rows, in bytes for MAD) is read from memory once per PLANE_SUM_CHUNK
+ * tokens and from L1 for the rest. Register-level reuse across 2 tokens measured no faster here
+ * and cost 3-5 KB of wasm. */
+BN_INLINE void plane_bitlinear(enum plane_isa isa, const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, int out, int in, int n, int bits) {
+    const size_t tile_bytes = plane_tile_bytes(in, bits);
+    int32_t act_sum[PLANE_SUM_CHUNK];
+    for (int t0 = 0; t0 < n; t0 += PLANE_SUM_CHUNK) {
+        const int tn = n - t0 < PLANE_SUM_CHUNK ? n - t0 : PLANE_SUM_CHUNK;
+        for (int t = 0; t < tn; t++) act_sum[t] = bn_token_sum(q + (size_t)(t0 + t) * in, in);
+        for (int o0 = 0; o0 < out; o0 += PLANE_ROWS) {
+            const uint8_t *tile = w + (size_t)(o0 / PLANE_ROWS) * tile_bytes;
+            for (int t = 0; t < tn; t++) {
+                int32_t dots[PLANE_ROWS];
+                plane_tile(isa, tile, q + (size_t)(t0 + t) * in, in, bits, dots);
+                for (int r = 0; r < PLANE_ROWS && o0 + r < out; r++)
+                    y[(size_t)(t0 + t) * out + o0 + r] = bn_bitlinear_out(plane_weight_sum(dots[r], act_sum[t], bits), scale[t0 + t], wscale);
+            }
+        }
+    }
+}
+
+#endif

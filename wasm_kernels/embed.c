@@ -1,0 +1,66 @@
+/* Embedding lookup: y[t] = row ids[t] of the table as f32; an id outside [0, vocab) gives zeros. */
+#include "bitnet.h"
+#include "bn_math.h"
+
+static int in_vocab(int32_t id, int vocab) { return id >= 0 && id < vocab; }
+
+/* no libc in the native build: keep clang from turning the loop into a memset call */
+__attribute__((no_builtin("memset"))) static void zero_row(float *y, int dim) {
+    int i = 0;
+    for (; i + 4 <= dim; i += 4) wasm_v128_store(y + i, wasm_f32x4_splat(0.0f));
+    for (; i < dim; i++) y[i] = 0.0f;
+}
+
+void bn_embed_f32(const float *table, const int32_t *ids, float *y, int n, int dim, int vocab) {
+    for (int t = 0; t < n; t++, y += dim) {
+        if (!in_vocab(ids[t], vocab)) { zero_row(y, dim); continue; }
+        const float *row = table + (size_t)ids[t] * dim;
+        int i = 0;
+        for (; i + 4 <= dim; i += 4) wasm_v128_store(y + i, wasm_v128_load(row + i));
+        for (; i < dim; i++) y[i] = row[i];
+    }
+}
+
+void bn_embed_f16(const uint16_t *table, const int32_t *ids, float *y, int n, int dim, int vocab) {
+    for (int t = 0; t < n; t++, y += dim) {
+        if (!in_vocab(ids[t], vocab)) { zero_row(y, dim); continue; }
+        const uint16_t *row = table + (size_t)ids[t] * dim;
+        int i = 0;
+        for (; i + 8 <= dim; i += 8) {
+            v128_t h = wasm_v128_load(row + i);
+            wasm_v128_store(y + i, bn_f16x4_to_f32x4(wasm_i32x4_extend_low_i16x8(h)));
+            wasm_v128_store(y + i + 4, bn_f16x4_to_f32x4(wasm_i32x4_extend_high_i16x8(h)));
+        }
+        for (; i < dim; i++) y[i] = bn_f16_to_f32(row[i]);
+    }
+}
+
+void bn_embed_bf16(const uint16_t *table, const int32_t *ids, float *y, int n, int dim, int vocab) {
+    for (int t = 0; t < n; t++, y += dim) {
+        if (!in_vocab(ids[t], vocab)) { zero_row(y, dim); continue; }
+        const uint16_t *row = table + (size_t)ids[t] * dim;
+        int i = 0;
+        for (; i + 8 <= dim; i += 8) {
+            v128_t h = wasm_v128_load(row + i);
+            wasm_v128_store(y + i, wasm_i32x4_shl(wasm_u32x4_extend_low_u16x8(h), 16));
+            wasm_v128_store(y + i + 4, wasm_i32x4_shl(wasm_u32x4_extend_high_u16x8(h), 16));
+        }
+        for (; i < dim; i++) y[i] = bn_bf16_to_f32(row[i]);
+    }
+}
+
+void bn_embed_q8(const int8_t *table, const float *row_scale, const int32_t *ids, float *y, int n, int dim, int vocab) {
+    for (int t = 0; t < n; t++, y += dim) {
+        if (!in_vocab(ids[t], vocab)) { zero_row(y, dim); continue; }
+        const int8_t *row = table + (size_t)ids[t] * dim;
+        const float s = row_scale[ids[t]];
+        const v128_t vs = wasm_f32x4_splat(s);
+        int i = 0;
+        for (; i + 8 <= dim; i += 8) {
+            v128_t q = wasm_i16x8_extend_low_i8x16(wasm_v128_load64_zero(row + i));
+            wasm_v128_store(y + i, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(q)), vs));
+            wasm_v128_store(y + i + 4, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(q)), vs));
+        }
+        for (; i < dim; i++) y[i] = (float)row[i] * s;
+    }
+}

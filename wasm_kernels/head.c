@@ -1,0 +1,68 @@
+/* The LM head: logits[t, v] = x[t] . E[v] over an f16 or int8 embedding matrix (tied weights). */
+#include "bitnet.h"
+#include "dot_f16.h"
+
+void bn_head_f16_ref(const uint16_t *E, const float *x, float *logits, int n, int vocab, int dim) {
+    for (int v = 0; v < vocab; v++)
+        for (int t = 0; t < n; t++) logits[(size_t)t * vocab + v] = bn_dot_f16_ref(x + (size_t)t * dim, E + (size_t)v * dim, dim);
+}
+
+/* four rows of E at a time, each row used for every token while it is in cache */
+void bn_head_f16(const uint16_t *E, const float *x, float *logits, int n, int vocab, int dim) {
+    int v = 0;
+    for (; v + 4 <= vocab; v += 4)
+        for (int t = 0; t < n; t++) {
+            float out[4];
+            bn_dot4_f16(x + (size_t)t * dim, E + (size_t)v * dim, (size_t)dim, dim, out);
+            for (int r = 0; r < 4; r++) logits[(size_t)t * vocab + v + r] = out[r];
+        }
+    for (; v < vocab; v++)
+        for (int t = 0; t < n; t++) logits[(size_t)t * vocab + v] = bn_dot_f16(x + (size_t)t * dim, E + (size_t)v * dim, dim);
+}
+
+static float q8_logit(int32_t acc, float row_scale, float xscale) { return ((float)acc * row_scale) / xscale; }
+
+static int32_t dot_i8_ref(const int8_t *a, const int8_t *b, int d) {
+    int32_t acc = 0;
+    for (int i = 0; i < d; i++) acc += (int32_t)a[i] * (int32_t)b[i];
+    return acc;
+}
+
+void bn_head_q8_ref(const int8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim) {
+    for (int v = 0; v < vocab; v++)
+        for (int t = 0; t < n; t++)
+            logits[(size_t)t * vocab + v] = q8_logit(dot_i8_ref(xq + (size_t)t * dim, E + (size_t)v * dim, dim), row_scale[v], xscale[t]);
+}
+
+/* int8 widened to int16, then pmaddwd-style pair dots into int32 lanes (exact) */
+static v128_t dot16_i8(v128_t x_lo, v128_t x_hi, v128_t e, v128_t acc) {
+    acc = wasm_i32x4_add(acc, wasm_i32x4_dot_i16x8(x_lo, wasm_i16x8_extend_low_i8x16(e)));
+    return wasm_i32x4_add(acc, wasm_i32x4_dot_i16x8(x_hi, wasm_i16x8_extend_high_i8x16(e)));
+}
+
+static int32_t i32x4_total(v128_t v) {
+    return wasm_i32x4_extract_lane(v, 0) + wasm_i32x4_extract_lane(v, 1) + wasm_i32x4_extract_lane(v, 2) + wasm_i32x4_extract_lane(v, 3);
+}
+
+void bn_head_q8(const int8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim) {
+    int v = 0;
+    for (; v + 4 <= vocab; v += 4) {
+        const int8_t *e = E + (size_t)v * dim;
+        for (int t = 0; t < n; t++) {
+            const int8_t *x = xq + (size_t)t * dim;
+            v128_t acc[4] = { wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0) };
+            int i = 0;
+            for (; i + 16 <= dim; i += 16) {
+                v128_t xv = wasm_v128_load(x + i), x_lo = wasm_i16x8_extend_low_i8x16(xv), x_hi = wasm_i16x8_extend_high_i8x16(xv);
+                for (int r = 0; r < 4; r++) acc[r] = dot16_i8(x_lo, x_hi, wasm_v128_load(e + (size_t)r * dim + i), acc[r]);
+            }
+            for (int r = 0; r < 4; r++) {
+                int32_t total = i32x4_total(acc[r]) + dot_i8_ref(x + i, e + (size_t)r * dim + i, dim - i);
+                logits[(size_t)t * vocab + v + r] = q8_logit(total, row_scale[v + r], xscale[t]);
+            }
+        }
+    }
+    for (; v < vocab; v++)
+        for (int t = 0; t < n; t++)
+            logits[(size_t)t * vocab + v] = q8_logit(dot_i8_ref(xq + (size_t)t * dim, E + (size_t)v * dim, dim), row_scale[v], xscale[t]);
+}
