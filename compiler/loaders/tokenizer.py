@@ -1,0 +1,40 @@
+"""tokenizer.json (+ tokenizer_config.json, chat_template.jinja) -> TokenizerFiles."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tokenizers import Tokenizer
+
+from ..checkpoint import TokenizerFiles
+from .errors import CheckpointError
+
+
+def read_json(file: Path) -> dict:
+    try:
+        value = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{file}: malformed JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{file}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def read_tokenizer(model_dir: Path, vocab_size: int) -> TokenizerFiles | None:
+    """None when the folder has no tokenizer.json (e.g. a sentencepiece-only repository)."""
+    file = model_dir / "tokenizer.json"
+    if not file.is_file():
+        return None
+    text = file.read_text(encoding="utf-8")
+    try:
+        size = Tokenizer.from_str(text).get_vocab_size(with_added_tokens=True)
+    except Exception as err:  # tokenizers raises a bare Exception for files it cannot parse
+        raise CheckpointError(f"{file}: not a tokenizers file: {err}") from None
+    if size > vocab_size:
+        raise CheckpointError(f"{file}: {size} tokens, but the model's vocab_size is {vocab_size}")
+    config_file = model_dir / "tokenizer_config.json"
+    config = read_json(config_file) if config_file.is_file() else {}
+    template = model_dir / "chat_template.jinja"  # newer repositories keep the template out of tokenizer_config.json
+    if "chat_template" not in config and template.is_file():
+        config["chat_template"] = template.read_text(encoding="utf-8")
+    return TokenizerFiles(tokenizer_json=text, config=config)
