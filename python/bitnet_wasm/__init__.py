@@ -1,3 +1,19 @@
 """bitnet-wasm: BitNet models as static web sites running on WebAssembly SIMD."""
 
 __version__ = "0.1.0"
+__all__ = ["build", "load"]
+
+
+def build(model_path, out_dir, **options):
+    """Compile a checkpoint directory into a site in out_dir; returns the manifest's path.
+    options: context, shard_mb, embed ("f16" | "q8"), layout ("mad" | "lut"), chunk, wasm, progress."""
+    from bitnet_wasm.compiler.build import build as build_site
+
+    return build_site(model_path, out_dir, **options)
+
+
+def load(site_dir, backend: str = "native"):
+    """The site's model, run by its own compiled forward pass: a bitnet_wasm.runtime.Model."""
+    from bitnet_wasm.runtime import load as load_site
+
+    return load_site(site_dir, backend)

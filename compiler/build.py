@@ -1,0 +1,101 @@
+"""A checkpoint becomes a site: load -> graph -> memory plan -> generated C compiled to wasm ->
+weight shards -> manifest.json. Everything model-specific goes to SITE/model/."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+from tqdm import tqdm
+
+from bitnet_wasm import __version__
+from bitnet_wasm.compiler.checkpoint import Checkpoint
+from bitnet_wasm.compiler.codegen import ABI_BUFFERS, compile_sources, generate, write_sources
+from bitnet_wasm.compiler.graph import BuildOptions, BuildOptionError
+from bitnet_wasm.compiler.plan import plan_model
+from bitnet_wasm.compiler.shards import write_shards
+
+FORMAT_VERSION = 1
+MODEL_DIR = "model"
+WASM_FILES = {"wasm": "bitnet.wasm", "wasm-relaxed": "bitnet-relaxed.wasm"}
+
+
+class MemoryWarning(UserWarning):
+    pass
+
+
+def _is_binary(checkpoint: Checkpoint) -> bool:
+    kinds = {linear.binary for linear in checkpoint.linears.values()}
+    if len(kinds) > 1:
+        raise BuildOptionError(f"{checkpoint.source}: mixes 1-bit and ternary linear layers; one model uses one kind")
+    return kinds == {True}
+
+
+def _abi(graph, plan) -> dict:
+    return {
+        "arena_bytes": plan.total_bytes,
+        "arena_align": 64,
+        "forward": "int bn_model_forward(uint8_t *arena, int n, int pos0, int all_logits)",
+        "prefill": "int bn_model_prefill(uint8_t *arena, int n, int pos0)",
+        "sample": "int bn_sample(logits, vocab, temperature, top_k, top_p, min_p, rng_state, sample_p, sample_idx)",
+        "buffers": {name: {"offset": plan.slots[name].offset, "bytes": plan.slots[name].nbytes, "dtype": graph.values[name].dtype}
+                    for name in ABI_BUFFERS},
+        "doc": "see src/forward.c",
+    }
+
+
+def _write_tokenizer(checkpoint: Checkpoint, model_dir: Path) -> dict | None:
+    if checkpoint.tokenizer is None:
+        return None
+    (model_dir / "tokenizer.json").write_text(checkpoint.tokenizer.tokenizer_json)
+    (model_dir / "tokenizer_config.json").write_text(json.dumps(checkpoint.tokenizer.config, indent=1))
+    return {"file": "tokenizer.json", "config": "tokenizer_config.json"}
+
+
+def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int | None = None, shard_mb: float = 32,
+          embed: str = "f16", layout: str = "mad", chunk: int = 32, wasm: bool = True, progress: bool = True) -> Path:
+    """Build the site for `model` (a checkpoint directory or a loaded Checkpoint) into out_dir;
+    returns the manifest's path. wasm=False skips compiling the wasm modules (the Python
+    runtime compiles its native library from the site's C itself)."""
+    if isinstance(model, Checkpoint):
+        checkpoint = model
+    else:
+        from bitnet_wasm.compiler.loaders import load_checkpoint
+
+        checkpoint = load_checkpoint(Path(model))
+    options = BuildOptions(context=context, chunk=chunk, embed=embed, layout=layout, shard_mb=shard_mb)
+    graph, plan = plan_model(checkpoint.config, options, _is_binary(checkpoint))
+    if plan.warning:
+        warnings.warn(plan.warning, MemoryWarning, stacklevel=2)
+
+    model_dir = Path(out_dir) / MODEL_DIR
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    model_dir.mkdir(parents=True)
+    src_dir = model_dir / "src"
+    write_sources(src_dir, *generate(graph, plan))
+    for target, filename in WASM_FILES.items() if wasm else ():
+        compile_sources(src_dir, target, model_dir / filename)
+
+    with tqdm(total=sum(w.nbytes for w in graph.weights.values()), unit="B", unit_scale=True, desc="packing weights", disable=not progress) as bar:
+        shards, tensors = write_shards(graph, plan, checkpoint, model_dir, progress=lambda w: bar.update(w.nbytes))
+
+    manifest = {
+        "format": "bitnet-wasm-site",
+        "format_version": FORMAT_VERSION,
+        "model": dataclasses.asdict(checkpoint.config),
+        "tokenizer": _write_tokenizer(checkpoint, model_dir),
+        "wasm": {"simd128": WASM_FILES["wasm"], "relaxed": WASM_FILES["wasm-relaxed"]} if wasm else None,
+        "sources": "src",
+        "abi": _abi(graph, plan),
+        "plan": plan.to_json(),
+        "tensors": tensors,
+        "shards": shards,
+        "build": {**dataclasses.asdict(graph.options), "linear_layout": graph.linear_layout,
+                  "source": str(checkpoint.source), "bitnet_wasm": __version__},
+    }
+    path = model_dir / "manifest.json"
+    path.write_text(json.dumps(manifest, indent=1))
+    return path

@@ -1,0 +1,133 @@
+"""Emits the model's forward step as readable C, one kernel call per graph op with constant
+shapes and arena offsets (templates/forward.c.j2), and compiles it together with the kernels."""
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from bitnet_wasm.compiler.graph import Graph, Op
+from bitnet_wasm.compiler.plan import MemoryPlan
+from bitnet_wasm.toolchain import TARGETS, compile_target, kernel_sources
+from bitnet_wasm.wasm_kernels import SOURCE_DIR
+
+CTYPES = {"f32": "float", "f16": "uint16_t", "i8": "int8_t", "u8": "uint8_t", "i32": "int32_t", "u64": "uint64_t"}
+
+# One C statement per op kind. Fields: r0.. the buffers read, w0.. written, W0.. the weights,
+# plus the op's attrs; head_* read only the last `rows` rows (all of them for logits()).
+CALLS = {
+    "embed_f16": "bn_embed_f16({W0}, {r0}, {w0}, n, {dim}, {vocab});",
+    "embed_q8": "bn_embed_q8({W0}, {W1}, {r0}, {w0}, n, {dim}, {vocab});",
+    "rmsnorm": "bn_rmsnorm({r0}, {W0}, {w0}, n, {dim}, {eps});",
+    "quantize": "bn_quantize_rows({r0}, {w0}, {w1}, n, {dim});",
+    "bitlinear": "{kernel}({W0}, *{W1}, {r0}, {r1}, {w0}, {scratch}{out_dim}, {in_dim}, n);",
+    "rope": "bn_rope({r0}, n, {heads}, {head_dim}, pos0, {theta});",
+    "kv_store": "bn_kv_store({r0}, {w0}, n, {row}, pos0);",
+    "attention": "bn_attention({r0}, {r1}, {r2}, {w0}, {w1}, n, {heads}, {kv_heads}, {head_dim}, pos0);",
+    "relu2_mul": "bn_relu2_mul({r0}, {r1}, {w0}, n * {dim});",
+    "silu_mul": "bn_silu_mul({r0}, {r1}, {w0}, n * {dim});",
+    "add": "bn_add({r0}, {r1}, {w0}, n * {dim});",
+    "head_f16": "bn_head_f16({W0}, {r0} + (n - rows) * {dim}, {w0}, rows, {vocab}, {dim});",
+    "head_q8": "bn_head_q8({W0}, {W1}, {r0} + (n - rows) * {dim}, {r1} + (n - rows), {w0}, rows, {vocab}, {dim});",
+}
+# Buffers the template itself names (the rest are activations, declared from the plan).
+TEMPLATE_BUFFERS = {"tokens": "tokens", "k_cache": "k_cache", "v_cache": "v_cache", "logits": "logits"}
+ABI_BUFFERS = ("tokens", "logits", "rng_state", "sample_p", "sample_idx", "k_cache", "v_cache")
+
+_templates = jinja2.Environment(
+    loader=jinja2.PackageLoader("bitnet_wasm.compiler", "templates"),
+    undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+)
+
+
+def c_float(x: float) -> str:
+    """The shortest C literal that parses to exactly float32(x)."""
+    value = np.float32(x)
+    if not math.isfinite(value):
+        raise ValueError(f"cannot emit the non-finite constant {x} into C")
+    return f"{str(value)}f"
+
+
+def c_name(name: str) -> str:
+    return name.replace(".", "_")
+
+
+def _attr(value) -> str:
+    return c_float(value) if isinstance(value, float) else str(value)
+
+
+def _call(op: Op, weight_expr) -> str:
+    fields = {k: _attr(v) for k, v in op.attrs.items()}
+    fields.update({f"r{i}": TEMPLATE_BUFFERS.get(r, r) for i, r in enumerate(op.reads)})
+    fields.update({f"w{i}": TEMPLATE_BUFFERS.get(w, w) for i, w in enumerate(op.writes)})
+    fields.update({f"W{i}": weight_expr(name) for i, name in enumerate(op.weights)})
+    if op.kind == "bitlinear":  # layouts with working memory take it after the output
+        fields["scratch"] = f"{op.writes[1]}, " if len(op.writes) > 1 else ""
+    return CALLS[op.kind].format(**fields)
+
+
+def generate(graph: Graph, plan: MemoryPlan) -> tuple[str, str]:
+    """(forward.c, model.h) for `graph` laid out by `plan`. Weight values, inverse weight scales
+    included, live in the arena: the C depends only on the shapes and the plan."""
+    c, slots = graph.config, plan.slots
+    roles = [name.split(".", 2)[2] for name in graph.weights if name.startswith("layers.0.") and not name.endswith(".wscale")]
+    linears = [r for r in roles if graph.layer_weight(r, 0).packing == graph.linear_layout]
+    norms = [r for r in roles if r not in linears]
+
+    def layer_fields(i: int) -> list[str]:
+        fields = [f".{r} = {slots[f'layers.{i}.{r}'].offset}u" for r in norms]
+        fields += [f".{r} = {{ {slots[f'layers.{i}.{r}'].offset}u, {slots[f'layers.{i}.{r}.wscale'].offset}u }}" for r in linears]
+        return fields
+
+    def ctype(name: str) -> str:
+        return CTYPES[(graph.weights.get(name) or graph.values[name]).dtype]
+
+    def layer_weight(role: str) -> str:  # role: "input_norm", "q_proj", "q_proj.wscale", ...
+        if role in linears:
+            return f"arena + w->{role}.weights"
+        return f"(const {ctype('layers.0.' + role)} *)(arena + w->{role})"
+
+    activations = sorted((v for v in graph.values.values() if v.region == "activations"), key=lambda v: slots[v.name].offset)
+    global_weights = sorted({w for op in graph.prologue + graph.epilogue for w in op.weights}, key=lambda w: slots[w].offset)
+    declarations = (
+        [f"{ctype(v.name)} *{v.name} = ({ctype(v.name)} *)(arena + {slots[v.name].offset}u);" for v in activations]
+        + ["uint16_t *k_caches = (uint16_t *)(arena + K_CACHE);", "uint16_t *v_caches = (uint16_t *)(arena + V_CACHE);",
+           "float *logits = (float *)(arena + LOGITS);"]
+        + [f"const {ctype(w)} *{c_name(w)} = (const {ctype(w)} *)(arena + {slots[w].offset}u);" for w in global_weights]
+    )
+    constants = {
+        "VOCAB": c.vocab_size, "HIDDEN": c.hidden_size, "NUM_LAYERS": c.num_layers,
+        "CONTEXT": plan.context, "CHUNK": plan.chunk, "ARENA_BYTES": f"{plan.total_bytes}u",
+        "KV_LAYER_ELEMS": f"{plan.context * c.num_kv_heads * c.head_dim}u",
+        **{name.upper(): f"{slots[name].offset}u" for name in ABI_BUFFERS},
+    }
+    forward_c = _templates.get_template("forward.c.j2").render(
+        model_name=c.name or c.architecture,
+        constants=constants,
+        layer_norms=norms,
+        layer_linears=linears,
+        layers=[layer_fields(i) for i in range(c.num_layers)],
+        declarations=declarations,
+        prologue=[_call(op, c_name) for op in graph.prologue],
+        layer=[_call(op, layer_weight) for op in graph.layer],
+        epilogue=[_call(op, c_name) for op in graph.epilogue],
+    )
+    model_h = _templates.get_template("model.h.j2").render(model_name=c.name or c.architecture, arena_bytes=plan.total_bytes)
+    return forward_c, model_h
+
+
+def write_sources(src_dir: Path, forward_c: str, model_h: str) -> list[Path]:
+    """The site's C: the kernels it was compiled with, plus forward.c and model.h."""
+    src_dir.mkdir(parents=True, exist_ok=True)
+    for path in kernel_sources() + sorted(SOURCE_DIR.glob("*.h")):
+        shutil.copyfile(path, src_dir / path.name)
+    (src_dir / "forward.c").write_text(forward_c)
+    (src_dir / "model.h").write_text(model_h)
+    return sorted(src_dir.glob("*.c"))
+
+
+def compile_sources(src_dir: Path, target: str, out: Path) -> Path:
+    return compile_target(TARGETS[target], sorted(Path(src_dir).glob("*.c")), out)

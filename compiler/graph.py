@@ -1,0 +1,261 @@
+"""The model as a small IR: named buffers with shapes, and the ops (kernel calls) between them.
+
+One forward step takes n <= chunk tokens at positions pos0 .. pos0+n-1. The graph is a
+prologue (embedding), one layer body that runs num_layers times with that layer's weights
+(weights in the body are named by role, e.g. "q_proj" -> "layers.{l}.q_proj"), and an epilogue
+(final norm, head). Op kinds name the C calls codegen emits; attrs hold their constant shapes.
+Sampling is not an op: the runtime calls bn_sample on the logits between steps."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from bitnet_wasm.compiler.architectures import Architecture, architecture
+from bitnet_wasm.compiler.checkpoint import ModelConfig
+from bitnet_wasm.kernels.layouts import LAYOUTS
+
+N = "n"  # symbolic row count of activations: the tokens of the current step
+DTYPE_BYTES = {"f32": 4, "f16": 2, "i8": 1, "u8": 1, "i32": 4, "u64": 8}
+REGIONS = ("weights", "kv", "activations", "io")  # arena order
+
+
+class BuildOptionError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class EmbeddingFormat:
+    """How the embedding table (and the head, which reads the same kind of table) is stored."""
+
+    embed_op: str
+    head_op: str
+    tensors: tuple[tuple[str, str, str], ...]  # (name suffix, packing, dtype)
+    head_reads_quantized: bool
+
+
+EMBEDDINGS = {
+    "f16": EmbeddingFormat("embed_f16", "head_f16", (("", "f16", "f16"),), head_reads_quantized=False),
+    "q8": EmbeddingFormat("embed_q8", "head_q8", (("", "q8", "i8"), (".row_scale", "q8_scale", "f32")), head_reads_quantized=True),
+}
+DEFAULT_CONTEXT_CAP = 2048
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    context: int | None = None   # KV cache length; None: min(model max_position, 2048)
+    chunk: int = 32              # most tokens one forward step takes (prefill chunk)
+    embed: str = "f16"           # storage of embedding table and head: a key of EMBEDDINGS
+    layout: str = "mad"          # kernels.layouts layout of ternary weights
+    shard_mb: float = 32         # weight shard size in MiB
+
+    def resolved(self, config: ModelConfig) -> "BuildOptions":
+        """Options with defaults filled in for this model; raises BuildOptionError naming the option."""
+        context = self.context if self.context is not None else min(config.max_position, DEFAULT_CONTEXT_CAP)
+        if not 1 <= context <= config.max_position:
+            raise BuildOptionError(f"--context {context}: must be between 1 and the model's max_position {config.max_position}")
+        if self.chunk < 1:
+            raise BuildOptionError(f"chunk {self.chunk}: must be at least 1")
+        if self.embed not in EMBEDDINGS:
+            raise BuildOptionError(f"--embed {self.embed}: choose one of {', '.join(EMBEDDINGS)}")
+        if self.layout not in TERNARY_LAYOUTS:
+            raise BuildOptionError(f"--layout {self.layout}: choose one of {', '.join(TERNARY_LAYOUTS)}")
+        if not self.shard_mb * 2**20 >= 1:
+            raise BuildOptionError(f"--shard-mb {self.shard_mb}: must be positive")
+        return BuildOptions(context, min(self.chunk, context), self.embed, self.layout, self.shard_mb)
+
+
+TERNARY_LAYOUTS = tuple(name for name, layout in LAYOUTS.items() if 0 in layout.values)
+BINARY_LAYOUT = "binary"
+
+
+@dataclass(frozen=True)
+class Value:
+    """A buffer in the arena. Shapes may start with N (one row per token of the step)."""
+
+    name: str
+    dtype: str
+    shape: tuple
+    region: str = "activations"
+    per_layer: bool = False  # one copy per layer (the KV cache); the layer body sees its own
+
+    def nbytes(self, chunk: int, num_layers: int) -> int:
+        count = math.prod(chunk if d == N else d for d in self.shape)
+        return count * DTYPE_BYTES[self.dtype] * (num_layers if self.per_layer else 1)
+
+
+@dataclass(frozen=True)
+class Weight:
+    name: str                 # arena name: "embed", "embed.row_scale", "layers.0.q_proj", ...
+    source: str               # the checkpoint tensor or linear it is packed from
+    packing: str              # "f32" | "f16" | "q8" | "q8_scale" | "wscale" | a kernels.layouts name
+    dtype: str
+    shape: tuple[int, ...]
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class Op:
+    kind: str
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    weights: tuple[str, ...] = ()
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def buffers(self) -> tuple[str, ...]:
+        return self.reads + self.writes
+
+
+@dataclass
+class Graph:
+    config: ModelConfig
+    arch: Architecture
+    options: BuildOptions            # resolved
+    linear_layout: str
+    values: dict[str, Value]
+    weights: dict[str, Weight]
+    prologue: list[Op]
+    layer: list[Op]
+    epilogue: list[Op]
+
+    def ops(self) -> list[Op]:
+        return self.prologue + self.layer + self.epilogue
+
+    def layer_weight(self, role: str, layer: int) -> Weight:
+        return self.weights[f"layers.{layer}.{role}"]
+
+
+def check_config(c: ModelConfig) -> None:
+    positive = ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads", "num_kv_heads", "head_dim", "max_position")
+    for name in positive:
+        if getattr(c, name) < 1:
+            raise BuildOptionError(f"model config: {name} = {getattr(c, name)} must be positive")
+    if c.head_dim % 2:
+        raise BuildOptionError(f"model config: head_dim {c.head_dim} must be even for rotate-half RoPE")
+    if c.num_heads % c.num_kv_heads:
+        raise BuildOptionError(f"model config: num_heads {c.num_heads} is not a multiple of num_kv_heads {c.num_kv_heads}")
+
+
+class _Builder:
+    """Collects values as ops mention them, so every buffer is declared where it is first used."""
+
+    def __init__(self, config: ModelConfig, arch: Architecture, layout: str):
+        self.c, self.arch, self.layout = config, arch, layout
+        self.values: dict[str, Value] = {}
+
+    def act(self, name: str, width: int, dtype: str = "f32") -> str:
+        self.values[name] = Value(name, dtype, (N, width))
+        return name
+
+    def rmsnorm(self, src: str, dst: str, role: str, dim: int) -> Op:
+        return Op("rmsnorm", (src,), (self.act(dst, dim),), (role,), dict(dim=dim, eps=self.c.rms_norm_eps))
+
+    def quantize(self, src: str, dim: int) -> Op:
+        q, s = self.act(src + "_q", dim, "i8"), src + "_s"
+        self.values[s] = Value(s, "f32", (N,))
+        return Op("quantize", (src,), (q, s), attrs=dict(dim=dim))
+
+    def bitlinears(self, src: str, in_dim: int, outputs: list[tuple[str, str, int]]) -> list[Op]:
+        """Quantize src once, then one bitlinear per (role, destination, out_dim)."""
+        layout = LAYOUTS[self.layout]
+        scratch = ()
+        if layout.scratch_bytes(in_dim) > 0:
+            scratch = ("bitlinear_scratch",)
+            old = self.values.get("bitlinear_scratch")
+            size = max(layout.scratch_bytes(in_dim), old.shape[0] if old else 0)
+            self.values["bitlinear_scratch"] = Value("bitlinear_scratch", "u8", (size,))
+        ops = [self.quantize(src, in_dim)]
+        for role, dst, out_dim in outputs:
+            ops.append(Op("bitlinear", (src + "_q", src + "_s"), (self.act(dst, out_dim),) + scratch, (role, role + ".wscale"),
+                          dict(kernel=layout.kernel, out_dim=out_dim, in_dim=in_dim)))
+        return ops
+
+
+def _layer(b: _Builder, context: int) -> list[Op]:
+    c = b.c
+    H, I, hd = c.hidden_size, c.intermediate_size, c.head_dim
+    q_dim, kv_dim = c.num_heads * hd, c.num_kv_heads * hd
+    b.values["scores"] = Value("scores", "f32", (context,))  # attention's per-query scratch
+    return [
+        b.rmsnorm("x", "h", "input_norm", H),
+        *b.bitlinears("h", H, [("q_proj", "q", q_dim), ("k_proj", "k", kv_dim), ("v_proj", "v", kv_dim)]),
+        Op("rope", ("q",), ("q",), attrs=dict(heads=c.num_heads, head_dim=hd, theta=c.rope_theta)),
+        Op("rope", ("k",), ("k",), attrs=dict(heads=c.num_kv_heads, head_dim=hd, theta=c.rope_theta)),
+        Op("kv_store", ("k",), ("k_cache",), attrs=dict(row=kv_dim)),
+        Op("kv_store", ("v",), ("v_cache",), attrs=dict(row=kv_dim)),
+        Op("attention", ("q", "k_cache", "v_cache"), (b.act("att", q_dim), "scores"),
+           attrs=dict(heads=c.num_heads, kv_heads=c.num_kv_heads, head_dim=hd)),
+        b.rmsnorm("att", "att_norm", "attn_sub_norm", q_dim),
+        *b.bitlinears("att_norm", q_dim, [("o_proj", "o", H)]),
+        Op("add", ("x", "o"), ("x",), attrs=dict(dim=H)),
+        b.rmsnorm("x", "h", "post_attention_norm", H),
+        *b.bitlinears("h", H, [("gate_proj", "gate", I), ("up_proj", "up", I)]),
+        Op(b.arch.gated_mlp, ("gate", "up"), ("gate",), attrs=dict(dim=I)),
+        b.rmsnorm("gate", "mlp", "ffn_sub_norm", I),
+        *b.bitlinears("mlp", I, [("down_proj", "down", H)]),
+        Op("add", ("x", "down"), ("x",), attrs=dict(dim=H)),
+    ]
+
+
+def _weights(c: ModelConfig, embedding: EmbeddingFormat, linear_layout: str) -> dict[str, Weight]:
+    H, I, hd = c.hidden_size, c.intermediate_size, c.head_dim
+    q_dim, kv_dim = c.num_heads * hd, c.num_kv_heads * hd
+    weights: list[Weight] = []
+
+    def tensor(name, source, packing, dtype, shape):
+        weights.append(Weight(name, source, packing, dtype, shape, math.prod(shape) * DTYPE_BYTES[dtype]))
+
+    def table(name):
+        for suffix, packing, dtype in embedding.tensors:
+            tensor(name + suffix, name, packing, dtype, (c.vocab_size, H) if packing != "q8_scale" else (c.vocab_size,))
+
+    linear_shapes = dict(q_proj=(q_dim, H), k_proj=(kv_dim, H), v_proj=(kv_dim, H), o_proj=(H, q_dim),
+                         gate_proj=(I, H), up_proj=(I, H), down_proj=(H, I))
+    norms = dict(input_norm=H, post_attention_norm=H, attn_sub_norm=q_dim, ffn_sub_norm=I)
+    layout = LAYOUTS[linear_layout]
+    table("embed")
+    for i in range(c.num_layers):
+        for role, dim in norms.items():
+            tensor(f"layers.{i}.{role}", f"layers.{i}.{role}", "f32", "f32", (dim,))
+        for role, (out_dim, in_dim) in linear_shapes.items():
+            name = f"layers.{i}.{role}"
+            weights.append(Weight(name, name, linear_layout, "u8", (out_dim, in_dim), layout.packed_bytes(out_dim, in_dim)))
+            tensor(name + ".wscale", name, "wscale", "f32", (1,))
+    tensor("norm", "norm", "f32", "f32", (H,))
+    if not c.tie_embeddings:
+        table("lm_head")
+    return {w.name: w for w in weights}
+
+
+def build_graph(config: ModelConfig, options: BuildOptions = BuildOptions(), binary: bool = False) -> Graph:
+    """The forward step of `config` under `options`; binary: 1-bit weights (original BitNet)."""
+    check_config(config)
+    arch = architecture(config.architecture)
+    options = options.resolved(config)
+    c, embedding = config, EMBEDDINGS[options.embed]
+    linear_layout = BINARY_LAYOUT if binary else options.layout
+    H, V = c.hidden_size, c.vocab_size
+    kv_shape = (options.context, c.num_kv_heads, c.head_dim)
+    b = _Builder(c, arch, linear_layout)
+    for value in (
+        Value("tokens", "i32", (options.context,), "io"),
+        Value("logits", "f32", (N, V), "io"),
+        Value("rng_state", "u64", (1,), "io"),
+        Value("sample_p", "f32", (V,), "io"),
+        Value("sample_idx", "i32", (V,), "io"),
+        Value("k_cache", "f16", kv_shape, "kv", per_layer=True),
+        Value("v_cache", "f16", kv_shape, "kv", per_layer=True),
+    ):
+        b.values[value.name] = value
+
+    suffixes = [suffix for suffix, _, _ in embedding.tensors]
+    head = "embed" if c.tie_embeddings else "lm_head"
+    prologue = [Op(embedding.embed_op, ("tokens",), (b.act("x", H),), tuple("embed" + s for s in suffixes), dict(dim=H, vocab=V))]
+    layer = _layer(b, options.context)
+    epilogue = [b.rmsnorm("x", "final", "norm", H)]
+    head_input = ("final",)
+    if embedding.head_reads_quantized:
+        epilogue.append(b.quantize("final", H))
+        head_input = ("final_q", "final_s")
+    epilogue.append(Op(embedding.head_op, head_input, ("logits",), tuple(head + s for s in suffixes), dict(dim=H, vocab=V)))
+    return Graph(c, arch, options, linear_layout, b.values, _weights(c, embedding, linear_layout), prologue, layer, epilogue)

@@ -1,0 +1,85 @@
+import re
+
+import numpy as np
+import pytest
+
+from bitnet_wasm.compiler.checkpoint import ModelConfig
+from bitnet_wasm.compiler.codegen import c_float, generate, write_sources
+from bitnet_wasm.compiler.graph import BuildOptions, build_graph
+from bitnet_wasm.compiler.plan import plan_memory
+from bitnet_wasm.kernels.abi import kernel_abi, parse_header
+from bitnet_wasm.toolchain import kernel_sources
+
+TINY = ModelConfig("bitnet", vocab_size=97, hidden_size=48, intermediate_size=100, num_layers=3, num_heads=3,
+                   num_kv_heads=1, head_dim=16, max_position=300, rope_theta=500000.0, rms_norm_eps=1e-5, tie_embeddings=False)
+
+
+def generated(options=BuildOptions()):
+    graph = build_graph(TINY, options)
+    plan = plan_memory(graph)
+    return graph, plan, *generate(graph, plan)
+
+
+def test_c_float_is_exact_and_short():
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.standard_normal(500) * 10.0 ** rng.integers(-40, 38, 500), [1e-5, 500000.0, 3e-45]])
+    for v in values.astype(np.float32):
+        literal = c_float(v)
+        assert literal.endswith("f") and np.float32(literal[:-1]) == v
+    assert c_float(1e-5) == "1e-05f" and c_float(500000) == "500000.0f"
+    with pytest.raises(ValueError, match="non-finite"):
+        c_float(float("inf"))
+
+
+def test_one_kernel_call_per_op_with_constant_shapes():
+    graph, plan, forward_c, _ = generated()
+    body = forward_c[forward_c.index("for (int l = 0;"):forward_c.index("return 0;")]
+    loop, epilogue = body.split("\n    }\n")
+    calls = re.findall(r"^\s+(bn_\w+)\(", loop, re.M)
+    expected = [op.attrs.get("kernel") or ("bn_quantize_rows" if op.kind == "quantize" else "bn_" + op.kind) for op in graph.layer]
+    assert calls == expected
+    assert "bn_bitlinear_mad(arena + w->gate_proj.weights, *(const float *)(arena + w->gate_proj.wscale), h_q, h_s, gate, 100, 48, n);" in loop
+    assert "bn_attention(q, k_cache, v_cache, att, scores, n, 3, 1, 16, pos0);" in loop
+    assert "bn_rope(q, n, 3, 16, pos0, 500000.0f);" in loop
+    assert re.findall(r"^\s+(bn_\w+)\(", epilogue, re.M) == ["bn_rmsnorm", "bn_head_f16"]
+    assert "bn_head_f16(lm_head, final + (n - rows) * 48, logits, rows, 97, 48);" in epilogue
+
+
+def test_layer_table_and_buffers_sit_at_the_planned_offsets():
+    graph, plan, forward_c, _ = generated()
+    rows = re.findall(r"^    \{ (\.input_norm.*) \},$", forward_c, re.M)
+    assert len(rows) == TINY.num_layers
+    for i, row in enumerate(rows):
+        fields = dict(re.findall(r"\.(\w+) = (\d+)u", row))
+        assert int(fields["ffn_sub_norm"]) == plan.slots[f"layers.{i}.ffn_sub_norm"].offset
+        linear = re.search(r"\.down_proj = \{ (\d+)u, (\d+)u \}", row).groups()
+        assert tuple(map(int, linear)) == (plan.slots[f"layers.{i}.down_proj"].offset, plan.slots[f"layers.{i}.down_proj.wscale"].offset)
+    defines = dict(re.findall(r"^#define (\w+) (\w+)$", forward_c, re.M))
+    assert defines["ARENA_BYTES"] == f"{plan.total_bytes}u" and defines["LOGITS"] == f"{plan.slots['logits'].offset}u"
+    assert defines["CONTEXT"] == "300" and defines["CHUNK"] == "32"
+    for name in ("x", "gate", "scores"):
+        assert f"*{name} = (float *)(arena + {plan.slots[name].offset}u);" in forward_c
+
+
+def test_q8_and_lut_options_change_the_calls():
+    graph, plan, forward_c, _ = generated(BuildOptions(embed="q8", layout="lut", chunk=4))
+    assert "bn_embed_q8(embed, embed_row_scale, tokens, x, n, 48, 97);" in forward_c
+    assert "bn_head_q8(lm_head, lm_head_row_scale, final_q + (n - rows) * 48, final_s + (n - rows), logits, rows, 97, 48);" in forward_c
+    assert re.search(r"bn_bitlinear_lut\(arena \+ w->q_proj.weights, .*, q, bitlinear_scratch, 48, 48, n\);", forward_c)
+
+
+def test_model_header_declares_the_abi_with_the_arena_size():
+    _, plan, _, model_h = generated()
+    sigs = parse_header(model_h)
+    assert set(sigs) == {"bn_model_forward", "bn_model_prefill"}
+    arena = sigs["bn_model_forward"].params[0]
+    assert (arena.name, arena.ctype, arena.count) == ("arena", "uint8_t", str(plan.total_bytes))
+    assert [p.name for p in sigs["bn_model_forward"].scalars] == ["n", "pos0", "all_logits"]
+    assert not set(sigs) & set(kernel_abi())
+
+
+def test_site_sources_hold_every_kernel_and_header(tmp_path):
+    _, _, forward_c, model_h = generated()
+    sources = write_sources(tmp_path, forward_c, model_h)
+    assert {p.name for p in sources} == {p.name for p in kernel_sources()} | {"forward.c"}
+    assert {"bitnet.h", "simd.h", "model.h"} <= {p.name for p in tmp_path.glob("*.h")}

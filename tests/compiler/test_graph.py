@@ -1,0 +1,98 @@
+import re
+from dataclasses import replace
+
+import pytest
+
+from bitnet_wasm.compiler.checkpoint import ModelConfig
+from bitnet_wasm.compiler.graph import N, BuildOptionError, BuildOptions, build_graph
+from bitnet_wasm.kernels.layouts import LAYOUTS
+
+TINY = ModelConfig("bitnet", vocab_size=97, hidden_size=48, intermediate_size=100, num_layers=2, num_heads=3,
+                   num_kv_heads=1, head_dim=16, max_position=300, rope_theta=10000.0, rms_norm_eps=1e-5, tie_embeddings=True)
+
+# The layer body as the published model definitions order it; the families differ in the gate.
+LAYER_KINDS = ["rmsnorm", "quantize", "bitlinear", "bitlinear", "bitlinear", "rope", "rope", "kv_store", "kv_store",
+               "attention", "rmsnorm", "quantize", "bitlinear", "add", "rmsnorm", "quantize", "bitlinear", "bitlinear",
+               "GATE", "rmsnorm", "quantize", "bitlinear", "add"]
+GATES = {"bitnet": "relu2_mul", "bitnet-llama": "silu_mul"}
+
+
+@pytest.mark.parametrize("arch", list(GATES))
+def test_layer_follows_the_architecture(arch):
+    graph = build_graph(replace(TINY, architecture=arch))
+    assert [op.kind for op in graph.layer] == [GATES[arch] if k == "GATE" else k for k in LAYER_KINDS]
+    assert [op.kind for op in graph.prologue] == ["embed_f16"]
+    assert [op.kind for op in graph.epilogue] == ["rmsnorm", "head_f16"]
+    norms = [op.weights[0] for op in graph.layer if op.kind == "rmsnorm"]
+    assert norms == ["input_norm", "attn_sub_norm", "post_attention_norm", "ffn_sub_norm"]
+
+
+def test_bitlinear_shapes_follow_gqa_config():
+    config = replace(TINY, num_heads=4, num_kv_heads=2, head_dim=8, hidden_size=40, intermediate_size=72)
+    graph = build_graph(config)
+    dims = {op.weights[0]: (op.attrs["out_dim"], op.attrs["in_dim"]) for op in graph.layer if op.kind == "bitlinear"}
+    assert dims == {"q_proj": (32, 40), "k_proj": (16, 40), "v_proj": (16, 40), "o_proj": (40, 32),
+                    "gate_proj": (72, 40), "up_proj": (72, 40), "down_proj": (40, 72)}
+    attention = next(op for op in graph.layer if op.kind == "attention")
+    assert (attention.attrs["heads"], attention.attrs["kv_heads"], attention.attrs["head_dim"]) == (4, 2, 8)
+    assert graph.values["k"].shape == (N, 16) and graph.values["q"].shape == (N, 32)
+    assert graph.values["h_q"].dtype == "i8" and graph.values["h_s"].shape == (N,)
+    assert graph.values["k_cache"].shape == (300, 2, 8) and graph.values["k_cache"].per_layer
+
+
+def test_every_buffer_is_written_before_it_is_read():
+    graph = build_graph(TINY)
+    carried = {"x"}  # the residual stream flows from one layer into the next
+    written = {name for name, v in graph.values.items() if v.region != "activations"} | carried
+    for op in graph.ops():
+        assert set(op.reads) <= written, op
+        written |= set(op.writes)
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_weights_are_the_canonical_checkpoint_tensors(tie):
+    graph = build_graph(replace(TINY, tie_embeddings=tie))
+    names = set(graph.weights)
+    assert ("lm_head" in names) == (not tie)
+    assert {"embed", "norm", "layers.1.ffn_sub_norm", "layers.0.q_proj", "layers.0.q_proj.wscale"} <= names
+    q = graph.weights["layers.1.down_proj"]
+    assert q.packing == "mad" and q.shape == (48, 100) and q.nbytes == LAYOUTS["mad"].packed_bytes(48, 100)
+    assert graph.weights["embed"].nbytes == 97 * 48 * 2
+
+
+def test_options_choose_kernels_and_layouts():
+    graph = build_graph(TINY, BuildOptions(embed="q8", layout="lut"))
+    assert [op.kind for op in graph.prologue] == ["embed_q8"]
+    assert [op.kind for op in graph.epilogue] == ["rmsnorm", "quantize", "head_q8"]
+    assert graph.weights["embed"].dtype == "i8" and graph.weights["embed.row_scale"].shape == (97,)
+    assert {op.attrs["kernel"] for op in graph.layer if op.kind == "bitlinear"} == {"bn_bitlinear_lut"}
+    assert "bitlinear_scratch" in graph.values
+    binary = build_graph(TINY, binary=True)
+    assert binary.linear_layout == "binary" and binary.weights["layers.0.k_proj"].packing == "binary"
+
+
+def test_context_defaults_to_model_max_capped_at_2048():
+    assert build_graph(TINY).options.context == 300
+    assert build_graph(replace(TINY, max_position=4096)).options.context == 2048
+    assert build_graph(TINY, BuildOptions(context=64, chunk=100)).options.chunk == 64
+
+
+@pytest.mark.parametrize("options, config, message", [
+    (BuildOptions(context=301), TINY, "--context 301: must be between 1 and the model's max_position 300"),
+    (BuildOptions(context=0), TINY, "--context 0"),
+    (BuildOptions(embed="f8"), TINY, "--embed f8: choose one of f16, q8"),
+    (BuildOptions(layout="binary"), TINY, "--layout binary: choose one of mad, lut"),
+    (BuildOptions(chunk=0), TINY, "chunk 0"),
+    (BuildOptions(shard_mb=0), TINY, "--shard-mb 0: must be positive"),
+    (BuildOptions(), replace(TINY, head_dim=15), "head_dim 15 must be even"),
+    (BuildOptions(), replace(TINY, num_kv_heads=2), "num_heads 3 is not a multiple of num_kv_heads 2"),
+    (BuildOptions(), replace(TINY, num_layers=0), "num_layers = 0 must be positive"),
+])
+def test_bad_options_and_configs_are_refused_by_name(options, config, message):
+    with pytest.raises(BuildOptionError, match=re.escape(message)):
+        build_graph(config, options)
+
+
+def test_unknown_architecture_is_refused():
+    with pytest.raises(ValueError, match="unknown architecture 'gpt2'; known: bitnet, bitnet-llama"):
+        build_graph(replace(TINY, architecture="gpt2"))

@@ -1,0 +1,87 @@
+import hashlib
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bitnet_wasm.compiler.checkpoint import BitLinear, Checkpoint, ModelConfig
+from bitnet_wasm.compiler.graph import BuildOptions, build_graph
+from bitnet_wasm.compiler.plan import plan_memory
+from bitnet_wasm.compiler.shards import PackError, ShardWriter, pack_weight, q8_rows, write_shards
+from bitnet_wasm.kernels.layouts import LAYOUTS
+
+TINY = ModelConfig("bitnet", vocab_size=50, hidden_size=32, intermediate_size=40, num_layers=2, num_heads=2,
+                   num_kv_heads=1, head_dim=16, max_position=64, rope_theta=10000.0, rms_norm_eps=1e-5, tie_embeddings=True)
+
+
+def checkpoint(config=TINY, seed=0):
+    rng = np.random.default_rng(seed)
+    graph = build_graph(config)
+    tensors, linears = {}, {}
+    for w in graph.weights.values():
+        if w.packing in LAYOUTS:
+            linears[w.source] = BitLinear(rng.integers(-1, 2, w.shape).astype(np.int8), float(rng.uniform(0.5, 2)))
+        elif w.packing == "f16" or w.packing == "f32":
+            tensors[w.source] = rng.standard_normal(w.shape).astype(np.float32)
+    return Checkpoint(config, tensors, linears, None, Path("memory"))
+
+
+def test_shards_are_the_weights_region_cut_in_pieces(tmp_path):
+    ckpt = checkpoint()
+    graph = build_graph(TINY, BuildOptions(shard_mb=3000 / 2**20))
+    plan = plan_memory(graph)
+    shards, tensors = write_shards(graph, plan, ckpt, tmp_path)
+    image = b"".join((tmp_path / s["file"]).read_bytes() for s in shards)
+    assert len(image) == plan.regions["weights"].nbytes and len(shards) == -(-len(image) // 3000)
+    for s in shards:
+        data = (tmp_path / s["file"]).read_bytes()
+        assert len(data) == s["bytes"] <= 3000 and hashlib.sha256(data).hexdigest() == s["sha256"]
+        assert image[s["offset"]:s["offset"] + s["bytes"]] == data
+    q = tensors["layers.1.q_proj"]
+    assert (q["shard"], q["shard_offset"]) == divmod(q["offset"], 3000)
+    unpacked = LAYOUTS["mad"].unpack(np.frombuffer(image[q["offset"]:q["offset"] + q["bytes"]], np.uint8), 32, 32)
+    np.testing.assert_array_equal(unpacked, ckpt.linears["layers.1.q_proj"].weights)
+    scale = tensors["layers.1.q_proj.wscale"]
+    assert np.frombuffer(image[scale["offset"]:scale["offset"] + 4], "<f4")[0] == np.float32(ckpt.linears["layers.1.q_proj"].wscale)
+    embed = tensors["embed"]
+    np.testing.assert_array_equal(np.frombuffer(image[embed["offset"]:embed["offset"] + embed["bytes"]], "<f2"),
+                                  ckpt.tensors["embed"].astype(np.float16).reshape(-1))
+
+
+def test_writer_pads_gaps_and_refuses_to_go_back(tmp_path):
+    writer = ShardWriter(tmp_path, 10)
+    writer.write_at(3, np.arange(1, 9, dtype=np.uint8))
+    with pytest.raises(ValueError, match="must not go backwards"):
+        writer.write_at(5, np.zeros(1, np.uint8))
+    shards = writer.finish(25)
+    assert [s["bytes"] for s in shards] == [10, 10, 5]
+    assert b"".join((tmp_path / s["file"]).read_bytes() for s in shards) == bytes(3) + bytes(range(1, 9)) + bytes(14)
+
+
+def test_q8_rows_round_trip_within_half_a_step():
+    table = np.random.default_rng(1).standard_normal((20, 33)).astype(np.float32)
+    table[3] = 0
+    q, scale = q8_rows(table)
+    assert q.dtype == np.int8 and np.abs(q).max() == 127
+    assert np.all(np.abs(q * scale[:, None] - table) <= 0.5 * scale[:, None] + 1e-7)
+    assert np.all(q[3] == 0) and scale[3] == 1
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda c: c.tensors.pop("layers.0.ffn_sub_norm"), "memory: tensor layers.0.ffn_sub_norm is missing"),
+    (lambda c: c.tensors.update(norm=np.ones(31, np.float32)), r"memory: tensor norm has shape \(31,\), expected \(32,\)"),
+    (lambda c: c.linears.pop("layers.1.up_proj"), "memory: linear layer layers.1.up_proj is missing"),
+    (lambda c: c.linears.update({"layers.0.k_proj": replace(c.linears["layers.0.k_proj"], wscale=float("nan"))}),
+     "memory: linear layers.0.k_proj has weight scale nan; expected a positive number"),
+    (lambda c: c.linears.update({"layers.0.k_proj": BitLinear(np.zeros((16, 31), np.int8), 1.0)}),
+     r"memory: linear layers.0.k_proj has shape \(16, 31\), expected \(16, 32\)"),
+    (lambda c: c.tensors["embed"].__setitem__((0, 0), 1e6), "embed: values up to 1e\\+06 overflow f16; build with --embed q8"),
+])
+def test_bad_weights_are_named(tmp_path, breakage, message):
+    ckpt = checkpoint()
+    breakage(ckpt)
+    graph = build_graph(TINY)
+    with pytest.raises(PackError, match=message):
+        for weight in graph.weights.values():
+            pack_weight(weight, ckpt)
