@@ -1,0 +1,52 @@
+"""Real headless Chromium (Playwright, sync API) and sites served by bitnet_wasm.serve."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from bitnet_wasm.serve import SiteServer
+
+SYSTEM_CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One Chromium for the session (Playwright's own if installed, else Debian's); each launch
+    gets a fresh temporary profile, each test a fresh context."""
+    with sync_playwright() as p:
+        bundled = p.chromium.executable_path
+        executable = bundled if os.path.exists(bundled) else SYSTEM_CHROMIUM
+        if not os.path.exists(executable):
+            pytest.fail(f"no Chromium found (neither {bundled} nor {SYSTEM_CHROMIUM}): apt-get install -y chromium")
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def served_dir():
+    """served_dir(folder) -> base URL ending in '/': the folder served by bitnet_wasm.serve on
+    127.0.0.1, any free port, until the end of the session."""
+    servers: list[SiteServer] = []
+
+    def serve(folder) -> str:
+        server = SiteServer(folder, "127.0.0.1", 0, quiet=True).start()
+        servers.append(server)
+        return server.url
+
+    yield serve
+    for server in servers:
+        server.stop()
