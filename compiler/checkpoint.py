@@ -14,7 +14,8 @@ import numpy as np
 class ModelConfig:
     architecture: str          # key of compiler/architectures.py: the graph's shape, not its weight bits:
                                # "bitnet" (BitNetForCausalLM: ReLU^2 gated MLP, sub-norms),
-                               # "bitnet-llama" (1bitLLM BitnetForCausalLM: SiLU gated MLP, no sub-norms)
+                               # "bitnet-llama" (1bitLLM BitnetForCausalLM: SiLU gated MLP; its
+                               # inner_attn_ln / ffn_layernorm are sub-norms too)
     vocab_size: int
     hidden_size: int
     intermediate_size: int

@@ -42,10 +42,8 @@ def native_library(src_dir: Path) -> Path:
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-            # one translation unit: SIMDe's large headers are parsed once, not once per file (5x faster)
-            unit = Path(tmp) / "model.c"
-            unit.write_text("".join(f'#include "{f}"\n' for f in files if f.suffix == ".c"))
-            built = toolchain.compile_target(toolchain.TARGETS["native"], [unit], Path(tmp) / out.name)
+            sources = [f for f in files if f.suffix == ".c"]
+            built = toolchain.compile_target(toolchain.TARGETS["native"], sources, Path(tmp) / out.name)
             os.replace(built, out)  # atomic: a concurrent loader sees the whole library or none
     return out
 
