@@ -57,11 +57,7 @@ class _RawCall:
     def __init__(self, lib, name: str, args: list):
         check_call(lib.abi[name], tuple(args))
         self.args, self.raw = args, [_address(a) for a in args]
-        if isinstance(lib, WasmKernels):
-            func, store = lib._exports[name], lib.store
-            self.func = lambda *a: func(store, *a)
-        else:
-            self.func = lib._func(lib.abi[name])
+        self.func = lib.raw_function(name)
 
     def __call__(self, *override):
         """Run with the first len(override) arguments replaced (already raw)."""

@@ -172,6 +172,11 @@ class KernelLibrary:
             return lambda *args: self.call(name, *args)
         raise AttributeError(name)
 
+    def raw_function(self, name: str):
+        """The C function itself, taking raw addresses and scalars: no checks. For hot loops whose
+        arguments went through check_call once (benchmarks)."""
+        raise NotImplementedError
+
     def _has_symbol(self, name: str) -> bool:
         raise NotImplementedError
 

@@ -32,6 +32,9 @@ class NativeKernels(KernelLibrary):
             self._funcs[sig.name] = f
         return f
 
+    def raw_function(self, name: str):
+        return self._func(self.abi[name])
+
     def _invoke(self, sig: Signature, args: tuple, counts: dict[str, int]):
         cargs = [a.ctypes.data if p.pointer else (float(a) if p.ctype == "float" else int(a)) for p, a in zip(sig.params, args)]
         return self._func(sig)(*cargs)

@@ -54,6 +54,10 @@ class WasmKernels(KernelLibrary):
     def _has_symbol(self, name: str) -> bool:
         return self._exports.get(name) is not None
 
+    def raw_function(self, name: str):
+        func, store = self._exports[name], self.store
+        return lambda *args: func(store, *args)
+
     def _alloc(self, nbytes: int) -> int:
         address = (self._top + 63) & ~63
         end = address + max(nbytes, 1)
