@@ -75,8 +75,9 @@ def rotate_half(x: np.ndarray) -> np.ndarray:
     return np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
 
 
-def reference_logits(model_dir: str | Path, token_ids) -> np.ndarray:
-    """Logits [len(token_ids), vocab] (float32) after each position of one causal pass."""
+def reference_logits(model_dir: str | Path, token_ids, kv_dtype=None) -> np.ndarray:
+    """Logits [len(token_ids), vocab] (float32) after each position of one causal pass.
+    kv_dtype (e.g. np.float16) rounds keys (after RoPE) and values as a KV cache of that type would."""
     model_dir = Path(model_dir)
     raw = json.loads((model_dir / "config.json").read_text())
     family = FAMILIES[raw["architectures"][0]]
@@ -106,6 +107,8 @@ def reference_logits(model_dir: str | Path, token_ids) -> np.ndarray:
         k = linear(x, f"{p}.self_attn.k_proj", kv_heads * d).reshape(n, kv_heads, d).transpose(1, 0, 2)
         v = linear(x, f"{p}.self_attn.v_proj", kv_heads * d).reshape(n, kv_heads, d).transpose(1, 0, 2)
         q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        if kv_dtype is not None:
+            k, v = k.astype(kv_dtype).astype(k.dtype), v.astype(kv_dtype).astype(v.dtype)
         k, v = np.repeat(k, heads // kv_heads, axis=0), np.repeat(v, heads // kv_heads, axis=0)  # repeat_kv
         scores = q @ k.transpose(0, 2, 1) * d ** -0.5 + causal
         weights = np.exp(scores - scores.max(-1, keepdims=True))

@@ -1,0 +1,221 @@
+"""web/bitnet.js + worker.js + loader.js in real headless Chromium against the Python runtime on
+the same built site: tokens, logits, seeded sampling, caching, corrupt shards, abort."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from models import write_bitnet_packed
+
+import bitnet_wasm
+from bitnet_wasm.cli import main as cli
+from bitnet_wasm.web.site import model_card
+
+PROMPT = ("The old lighthouse keeper climbed the stairs every evening before the sun went down. "
+          "He carried a small lamp, a book of poems, and a flask of tea.")
+SHARD_MB = 0.01  # ~10 KB shards: six of them for this model, so loading is parallel and per-shard
+LOAD = """async ([options]) => {
+  const { BitNet } = await import("/bitnet.js");
+  const progress = [];
+  window.model = await BitNet.load("/model/manifest.json", { ...options, onProgress: (p) => progress.push(p) });
+  return { info: window.model.info, progress };
+}"""
+GENERATE = """async ([prompt, options]) => {
+  const pieces = [];
+  for await (const piece of window.model.generate(prompt, options)) pieces.push(piece);
+  return { tokens: pieces.map((p) => p.token), text: pieces.map((p) => p.text).join(""), stats: window.model.lastStats };
+}"""
+LOAD_ERROR = """async () => {
+  const { BitNet } = await import("/bitnet.js");
+  try { await BitNet.load("/model/manifest.json"); return null; } catch (e) { return e.message; }
+}"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runtime")
+    write_bitnet_packed(root / "checkpoint", hidden=64, layers=2, vocab=320, seed=5)
+    bitnet_wasm.build(root / "checkpoint", root / "site", shard_mb=SHARD_MB, progress=False)
+    return root / "site"
+
+
+@pytest.fixture(scope="module")
+def python_model(site, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BITNET_WASM_CACHE", str(tmp_path_factory.mktemp("native-cache")))
+        yield bitnet_wasm.load(site)
+
+
+@pytest.fixture(scope="module")
+def manifest(site):
+    return json.loads((site / "model" / "manifest.json").read_text())
+
+
+@pytest.fixture
+def loaded(page, site, served_dir):
+    page.goto(served_dir(site) + "model/manifest.json")
+    return page, page.evaluate(LOAD, [{}])
+
+
+def shard_requests(page) -> list[str]:
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url) if "/weights-" in request.url else None)
+    return urls
+
+
+def test_load_reaches_ready_with_sane_info(loaded, manifest):
+    _, result = loaded
+    info, progress = result["info"], result["progress"]
+    card = model_card(manifest)
+    assert info["name"] == card["name"] == "checkpoint"
+    assert info["parameters"] == card["parameters"] > 0
+    assert info["bitsPerWeight"] == card["bits_per_weight"] == 1.58
+    assert info["downloadBytes"] == sum(s["bytes"] for s in manifest["shards"])
+    assert info["simd"] == "relaxed"  # Chromium validates the relaxed-SIMD probe
+    assert info["threads"] == 1 and info["vocabSize"] == 320 and info["context"] == manifest["plan"]["context"]
+    assert info["crossOriginIsolated"] is True and info["cacheError"] is None
+    weights = [p for p in progress if p["phase"] == "weights"]
+    assert weights[-1]["loadedBytes"] == weights[-1]["totalBytes"] == info["downloadBytes"]
+    assert all(p["mbPerSecond"] >= 0 for p in weights)
+
+
+def test_greedy_tokens_and_text_match_python_and_cli(loaded, python_model, site, capsys):
+    page, _ = loaded
+    expected = python_model.generate(PROMPT, max_new_tokens=40, temperature=0)
+    got = page.evaluate(GENERATE, [PROMPT, {"maxNewTokens": 40, "temperature": 0}])
+    assert len(expected.prompt_tokens) > 32  # the prompt spans more than one prefill chunk
+    assert got["tokens"] == expected.tokens
+    assert got["text"] == expected.text
+    assert got["stats"]["promptTokens"] == len(expected.prompt_tokens)
+    assert got["stats"]["newTokens"] == len(expected.tokens)
+    assert got["stats"]["stopReason"] == expected.stop_reason
+    assert cli(["run", str(site), "--prompt", PROMPT, "--max-new-tokens", "40", "--temperature", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tokens"] == got["tokens"]
+    assert page.evaluate("(text) => window.model.tokenize(text)", PROMPT) == expected.prompt_tokens
+    assert page.evaluate("(ids) => window.model.detokenize(ids)", expected.tokens) == python_model.decode(expected.tokens)
+
+
+@pytest.mark.parametrize("sampling", [
+    {"temperature": 0.9, "top_p": 0.9, "top_k": 0, "min_p": 0.0, "seed": 1234},
+    {"temperature": 1.3, "top_p": 1.0, "top_k": 20, "min_p": 0.02, "seed": 2**63 + 7},
+])
+def test_seeded_sampling_matches_python(loaded, python_model, sampling):
+    page, _ = loaded
+    expected = python_model.generate(PROMPT, max_new_tokens=48, **sampling)
+    options = {"maxNewTokens": 48, "temperature": sampling["temperature"], "topP": sampling["top_p"],
+               "topK": sampling["top_k"], "minP": sampling["min_p"]}
+    # seeds above 2^53 cannot be JS numbers: pass it as a BigInt
+    got = page.evaluate("([prompt, options, seed]) => (" + GENERATE + ")([prompt, { ...options, seed: BigInt(seed) }])",
+                        [PROMPT, options, str(sampling["seed"])])
+    assert got["tokens"] == expected.tokens
+
+
+def test_logits_match_python_native(loaded, python_model):
+    page, _ = loaded
+    ids = python_model.encode(PROMPT)[:45]
+    rows = page.evaluate("async (ids) => (await window.model.logits(ids)).map((row) => Array.from(row))", ids)
+    expected = python_model.logits(ids)
+    got = np.array(rows, np.float32)
+    assert got.shape == expected.shape == (45, 320)
+    np.testing.assert_array_equal(got, expected)  # the same C: bit-identical
+
+
+def test_stop_strings_and_bad_requests(loaded, python_model):
+    page, _ = loaded
+    full = python_model.generate(PROMPT, max_new_tokens=40, temperature=0)
+    stop = full.text[len(full.text) // 2:][:3]
+    expected = python_model.generate(PROMPT, max_new_tokens=40, temperature=0, stop=[stop])
+    got = page.evaluate(GENERATE, [PROMPT, {"maxNewTokens": 40, "temperature": 0, "stop": [stop]}])
+    assert (got["text"], got["tokens"], got["stats"]["stopReason"]) == (expected.text, expected.tokens, "stop")
+    too_long = [1] * 256
+    error = page.evaluate("async (ids) => { try { await (" + GENERATE + ")([ids, {}]); } catch (e) { return e.message; } }", too_long)
+    assert "256 tokens" in error and "context holds 256" in error
+    error = page.evaluate("async () => { try { await window.model.logits([1, 320]); } catch (e) { return e.message; } }")
+    assert "token id 320 is outside the vocabulary" in error
+
+
+def test_abort_stops_generation_promptly(loaded):
+    page, _ = loaded
+    result = page.evaluate("""async () => {
+      const controller = new AbortController();
+      let pieces = 0, abortedAt = 0;
+      for await (const piece of window.model.generate([1, 2, 3], { maxNewTokens: 250, temperature: 1, seed: 3, signal: controller.signal })) {
+        if (++pieces === 2) { controller.abort(); abortedAt = performance.now(); }
+      }
+      return { pieces, ms: performance.now() - abortedAt, stats: window.model.lastStats };
+    }""")
+    assert result["stats"]["stopReason"] == "aborted"
+    assert result["pieces"] == 2 and result["stats"]["newTokens"] < 250
+    assert result["ms"] < 1000
+
+
+def test_reload_is_served_from_cache(browser, site, served_dir, manifest):
+    context = browser.new_context()
+    try:
+        url = served_dir(site) + "model/manifest.json"
+        first = context.new_page()
+        first_requests = shard_requests(first)
+        first.goto(url)
+        first.evaluate(LOAD, [{}])
+        assert len(first_requests) == len(manifest["shards"]) == 6
+        second = context.new_page()
+        second_requests = shard_requests(second)
+        second.goto(url)
+        info = second.evaluate(LOAD, [{}])["info"]
+        assert second_requests == [] and info["downloadBytes"] == first.evaluate("window.model.info.downloadBytes")
+        assert second.evaluate(GENERATE, [PROMPT, {"maxNewTokens": 8}])["tokens"] == first.evaluate(GENERATE, [PROMPT, {"maxNewTokens": 8}])["tokens"]
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_bad_shard_is_refetched_once_then_named(page, site, served_dir, tmp_path, damage):
+    bad = tmp_path / "site"
+    shutil.copytree(site, bad)
+    shard = bad / "model" / "weights-00002.bin"
+    data = bytearray(shard.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0x40
+    else:
+        del data[-100:]
+    shard.write_bytes(bytes(data))
+    requests = shard_requests(page)
+    page.goto(served_dir(bad) + "model/manifest.json")
+    error = page.evaluate(LOAD_ERROR)
+    assert error is not None and "weights-00002.bin" in error
+    assert ("sha256" if damage == "flip" else "truncated") in error
+    assert sum(u.endswith("/weights-00002.bin") for u in requests) == 2
+
+
+def test_simd128_module_when_relaxed_is_absent(page, site, served_dir, tmp_path, python_model):
+    plain = tmp_path / "site"
+    shutil.copytree(site, plain)
+    path = plain / "model" / "manifest.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "wasm": {"simd128": "bitnet.wasm", "relaxed": None}}))
+    page.goto(served_dir(plain) + "model/manifest.json")
+    assert page.evaluate(LOAD, [{}])["info"]["simd"] == "simd128"
+    got = page.evaluate(GENERATE, [PROMPT, {"maxNewTokens": 16, "temperature": 0}])
+    assert got["tokens"] == python_model.generate(PROMPT, max_new_tokens=16, temperature=0).tokens
+
+
+def test_quota_error_is_reported_and_load_still_works(page, site, served_dir):
+    base = served_dir(site)
+    page.goto(base + "model/manifest.json")
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Storage.overrideQuotaForOrigin", {"origin": base.rstrip("/"), "quotaSize": 15000})
+    info = page.evaluate(LOAD, [{}])["info"]
+    assert "quota" in info["cacheError"] and "weights-0000" in info["cacheError"]
+    assert page.evaluate(GENERATE, [PROMPT, {"maxNewTokens": 4}])["stats"]["newTokens"] == 4
+
+
+def test_load_abort_rejects_with_abort_error(page, site, served_dir):
+    page.goto(served_dir(site) + "model/manifest.json")
+    result = page.evaluate("""async () => {
+      const { BitNet } = await import("/bitnet.js");
+      const controller = new AbortController();
+      const loading = BitNet.load("/model/manifest.json", { signal: controller.signal, onProgress: () => controller.abort() });
+      try { await loading; return "loaded"; } catch (e) { return e.name; }
+    }""")
+    assert result == "AbortError"
