@@ -16,6 +16,7 @@ from bitnet_wasm.compiler.codegen import ABI_BUFFERS, compile_sources, generate,
 from bitnet_wasm.compiler.graph import BuildOptions, BuildOptionError
 from bitnet_wasm.compiler.plan import plan_model
 from bitnet_wasm.compiler.shards import write_shards
+from bitnet_wasm.web.site import write_site
 
 FORMAT_VERSION = 1
 MODEL_DIR = "model"
@@ -98,4 +99,6 @@ def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int |
     }
     path = model_dir / "manifest.json"
     path.write_text(json.dumps(manifest, indent=1))
+    if wasm:
+        write_site(Path(out_dir), manifest)
     return path

@@ -22,7 +22,7 @@ CLI = [sys.executable, "-m", "bitnet_wasm.cli"]
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory) -> Path:
-    """One tiny site for the session, large enough that a long generation takes a few seconds."""
+    """One tiny site for the session, large enough that LONG new tokens take over a second."""
     root = tmp_path_factory.mktemp("page")
     write_bitnet_packed(root / "model", hidden=128, layers=4, heads=4, kv_heads=2, intermediate=256, vocab=320, max_position=1024)
     bitnet_wasm.build(root / "model", root / "site", progress=False)
@@ -54,6 +54,9 @@ def test_page_loads_the_model_and_shows_its_card(page, site, site_url):
     assert page.evaluate("() => window.bitnet.info.vocabSize") == manifest["model"]["vocab_size"]
     assert page.text_content("#card-context").startswith(str(manifest["plan"]["context"]))
     assert page.text_content("#card-bits") == "1.58"
+    assert page.text_content("#card-name") == manifest["model"]["name"] == "model"
+    assert page.text_content("#card-download") == f"{sum(s['bytes'] for s in manifest['shards']) / 1e6:,.2f} MB"
+    assert page.text_content("#card-runtime").startswith(page.evaluate("() => window.bitnet.info.simd"))
     assert page.is_hidden("#error-panel")
     assert page.is_enabled("#generate") and page.is_disabled("#stop")
 

@@ -219,3 +219,27 @@ def test_load_abort_rejects_with_abort_error(page, site, served_dir):
       try { await loading; return "loaded"; } catch (e) { return e.name; }
     }""")
     assert result == "AbortError"
+
+
+def test_corrupt_cached_shard_is_evicted_and_fetched_again(browser, site, served_dir):
+    context = browser.new_context()
+    try:
+        url = served_dir(site) + "model/manifest.json"
+        first = context.new_page()
+        first.goto(url)
+        first.evaluate(LOAD, [{}])
+        first.evaluate("""async () => {
+          const cache = await caches.open("bitnet-wasm-shards-v1");
+          const key = new URL("/model/weights-00001.bin", location.href).href;
+          const bytes = new Uint8Array(await (await cache.match(key)).arrayBuffer());
+          bytes[7] ^= 1;
+          await cache.put(key, new Response(bytes));
+        }""")
+        second = context.new_page()
+        requests = shard_requests(second)
+        second.goto(url)
+        second.evaluate(LOAD, [{}])
+        assert [u.rsplit("/", 1)[1] for u in requests] == ["weights-00001.bin"]
+        assert second.evaluate(GENERATE, [PROMPT, {"maxNewTokens": 8}])["tokens"] == first.evaluate(GENERATE, [PROMPT, {"maxNewTokens": 8}])["tokens"]
+    finally:
+        context.close()

@@ -1,0 +1,75 @@
+// Types of bitnet.js: a BitNet model built by `bitnet-wasm build`, running in a Web Worker.
+
+export interface LoadProgress {
+  loadedBytes: number;
+  totalBytes: number;
+  mbPerSecond: number;
+  etaSeconds: number | null;
+  phase: "manifest" | "wasm" | "tokenizer" | "weights";
+}
+
+export interface LoadOptions {
+  onProgress?: (progress: LoadProgress) => void;
+  /** Aborting rejects load() with an AbortError and stops the downloads. */
+  signal?: AbortSignal;
+  /** Accepted for the future; inference is single-threaded for now (info.threads is 1). */
+  threads?: number;
+}
+
+export interface ModelInfo {
+  name: string;
+  parameters: number;
+  bitsPerWeight: number | null;
+  /** Bytes of weight shards. */
+  downloadBytes: number;
+  simd: "relaxed" | "simd128";
+  threads: number;
+  crossOriginIsolated: boolean;
+  vocabSize: number;
+  context: number;
+  /** Why the shards could not be kept in Cache Storage (e.g. quota exceeded), or null. */
+  cacheError: string | null;
+}
+
+export interface GenerateOptions {
+  maxNewTokens?: number;   // default 128
+  temperature?: number;    // default 0: greedy
+  topK?: number;           // default 0: all
+  topP?: number;           // default 1
+  minP?: number;           // default 0
+  /** Same seed and settings -> the same tokens as `bitnet-wasm run`; default random. */
+  seed?: number | bigint;
+  /** Ends the loop quietly between tokens; lastStats.stopReason becomes "aborted". */
+  signal?: AbortSignal;
+  /** Generation ends at the first of these strings, which is not emitted. */
+  stop?: string[];
+}
+
+export interface Piece {
+  /** New text; "" while a character is incomplete or may begin a stop string. */
+  text: string;
+  token: number;
+}
+
+export interface GenerationStats {
+  promptTokens: number;
+  newTokens: number;
+  ttftSeconds: number | null;
+  prefillTokensPerSecond: number | null;
+  decodeTokensPerSecond: number | null;
+  stopReason: "eos" | "stop" | "length" | "context" | "aborted";
+}
+
+export declare class BitNet {
+  static load(manifestUrl: string | URL, options?: LoadOptions): Promise<BitNet>;
+  readonly info: ModelInfo;
+  /** Set when a generate() loop ends. */
+  lastStats: GenerationStats | null;
+  generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): AsyncGenerator<Piece, void, undefined>;
+  tokenize(text: string): Promise<number[]>;
+  detokenize(ids: ArrayLike<number>): Promise<string>;
+  /** Logits after each position of ids, from an empty cache. */
+  logits(ids: ArrayLike<number>): Promise<Float32Array[]>;
+  /** Stops the worker; the model cannot be used afterwards. */
+  dispose(): void;
+}

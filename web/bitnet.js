@@ -1,0 +1,115 @@
+// The public API: a BitNet model running in a dedicated module Worker (worker.js), so the page
+// never blocks. See bitnet.d.ts for the types.
+const abortError = (signal) => signal.reason instanceof Error ? signal.reason : new DOMException("aborted", "AbortError");
+
+export class BitNet {
+  /** Load a built site's model; resolves once the weights are in memory and verified. */
+  static async load(manifestUrl, { onProgress, signal, threads = 1 } = {}) {
+    signal?.throwIfAborted();
+    const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+    const model = new BitNet(worker);
+    const url = new URL(manifestUrl, globalThis.location?.href).href;
+    const onAbort = () => model._fail(abortError(signal));
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      model.info = Object.freeze(await model._request({ type: "load", manifestUrl: url, threads }, {
+        progress: (p) => onProgress?.({ loadedBytes: 0, totalBytes: 0, mbPerSecond: 0, etaSeconds: null, ...p }),
+      }));
+    } catch (e) {
+      model.dispose();
+      throw e;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+    return model;
+  }
+
+  constructor(worker) {
+    this._worker = worker;
+    this._pending = new Map(); // id -> {resolve, reject, piece?, progress?}
+    this._nextId = 1;
+    this.info = null;
+    this.lastStats = null;
+    worker.onmessage = ({ data }) => this._receive(data);
+    worker.onerror = (event) => {
+      event.preventDefault?.();
+      this._fail(new Error(`the bitnet-wasm worker failed: ${event.message || "it could not be started (is worker.js served?)"}`));
+    };
+  }
+
+  _receive({ type, id, result, error, piece, progress }) {
+    const pending = this._pending.get(id);
+    if (!pending) return;
+    if (type === "progress") pending.progress?.(progress);
+    else if (type === "piece") pending.piece?.(piece);
+    else {
+      this._pending.delete(id);
+      if (type === "result") pending.resolve(result);
+      else pending.reject(Object.assign(new Error(error.message), { name: error.name }));
+    }
+  }
+
+  _fail(error) {
+    for (const pending of this._pending.values()) pending.reject(error);
+    this._pending.clear();
+    this._worker?.terminate();
+    this._worker = null;
+  }
+
+  _request(message, handlers = {}) {
+    if (!this._worker) return Promise.reject(new Error("this model was disposed"));
+    const id = this._nextId++;
+    const promise = new Promise((resolve, reject) => this._pending.set(id, { resolve, reject, ...handlers }));
+    this._worker.postMessage({ ...message, id });
+    return Object.assign(promise, { id });
+  }
+
+  tokenize(text) {
+    return this._request({ type: "tokenize", text });
+  }
+
+  detokenize(ids) {
+    return this._request({ type: "detokenize", ids: Array.from(ids) });
+  }
+
+  /** One Float32Array of logits per position of ids, run from an empty cache. */
+  logits(ids) {
+    return this._request({ type: "logits", ids: Array.from(ids) });
+  }
+
+  /**
+   * Yields {text, token} for every new token (text is "" while a character is incomplete). An
+   * abort via options.signal ends the loop quietly between tokens; lastStats.stopReason says why.
+   */
+  async *generate(prompt, { signal, seed, ...sampling } = {}) {
+    if (seed === undefined) seed = crypto.getRandomValues(new Uint32Array(1))[0];
+    const pieces = [];
+    let wake = () => {};
+    const request = this._request({ type: "generate", prompt: typeof prompt === "string" ? prompt : Array.from(prompt), seed, ...sampling }, {
+      piece: (piece) => { pieces.push(piece); wake(); },
+    });
+    let finished = false;
+    const settled = request.then((stats) => { this.lastStats = stats; }).finally(() => { finished = true; wake(); });
+    const abort = () => this._worker?.postMessage({ type: "abort", target: request.id });
+    signal?.addEventListener("abort", abort, { once: true });
+    if (signal?.aborted) abort();
+    try {
+      while (!signal?.aborted) {
+        if (pieces.length) yield pieces.shift();
+        else if (finished) break;
+        else await new Promise((resolve) => { wake = resolve; });
+      }
+      await settled; // rethrows the worker's error; after an abort, waits for the worker to stop
+    } finally {
+      signal?.removeEventListener("abort", abort);
+      if (!finished) {
+        abort(); // the consumer left the loop early
+        await settled.catch(() => {});
+      }
+    }
+  }
+
+  dispose() {
+    this._fail(new Error("this model was disposed"));
+  }
+}

@@ -1,0 +1,125 @@
+// Weight shards: fetched a few at a time, streamed straight into their place in wasm memory,
+// checked against the manifest's sha256, and kept in Cache Storage so a reload downloads nothing.
+const CACHE_NAME = "bitnet-wasm-shards-v1";
+const CONCURRENCY = 4;
+const ATTEMPTS = 2; // a corrupt or truncated shard is fetched once more, then reported
+const PROGRESS_INTERVAL_MS = 100;
+
+const hex = (buffer) => Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+
+class ShardError extends Error {}
+
+async function openCache() {
+  if (!globalThis.caches) return { cache: null, error: "Cache Storage is unavailable here (not a secure context?); weights will be downloaded again on every visit" };
+  try {
+    return { cache: await caches.open(CACHE_NAME), error: null };
+  } catch (e) {
+    return { cache: null, error: `Cache Storage cannot be opened (${e.name}: ${e.message}); weights will be downloaded again on every visit` };
+  }
+}
+
+async function verify(shard, view) {
+  const digest = hex(await crypto.subtle.digest("SHA-256", view));
+  if (digest !== shard.sha256) throw new ShardError(`${shard.file}: sha256 ${digest} does not match the manifest's ${shard.sha256} (corrupt download)`);
+}
+
+async function fromCache(cache, url, shard, target) {
+  const response = cache && (await cache.match(url));
+  if (!response) return false;
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  try {
+    if (bytes.length !== shard.bytes) throw new ShardError(`${shard.file}: cached copy has ${bytes.length} bytes`);
+    const view = target(shard);
+    view.set(bytes);
+    await verify(shard, view);
+    return true;
+  } catch (e) {
+    if (!(e instanceof ShardError)) throw e;
+    await cache.delete(url);
+    return false;
+  }
+}
+
+async function fromNetwork(url, shard, target, attempt, signal, onBytes) {
+  // the retry bypasses the HTTP cache, which may hold the same bad bytes
+  const response = await fetch(url, { signal, cache: attempt === 0 ? "default" : "no-store" });
+  if (!response.ok) throw new Error(`${shard.file}: HTTP ${response.status} ${response.statusText} from ${url}`);
+  const reader = response.body.getReader();
+  let received = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (received + value.length > shard.bytes) {
+      await reader.cancel();
+      throw new ShardError(`${shard.file}: the server sent more than the manifest's ${shard.bytes} bytes`);
+    }
+    target(shard).set(value, received); // a fresh view each time: memory may have been replaced
+    received += value.length;
+    onBytes(value.length);
+  }
+  if (received !== shard.bytes) throw new ShardError(`${shard.file}: truncated: ${received} of ${shard.bytes} bytes arrived`);
+  await verify(shard, target(shard));
+}
+
+async function store(cache, url, shard, target) {
+  try {
+    await cache.put(url, new Response(target(shard).slice()));
+    return null;
+  } catch (e) {
+    const why = e.name === "QuotaExceededError" ? "the storage quota is exceeded" : `${e.name}: ${e.message}`;
+    return `${shard.file} could not be stored in Cache Storage (${why}); it will be downloaded again next visit`;
+  }
+}
+
+/**
+ * Load every shard of `shards` ({file, offset, bytes, sha256}) from baseUrl into target(shard), a
+ * Uint8Array of exactly shard.bytes. onProgress({loadedBytes, totalBytes, mbPerSecond, etaSeconds, phase}).
+ * Resolves to {cacheError}: null, or why the shards could not be cached (loading still succeeded).
+ */
+export async function loadShards({ baseUrl, shards, target, onProgress = () => {}, signal, concurrency = CONCURRENCY }) {
+  const { cache, error: openError } = await openCache();
+  const totalBytes = shards.reduce((sum, s) => sum + s.bytes, 0);
+  const started = performance.now();
+  let loadedBytes = 0, lastReport = -Infinity;
+  const cacheErrors = openError ? [openError] : [];
+  const report = (force = false) => {
+    const now = performance.now();
+    if (!force && now - lastReport < PROGRESS_INTERVAL_MS) return;
+    lastReport = now;
+    const bytesPerSecond = loadedBytes / Math.max((now - started) / 1000, 1e-3);
+    const etaSeconds = bytesPerSecond > 0 ? (totalBytes - loadedBytes) / bytesPerSecond : null;
+    onProgress({ loadedBytes, totalBytes, mbPerSecond: bytesPerSecond / 1e6, etaSeconds, phase: "weights" });
+  };
+
+  const loadOne = async (shard) => {
+    const url = new URL(shard.file, baseUrl).href;
+    if (await fromCache(cache, url, shard, target)) {
+      loadedBytes += shard.bytes;
+      return report();
+    }
+    for (let attempt = 0; ; attempt++) {
+      let counted = 0;
+      try {
+        await fromNetwork(url, shard, target, attempt, signal, (n) => { counted += n; loadedBytes += n; report(); });
+        break;
+      } catch (e) {
+        loadedBytes -= counted;
+        if (!(e instanceof ShardError)) throw e;
+        if (attempt + 1 >= ATTEMPTS) throw new Error(`weight shard ${e.message}; fetched ${ATTEMPTS} times, the site's copy is bad`);
+      }
+    }
+    const cacheError = cache && (await store(cache, url, shard, target));
+    if (cacheError) cacheErrors.push(cacheError);
+  };
+
+  const queue = [...shards];
+  const workers = Array.from({ length: Math.min(concurrency, queue.length) }, async () => {
+    while (queue.length) {
+      signal?.throwIfAborted();
+      await loadOne(queue.shift());
+    }
+  });
+  await Promise.all(workers);
+  report(true);
+  return { cacheError: cacheErrors.length ? cacheErrors.join("; ") : null };
+}

@@ -1,0 +1,270 @@
+// All inference, off the page's thread: the site's compiled forward pass (bitnet.wasm) over one
+// arena, the same generate loop as python/bitnet_wasm/runtime.py, and the tokenizer.
+// Protocol: {type, id, ...} requests are answered in order with "result" | "error"; "generate"
+// also posts "piece" messages; "abort" {target} stops a running request between tokens.
+import { Tokenizer } from "./tokenizer.js";
+import { loadShards } from "./loader.js";
+
+const FORMAT_VERSION = 1;
+const PAGE = 65536;
+const BITS_PER_WEIGHT = { mad: 1.58, lut: 1.58, binary: 1 };
+const NOT_PARAMETERS = new Set(["wscale", "q8_scale"]);
+
+// Smallest modules using a SIMD128 instruction and a relaxed-SIMD one (i32x4.relaxed_trunc_f32x4_s).
+const V128_CONST = [0xfd, 0x0c, ...new Array(16).fill(0)];
+const probe = (body) => new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, 0x03, 0x02, 0x01, 0x00,
+  0x0a, body.length + 4, 0x01, body.length + 2, 0x00, ...body, 0x0b]);
+const SIMD_PROBE = probe(V128_CONST);
+const RELAXED_PROBE = probe([...V128_CONST, 0xfd, 0x81, 0x02]);
+
+function pickSimd(wasmFiles) {
+  if (!WebAssembly.validate(SIMD_PROBE)) throw new Error("this browser lacks WebAssembly SIMD, which bitnet-wasm needs: use a recent Chrome, Edge, Firefox or Safari (16.4+)");
+  return WebAssembly.validate(RELAXED_PROBE) && wasmFiles.relaxed ? "relaxed" : "simd128";
+}
+
+async function fetchOk(url, what, signal) {
+  const response = await fetch(url, { signal });
+  if (!response.ok) throw new Error(`${what} ${url}: HTTP ${response.status} ${response.statusText}`);
+  return response;
+}
+
+async function readManifest(url, signal) {
+  const response = await fetchOk(url, "manifest", signal);
+  let manifest;
+  try {
+    manifest = await response.json();
+  } catch (e) {
+    throw new Error(`manifest ${url}: not valid JSON (${e.message})`);
+  }
+  if (manifest.format !== "bitnet-wasm-site" || manifest.format_version !== FORMAT_VERSION)
+    throw new Error(`manifest ${url}: not a bitnet-wasm site of format version ${FORMAT_VERSION} (format ${manifest.format}, version ${manifest.format_version}); rebuild the site`);
+  if (!manifest.wasm) throw new Error(`manifest ${url}: the site was built without wasm modules`);
+  return manifest;
+}
+
+class Machine {
+  constructor(instance, arenaBytes) {
+    this.exports = instance.exports;
+    this.memory = instance.exports.memory;
+    this.base = Math.ceil(instance.exports.__heap_base.value / 64) * 64;
+    const missing = this.base + arenaBytes - this.memory.buffer.byteLength;
+    try {
+      if (missing > 0) this.memory.grow(Math.ceil(missing / PAGE));
+    } catch (e) {
+      throw new Error(`the model needs ${((this.base + arenaBytes) / 2 ** 20).toFixed(0)} MiB of WebAssembly memory and this browser refused it (${e.message})`);
+    }
+  }
+
+  bytes(offset, length) {
+    return new Uint8Array(this.memory.buffer, this.base + offset, length);
+  }
+
+  view(Type, offset, count) {
+    return new Type(this.memory.buffer, this.base + offset, count);
+  }
+}
+
+class Model {
+  static async load({ manifestUrl }, signal, progress) {
+    progress({ phase: "manifest" });
+    const manifest = await readManifest(manifestUrl, signal);
+    const simd = pickSimd(manifest.wasm);
+    progress({ phase: "wasm" });
+    const wasmUrl = new URL(manifest.wasm[simd], manifestUrl);
+    const wasmBytes = await (await fetchOk(wasmUrl, "WebAssembly module", signal)).arrayBuffer();
+    const { instance } = await WebAssembly.instantiate(wasmBytes, {});
+    const machine = new Machine(instance, manifest.abi.arena_bytes);
+    let tokenizer = null;
+    if (manifest.tokenizer) {
+      progress({ phase: "tokenizer" });
+      const url = new URL(manifest.tokenizer.file, manifestUrl);
+      tokenizer = Tokenizer.fromJSON(await (await fetchOk(url, "tokenizer", signal)).text());
+    }
+    const { cacheError } = await loadShards({
+      baseUrl: manifestUrl, shards: manifest.shards, signal,
+      target: (shard) => machine.bytes(shard.offset, shard.bytes),
+      onProgress: (p) => progress(p),
+    });
+    if (cacheError) console.warn(`bitnet-wasm: ${cacheError}`);
+    return new Model(manifest, machine, tokenizer, { simd, cacheError });
+  }
+
+  constructor(manifest, machine, tokenizer, { simd, cacheError }) {
+    this.machine = machine;
+    this.exports = machine.exports;
+    this.tokenizer = tokenizer;
+    this.vocab = manifest.model.vocab_size;
+    this.context = manifest.plan.context;
+    this.chunk = manifest.plan.chunk;
+    this.eos = new Set(manifest.model.eos_token_ids ?? []);
+    this.buffers = manifest.abi.buffers;
+    const tensors = Object.values(manifest.tensors);
+    this.info = {
+      name: manifest.model.name,
+      parameters: tensors.filter((t) => !NOT_PARAMETERS.has(t.layout)).reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0),
+      bitsPerWeight: BITS_PER_WEIGHT[manifest.build.linear_layout] ?? null,
+      downloadBytes: manifest.shards.reduce((sum, s) => sum + s.bytes, 0),
+      simd,
+      threads: 1, // multi-threading comes later
+      crossOriginIsolated: self.crossOriginIsolated === true,
+      vocabSize: this.vocab,
+      context: this.context,
+      cacheError,
+    };
+  }
+
+  encode(text) {
+    if (!this.tokenizer) throw new Error("the site has no tokenizer; pass token ids");
+    return this.tokenizer.encode(text);
+  }
+
+  decode(ids) {
+    return this.tokenizer ? this.tokenizer.decode(ids) : "";
+  }
+
+  checkIds(ids) {
+    if (!Array.isArray(ids) || ids.length === 0) throw new Error("token ids must be a non-empty array of integers");
+    for (const id of ids)
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocab) throw new Error(`token id ${id} is outside the vocabulary [0, ${this.vocab})`);
+    return ids;
+  }
+
+  /** Runs ids at positions pos0..; returns the logits of all rows or of the last position. */
+  step(ids, pos0, allLogits) {
+    this.machine.view(Int32Array, this.buffers.tokens.offset, ids.length).set(ids);
+    const status = this.exports.bn_model_forward(this.machine.base, ids.length, pos0, allLogits ? 1 : 0);
+    if (status !== 0) throw new Error(`the forward pass refused ${ids.length} tokens at position ${pos0} (context ${this.context})`);
+    return this.machine.view(Float32Array, this.buffers.logits.offset, (allLogits ? ids.length : 1) * this.vocab);
+  }
+
+  logits(ids) {
+    this.checkIds(ids);
+    if (ids.length > this.context) throw new Error(`${ids.length} tokens do not fit the context of ${this.context}`);
+    const rows = [];
+    for (let i = 0; i < ids.length; i += this.chunk) {
+      const part = ids.slice(i, i + this.chunk);
+      const logits = this.step(part, i, true);
+      for (let r = 0; r < part.length; r++) rows.push(logits.slice(r * this.vocab, (r + 1) * this.vocab));
+    }
+    return rows;
+  }
+
+  sample(temperature, topK, topP, minP) {
+    const b = this.buffers, base = this.machine.base;
+    return this.exports.bn_sample(base + b.logits.offset, this.vocab, temperature, topK, topP, minP,
+      base + b.rng_state.offset, base + b.sample_p.offset, base + b.sample_idx.offset);
+  }
+
+  // The generate loop of runtime.py's Model.stream; yields to the event loop between steps so an
+  // abort message is seen.
+  async generate(request, aborted, emit) {
+    const { prompt, maxNewTokens = 128, temperature = 0, topK = 0, topP = 1, minP = 0, seed, stop = [] } = request;
+    if (typeof seed !== "bigint" && !Number.isSafeInteger(seed)) throw new Error(`seed must be an integer (a BigInt above 2^53), got ${seed}`);
+    const ids = this.checkIds(typeof prompt === "string" ? this.encode(prompt) : prompt);
+    if (ids.length >= this.context) throw new Error(`the prompt has ${ids.length} tokens; the context holds ${this.context} (rebuild with a longer --context)`);
+    this.machine.view(BigUint64Array, this.buffers.rng_state.offset, 1)[0] = BigInt.asUintN(64, BigInt(seed));
+    const started = performance.now();
+    const stats = { promptTokens: ids.length, newTokens: 0, ttftSeconds: null, prefillTokensPerSecond: null, decodeTokensPerSecond: null, stopReason: "" };
+    for (let i = 0; i < ids.length; i += this.chunk) {
+      if (await aborted()) return { ...stats, stopReason: "aborted" };
+      this.step(ids.slice(i, i + this.chunk), i, false);
+    }
+    const prefilled = performance.now();
+    stats.prefillTokensPerSecond = ids.length / ((prefilled - started) / 1000);
+    const decoder = this.tokenizer?.createStreamDecoder();
+    const tokens = [];
+    let position = ids.length, text = "", emitted = 0, firstAt = 0;
+    stats.stopReason = maxNewTokens < 1 ? "length" : "";
+    while (!stats.stopReason) {
+      const token = this.sample(temperature, topK, topP, minP);
+      tokens.push(token);
+      if (tokens.length === 1) {
+        firstAt = performance.now();
+        stats.ttftSeconds = (firstAt - started) / 1000;
+      }
+      text += decoder ? decoder.push(token) : "";
+      const cut = stopIndex(text, stop);
+      const reasons = [["stop", cut >= 0], ["eos", this.eos.has(token)], ["length", tokens.length >= maxNewTokens], ["context", position >= this.context]];
+      stats.stopReason = reasons.find(([, hit]) => hit)?.[0] ?? "";
+      if (stats.stopReason && decoder && cut < 0) text += decoder.flush();
+      // hold back text that may be the start of a stop string
+      const end = cut >= 0 ? cut : stats.stopReason ? text.length : text.length - heldBack(text, stop);
+      emit({ token, text: text.slice(emitted, Math.max(end, emitted)) });
+      emitted = Math.max(end, emitted);
+      if (!stats.stopReason) {
+        if (await aborted()) stats.stopReason = "aborted";
+        else this.step([token], position++, false);
+      }
+    }
+    stats.newTokens = tokens.length;
+    if (tokens.length > 1) stats.decodeTokensPerSecond = (tokens.length - 1) / ((performance.now() - firstAt) / 1000);
+    return stats;
+  }
+}
+
+function stopIndex(text, stop) {
+  const hits = stop.map((s) => text.indexOf(s)).filter((i) => i >= 0);
+  return hits.length ? Math.min(...hits) : -1;
+}
+
+function heldBack(text, stop) {
+  let held = 0;
+  for (const s of stop)
+    for (let k = Math.min(s.length - 1, text.length); k > held; k--)
+      if (text.endsWith(s.slice(0, k))) held = k;
+  return held;
+}
+
+// A macrotask turn, so messages queued meanwhile (abort) are handled; faster than setTimeout.
+const channel = new MessageChannel();
+const nextTurn = () => new Promise((resolve) => {
+  channel.port1.onmessage = () => resolve();
+  channel.port2.postMessage(null);
+});
+
+let model = null;
+const abortedIds = new Set();
+const loadControllers = new Map();
+
+const HANDLERS = {
+  async load(message) {
+    const controller = new AbortController();
+    loadControllers.set(message.id, controller);
+    try {
+      model = await Model.load(message, controller.signal, (p) => postMessage({ type: "progress", id: message.id, progress: p }));
+      return model.info;
+    } finally {
+      loadControllers.delete(message.id);
+    }
+  },
+  tokenize: ({ text }) => model.encode(text),
+  detokenize: ({ ids }) => model.decode(ids),
+  logits: ({ ids }) => model.logits(ids),
+  generate: (message) => model.generate(message, async () => {
+    await nextTurn();
+    return abortedIds.has(message.id);
+  }, (piece) => postMessage({ type: "piece", id: message.id, piece })),
+};
+
+let queue = Promise.resolve();
+self.onmessage = ({ data: message }) => {
+  if (message.type === "abort") {
+    abortedIds.add(message.target);
+    loadControllers.get(message.target)?.abort(new DOMException("loading was aborted", "AbortError"));
+    return;
+  }
+  queue = queue.then(async () => {
+    try {
+      if (!HANDLERS[message.type]) throw new Error(`unknown request ${JSON.stringify(message.type)}`);
+      if (message.type !== "load" && !model) throw new Error("the model is not loaded");
+      const result = await HANDLERS[message.type](message);
+      const transfer = message.type === "logits" ? result.map((row) => row.buffer) : [];
+      postMessage({ type: "result", id: message.id, result }, transfer);
+    } catch (e) {
+      postMessage({ type: "error", id: message.id, error: { name: e?.name ?? "Error", message: e?.message ?? String(e) } });
+    } finally {
+      abortedIds.delete(message.id);
+    }
+  });
+};
