@@ -11,6 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bitnet_wasm import __version__
+from bitnet_wasm.compiler.chat import single_turn
 from bitnet_wasm.compiler.checkpoint import Checkpoint
 from bitnet_wasm.compiler.codegen import ABI_BUFFERS, compile_sources, generate, write_sources
 from bitnet_wasm.compiler.graph import BuildOptions, BuildOptionError
@@ -88,6 +89,7 @@ def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int |
         "format_version": FORMAT_VERSION,
         "model": dataclasses.asdict(checkpoint.config),
         "tokenizer": _write_tokenizer(checkpoint, model_dir),
+        "chat": single_turn(checkpoint.tokenizer.config) if checkpoint.tokenizer else None,
         "wasm": {"simd128": WASM_FILES["wasm"], "relaxed": WASM_FILES["wasm-relaxed"]} if wasm else None,
         "sources": "src",
         "abi": _abi(graph, plan),

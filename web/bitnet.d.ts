@@ -29,6 +29,8 @@ export interface ModelInfo {
   context: number;
   /** Why the shards could not be kept in Cache Storage (e.g. quota exceeded), or null. */
   cacheError: string | null;
+  /** The model has a chat template (see formatChat). */
+  chat: boolean;
 }
 
 export interface GenerateOptions {
@@ -68,6 +70,8 @@ export declare class BitNet {
   generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): AsyncGenerator<Piece, void, undefined>;
   tokenize(text: string): Promise<number[]>;
   detokenize(ids: ArrayLike<number>): Promise<string>;
+  /** Token ids of `text` as one user turn of the model's chat template; pass them to generate. */
+  formatChat(text: string): Promise<number[]>;
   /** Logits after each position of ids, from an empty cache. */
   logits(ids: ArrayLike<number>): Promise<Float32Array[]>;
   /** Stops the worker; the model cannot be used afterwards. */

@@ -68,6 +68,11 @@ export class BitNet {
     return this._request({ type: "tokenize", text });
   }
 
+  /** Token ids of `text` as one user turn of the model's chat template (info.chat tells if it has one). */
+  formatChat(text) {
+    return this._request({ type: "formatChat", text });
+  }
+
   detokenize(ids) {
     return this._request({ type: "detokenize", ids: Array.from(ids) });
   }

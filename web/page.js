@@ -8,7 +8,7 @@ const ui = {
   errorPanel: $("error-panel"), errorMessage: $("error-message"),
   form: $("generate-form"), prompt: $("prompt"), generate: $("generate"), stop: $("stop"),
   maxTokens: $("max-tokens"), temperature: $("temperature"), topP: $("top-p"), seed: $("seed"),
-  output: $("output"), stats: $("stats"),
+  chatSetting: $("chat-setting"), chat: $("chat"), output: $("output"), stats: $("stats"),
 };
 
 const mb = (bytes) => (bytes / 1e6).toFixed(1);
@@ -59,7 +59,8 @@ async function generate(model, controller) {
   setState("generating");
   const start = performance.now();
   let count = 0;
-  for await (const piece of model.generate(ui.prompt.value, { ...settings, signal: controller.signal })) {
+  const prompt = model.info.chat && ui.chat.checked ? await model.formatChat(ui.prompt.value) : ui.prompt.value;
+  for await (const piece of model.generate(prompt, { ...settings, signal: controller.signal })) {
     if (piece.text) ui.output.append(piece.text);
     count += 1;
     ui.stats.textContent = `${count} tokens · ${fixed(count / ((performance.now() - start) / 1e3))} tok/s`;
@@ -77,6 +78,7 @@ async function main() {
   ui.runtime.textContent = `${simd} · ${threads} thread${threads === 1 ? "" : "s"}${crossOriginIsolated ? " · isolated" : ""}`;
   ui.download.textContent = `Ready: ${mb(model.info.downloadBytes)} MB of weights loaded.`;
   ui.bar.value = ui.bar.max;
+  ui.chatSetting.hidden = !model.info.chat;
 
   let controller = null;
   ui.stop.addEventListener("click", () => controller?.abort());

@@ -94,6 +94,7 @@ class Model {
     this.machine = machine;
     this.exports = machine.exports;
     this.tokenizer = tokenizer;
+    this.chat = manifest.chat ?? null;
     this.vocab = manifest.model.vocab_size;
     this.context = manifest.plan.context;
     this.chunk = manifest.plan.chunk;
@@ -111,6 +112,7 @@ class Model {
       vocabSize: this.vocab,
       context: this.context,
       cacheError,
+      chat: this.chat !== null,
     };
   }
 
@@ -121,6 +123,11 @@ class Model {
 
   decode(ids) {
     return this.tokenizer ? this.tokenizer.decode(ids) : "";
+  }
+
+  formatChat(text) {
+    if (!this.chat || !this.tokenizer) throw new Error("the model has no chat template");
+    return this.tokenizer.encode(this.chat.prefix + text + this.chat.suffix, { addSpecialTokens: false });
   }
 
   checkIds(ids) {
@@ -240,6 +247,7 @@ const HANDLERS = {
   },
   tokenize: ({ text }) => model.encode(text),
   detokenize: ({ ids }) => model.decode(ids),
+  formatChat: ({ text }) => model.formatChat(text),
   logits: ({ ids }) => model.logits(ids),
   generate: (message) => model.generate(message, async () => {
     await nextTurn();

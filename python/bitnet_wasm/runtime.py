@@ -193,6 +193,13 @@ class Model:
             raise SiteError(f"{self.dir}: the site has no tokenizer; pass token ids")
         return self.tokenizer.encode(text).ids
 
+    def format_chat(self, text: str) -> list[int]:
+        """Token ids of `text` as one user turn in the model's chat template, ready to generate from."""
+        chat = self.manifest.get("chat")
+        if chat is None or self.tokenizer is None:
+            raise SiteError(f"{self.dir}: the model has no chat template")
+        return self.tokenizer.encode(chat["prefix"] + text + chat["suffix"], add_special_tokens=False).ids
+
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True) if self.tokenizer else ""
 

@@ -41,7 +41,8 @@ def open_ready(page, url: str) -> None:
     assert state == "ready", page.text_content("#error-message")
 
 
-def generate_through_ui(page, prompt: str, max_tokens: int, temperature: float = 0) -> None:
+def generate_through_ui(page, prompt: str, max_tokens: int, temperature: float = 0, chat: bool = False) -> None:
+    page.set_checked("#chat", chat)
     page.fill("#prompt", prompt)
     page.fill("#max-tokens", str(max_tokens))
     page.fill("#temperature", str(temperature))
@@ -77,6 +78,17 @@ def test_generate_streams_greedy_text_into_the_output(page, site, site_url):
     expected = load(site).generate(PROMPT, max_new_tokens=24, temperature=0).text
     assert page.text_content("#output") == expected
     assert "decode" in page.text_content("#stats")
+
+
+def test_chat_format_wraps_the_prompt_in_the_models_template(page, site, site_url):
+    open_ready(page, site_url)
+    assert page.is_visible("#chat") and page.is_checked("#chat")
+    generate_through_ui(page, PROMPT, 12, chat=True)
+    page.wait_for_function("() => document.documentElement.dataset.state === 'ready'", timeout=30_000)
+    model = load(site)
+    chat_ids = model.format_chat(PROMPT)
+    assert chat_ids != model.encode(PROMPT)
+    assert page.text_content("#output") == model.generate(chat_ids, max_new_tokens=12, temperature=0).text
 
 
 def test_stop_ends_generation_within_a_second(page, site_url):

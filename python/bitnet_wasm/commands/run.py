@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, default=0, help="0 keeps all")
     parser.add_argument("--top-p", type=float, default=0.95)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chat", action="store_true", help="wrap the prompt as one user turn of the model's chat template")
     parser.add_argument("--json", action="store_true", help='print {"prompt_tokens", "tokens", "text"} after generating')
 
 
@@ -28,7 +29,8 @@ def main(args: argparse.Namespace) -> int:
         result = Generation([])
         sampling = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                         top_p=args.top_p, seed=args.seed, result=result)
-        for piece in model.stream(args.prompt, **sampling):
+        prompt = model.format_chat(args.prompt) if args.chat else args.prompt
+        for piece in model.stream(prompt, **sampling):
             if not args.json:
                 print(piece.text, end="", flush=True)
     except (OSError, ValueError, RuntimeError) as e:
