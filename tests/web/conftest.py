@@ -1,18 +1,11 @@
 """Real headless Chromium (Playwright, sync API) and sites served by bitnet_wasm.serve."""
 from __future__ import annotations
 
-import os
-
 import pytest
 from playwright.sync_api import sync_playwright
 
+from bitnet_wasm.bench.browser import CHROMIUM_ARGS, BrowserBenchError, chromium_executable
 from bitnet_wasm.serve import SiteServer
-
-SYSTEM_CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 
 
 @pytest.fixture(scope="session")
@@ -20,10 +13,10 @@ def browser():
     """One Chromium for the session (Playwright's own if installed, else Debian's); each launch
     gets a fresh temporary profile, each test a fresh context."""
     with sync_playwright() as p:
-        bundled = p.chromium.executable_path
-        executable = bundled if os.path.exists(bundled) else SYSTEM_CHROMIUM
-        if not os.path.exists(executable):
-            pytest.fail(f"no Chromium found (neither {bundled} nor {SYSTEM_CHROMIUM}): apt-get install -y chromium")
+        try:
+            executable = chromium_executable(p)
+        except BrowserBenchError as e:
+            pytest.fail(str(e))
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         yield browser
         browser.close()
