@@ -1,5 +1,6 @@
-"""`bitnet-wasm bench`: measure the kernels (--kernels) or a built site in headless Chromium
-(SITE --browser); each mode is a function in MODES."""
+"""`bitnet-wasm bench`: measure the kernels (--kernels), a built site in headless Chromium
+(SITE --browser), or our engine against wllama and the roofline (--compare); each mode is a
+function in MODES."""
 from __future__ import annotations
 
 import argparse
@@ -7,18 +8,26 @@ import json
 import sys
 from pathlib import Path
 
-from bitnet_wasm.bench import browser, kernels
+from bitnet_wasm.bench import browser, compare, compare_report, kernels
+from bitnet_wasm.bench.wllama import WllamaUnavailable
 from bitnet_wasm.toolchain import ToolchainError
 
-HELP = "Benchmark the kernels (GEMV per variant, wasm and native, against the read bandwidth) or a built site in a browser."
+HELP = ("Benchmark the kernels (GEMV per variant, wasm and native, against the read bandwidth), a built site in a browser, "
+        "or bitnet-wasm against wllama (llama.cpp) in one browser session (--compare).")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("site", type=Path, nargs="?", metavar="SITE", help="a folder written by `bitnet-wasm build` (for --browser)")
     parser.add_argument("--kernels", action="store_true", help="time every bitlinear variant on model-sized GEMVs in wasmtime and natively")
     parser.add_argument("--browser", action="store_true", help="load SITE in headless Chromium and time loading, prefill and greedy decoding")
-    parser.add_argument("--prompt", default=browser.DEFAULT_PROMPT, help="prompt for --browser (default: %(default)r)")
-    parser.add_argument("--tokens", type=int, default=browser.DEFAULT_TOKENS, help="new tokens for --browser (default: %(default)s)")
+    parser.add_argument("--compare", action="store_true", help="bitnet-wasm vs wllama, read-bandwidth roofline and native build, "
+                        "on --models; writes benchmarks.json, benchmarks.md and benchmark.png to --out")
+    parser.add_argument("--prompt", help=f"prompt (default for --browser: {browser.DEFAULT_PROMPT!r}; for --compare: two sentences)")
+    parser.add_argument("--tokens", type=int, help=f"new tokens (default: {browser.DEFAULT_TOKENS} for --browser, {compare.DEFAULT_TOKENS} for --compare)")
+    parser.add_argument("--models", default=",".join(compare.MODELS), help="for --compare: comma-separated, from %(default)s")
+    parser.add_argument("--out", type=Path, default=Path("docs"), help="for --compare: folder of the results (default: %(default)s)")
+    parser.add_argument("--cache", type=Path, help="for --compare: where models, sites, GGUF files and wllama are kept "
+                        "(default: $BITNET_WASM_CACHE or ~/.cache/bitnet-wasm)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     parser.add_argument("--build-dir", type=Path, default=kernels.DEFAULT_BUILD_DIR, help="where the kernel builds are cached (default: %(default)s)")
 
@@ -30,22 +39,37 @@ def _kernels(args) -> dict:
 def _browser(args) -> dict:
     if args.site is None:
         raise browser.BrowserBenchError("--browser needs SITE: bitnet-wasm bench SITE --browser")
-    return browser.run(args.site, prompt=args.prompt, tokens=args.tokens)
+    return browser.run(args.site, prompt=args.prompt or browser.DEFAULT_PROMPT,
+                       tokens=browser.DEFAULT_TOKENS if args.tokens is None else args.tokens)
 
 
-MODES = {"kernels": (_kernels, kernels.table), "browser": (_browser, browser.table)}  # flag -> (run, format as text)
+def _compare(args) -> dict:
+    log = (lambda message: None) if args.json else kernels.log_to_stderr
+    results = compare.run([m for m in args.models.split(",") if m], prompt=args.prompt or compare.DEFAULT_PROMPT,
+                          tokens=compare.DEFAULT_TOKENS if args.tokens is None else args.tokens, cache=args.cache, log=log)
+    for path in compare.write(results, args.out).values():
+        log(f"wrote {path}")
+    return results
+
+
+def _compare_text(results: dict) -> str:
+    return compare_report.markdown(results, plot_file=None)
+
+
+MODES = {"kernels": (_kernels, kernels.table), "browser": (_browser, browser.table),  # flag -> (run, format as text)
+         "compare": (_compare, _compare_text)}
 
 
 def main(args) -> int:
     chosen = [mode for mode in MODES if getattr(args, mode)]
     if not chosen:
-        print("bitnet-wasm bench: choose what to measure: --kernels or SITE --browser", file=sys.stderr)
+        print("bitnet-wasm bench: choose what to measure: --kernels, SITE --browser or --compare", file=sys.stderr)
         return 2
     for mode in chosen:
         run, as_text = MODES[mode]
         try:
             result = run(args)
-        except (ToolchainError, browser.BrowserBenchError) as e:
+        except (ToolchainError, browser.BrowserBenchError, compare.CompareError, WllamaUnavailable, OSError) as e:
             print(f"bitnet-wasm bench: {e}", file=sys.stderr)
             return 1
         print(json.dumps(result) if args.json else as_text(result))

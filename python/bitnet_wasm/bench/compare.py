@@ -1,0 +1,325 @@
+"""`bitnet-wasm bench --compare`: our engine against wllama (llama.cpp in wasm) on the same models,
+prompt and token count, in one headless Chromium session, next to the page's own wasm read
+bandwidth (the decode roofline) and our native build. Models, sites and GGUF files are built
+into the cache folder and rebuilt only when their inputs change; wllama comes from npm."""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import bitnet_wasm
+from bitnet_wasm.bench import compare_report, random_model, wllama
+from bitnet_wasm.bench.browser import CHROMIUM_ARGS, BrowserBenchError, chromium_executable
+from bitnet_wasm.bench.compare_report import NATIVE, OURS, THREADS, WLLAMA
+from bitnet_wasm.commands.demo import cached_site, default_cache, inputs_digest
+from bitnet_wasm.serve import SiteServer
+
+DEFAULT_PROMPT = ("The old lighthouse keeper climbed the stairs every evening before the sun went down. He carried a "
+                  "small lamp, a book of poems, and a flask of tea that his daughter had made for him.")
+DEFAULT_TOKENS = 32
+WARMUP = ("Warm up.", 2)  # prompt and new tokens of the untimed generation each engine runs first (as in compare.js)
+SIMD = ("relaxed", "simd128")
+STREAM_MB = 256
+STREAM_SECONDS = 1.5
+LARGE_CONTEXT = 512   # KV cache of the large model's site and of wllama's context for it
+CALL_TIMEOUT_S = 900  # one measurement in the page
+PAGE_DIR = Path(__file__).parent / "compare_page"
+OUTPUTS = {"json": "benchmarks.json", "markdown": "benchmarks.md", "plot": "benchmark.png"}
+NOTES = [
+    "Every measurement runs in a fresh browser context (fresh page, workers and memory) of the same Chromium; "
+    "the server sends COOP/COEP, so pages are cross-origin isolated and wllama can use its multi-thread build.",
+    "bitnet-wasm: `BitNet.load(manifest, {threads, simd})`, then `generate` greedily; prefill and decode tok/s "
+    "are the runtime's `lastStats` (decode: new tokens after the first, over the time since the first).",
+    f"wllama {wllama.VERSION}: `loadModelFromUrl(gguf, {{n_threads, n_ctx, n_gpu_layers: 0}})`, then "
+    "`createCompletion({prompt, max_tokens, temperature: 0, top_k: 1})`; tok/s are its own `timings` "
+    "(prompt_per_second, predicted_per_second). Byte-level tokens that are not whole UTF-8 characters get "
+    "logit_bias -1000 (wllama aborts on a lone one, which random weights produce); this does not change the work per token.",
+    "The GGUF is our site exported to llama.cpp's `bitnet` architecture with TQ2_0 linears "
+    "(`bitnet_wasm.compiler.gguf_export`); same tokenizer, so the same prompt tokens.",
+    "native: the site's own C compiled for this CPU (`bitnet_wasm.load(site, backend=\"native\")`, SIMDe, one thread), "
+    "same prompt and token count, timed around `generate`.",
+    "A row requested with a thread count or SIMD level the runtime did not run is reported as not measured, with what ran.",
+    "Roofline: weight bytes read per decode token from the site manifest's tensor table (all packed linears, norms "
+    "and scales, the head's table, one embedding row; the KV cache is not counted).",
+]
+
+
+class CompareError(RuntimeError):
+    pass
+
+
+@dataclass
+class Prepared:
+    """A model ready to benchmark: its site, and its GGUF or why there is none."""
+    name: str
+    description: str
+    site: Path
+    gguf: Path | None = None
+    gguf_error: str | None = None
+
+
+def _cached(product: Path, digest: str, make: Callable[[Path], object], log) -> Path:
+    """`product` made by make(product) unless a previous make left it with the same input digest."""
+    stamp = product.with_name(product.name + ".inputs.sha256")
+    if stamp.is_file() and stamp.read_text().strip() == digest and product.exists():
+        log(f"using cached {product}")
+        return product
+    log(f"making {product} ...")
+    stamp.unlink(missing_ok=True)  # written last: an interrupted make is never taken as cached
+    if product.is_dir():
+        shutil.rmtree(product)
+    product.unlink(missing_ok=True)
+    product.parent.mkdir(parents=True, exist_ok=True)
+    make(product)
+    stamp.write_text(digest + "\n")
+    return product
+
+
+def _digest(*parts: str | bytes) -> str:
+    h = hashlib.sha256(f"bitnet-wasm {bitnet_wasm.__version__}\n".encode())
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else part.encode())
+    return h.hexdigest()
+
+
+def _demo_site(cache: Path, log) -> tuple[Path, str]:
+    with contextlib.redirect_stdout(sys.stderr):  # cached_site reports on stdout, which --json keeps for the result
+        site = cached_site("b1.58", cache)
+    return site, "the embedded b1.58 demo model (`bitnet-wasm demo`), trained with this repository's trainer"
+
+
+def _large_site(cache: Path, log) -> tuple[Path, str]:
+    folder, shape = cache / "bench-large", random_model.LARGE
+    writer = Path(random_model.__file__).read_bytes()
+    checkpoint = _cached(folder / "checkpoint", _digest(repr(shape), writer),
+                         lambda path: random_model.write_random_bitnet(path, shape), log)
+    site = _cached(folder / "site", _digest(inputs_digest(checkpoint), f"context={LARGE_CONTEXT}"),
+                   lambda path: bitnet_wasm.build(checkpoint, path, context=LARGE_CONTEXT, progress=False), log)
+    return site, (f"random ternary weights with the shape of 1bitLLM/bitnet_b1_58-large (hidden {shape.hidden}, {shape.layers} "
+                  f"layers, {shape.heads} heads, FFN {shape.intermediate}, vocab {shape.vocab}, tied embeddings), "
+                  f"BitNetForCausalLM packed layout, built with --context {LARGE_CONTEXT}")
+
+
+MODELS = {"demo": _demo_site, "large": _large_site}  # --models name -> (cache, log) -> (site, description)
+
+
+def _gguf_exporter():
+    try:
+        from bitnet_wasm.compiler.gguf_export import export_gguf
+    except ImportError:
+        return None
+    return export_gguf
+
+
+def _with_gguf(name: str, site: Path, description: str, log) -> Prepared:
+    export = _gguf_exporter()
+    if export is None:
+        return Prepared(name, description, site, gguf_error="no GGUF exporter in this build (bitnet_wasm.compiler.gguf_export, branch gguf, not merged yet)")
+    import bitnet_wasm.compiler.gguf_export as exporter
+
+    digest = _digest((site / "model" / "manifest.json").read_bytes(), Path(exporter.__file__).read_bytes())
+    try:
+        gguf = _cached(site.parent / "model-tq2_0.gguf", digest, lambda path: export(site, path, weight_type="tq2_0"), log)
+    except Exception as e:  # the exporter is another branch's code: its failure is a row, not a crash
+        return Prepared(name, description, site, gguf_error=f"GGUF export failed: {type(e).__name__}: {e}")
+    return Prepared(name, description, site, gguf)
+
+
+class _Session:
+    """One Chromium, the cache folder served with COOP/COEP, and the compare page in a fresh
+    browser context per measurement."""
+
+    def __init__(self, browser, server_url: str, root: Path):
+        self.browser, self.server_url, self.root = browser, server_url, root
+        self.page_url = self.url(root / "compare-page" / "index.html")
+
+    def url(self, path: Path) -> str:
+        return self.server_url + path.resolve().relative_to(self.root.resolve()).as_posix()
+
+    def call(self, function: str, argument: dict) -> dict:
+        context = self.browser.new_context()
+        try:
+            page = context.new_page()
+            page.goto(self.page_url)
+            page.wait_for_function("() => window.bench !== undefined")
+            return page.evaluate(
+                f"""(a) => Promise.race([window.bench.{function}(a), new Promise((_, reject) =>
+                      setTimeout(() => reject(new Error('no answer after {CALL_TIMEOUT_S} s')), {CALL_TIMEOUT_S * 1000}))])""",
+                argument)
+        finally:
+            context.close()
+
+
+def _attempt(label: str, row: dict, measure: Callable[[], dict], log) -> dict:
+    """row plus what measure() returns, or plus the error that stopped it (one line)."""
+    log(f"{label} ...")
+    try:
+        measured = measure()
+        log(f"{label}: " + ", ".join(f"{key} {value:.1f}" if isinstance(value, float) else f"{key} {value}" for key, value in measured.items()))
+        result = {**row, **measured, "error": None}
+    except Exception as e:  # any failure of one engine or configuration is that row's result
+        message = (str(e).strip().splitlines() or [type(e).__name__])[0].removeprefix("Error: ")
+        result = {**row, "error": message}
+        log(f"{label}: not measured: {message}")
+    return result
+
+
+def _ours(session: _Session, site: Path, simd: str, threads: int, prompt: str, tokens: int) -> dict:
+    got = session.call("ours", {"siteUrl": session.url(site) + "/", "simd": simd, "threads": threads, "prompt": prompt, "tokens": tokens})
+    if (got["simd"], got["threads"]) != (simd, threads):
+        raise CompareError(f"asked for {simd} SIMD on {threads} thread(s), the runtime ran {got['simd']} on {got['threads']} "
+                           "(this bitnet.js does not honour the option)")
+    return {"prompt_tokens": got["promptTokens"], "new_tokens": got["newTokens"],
+            "prefill_tps": got["prefillTokensPerSecond"], "decode_tps": got["decodeTokensPerSecond"]}
+
+
+def _wllama(session: _Session, esm: Path, model: Prepared, threads: int, context: int, prompt: str, tokens: int) -> dict:
+    broken = wllama.broken_utf8_tokens(json.loads((model.site / "model" / "tokenizer.json").read_text()))
+    got = session.call("wllama", {
+        "moduleUrl": session.url(esm / "index.js"), "wasmUrl": session.url(esm / "wasm" / "wllama.wasm"),
+        "ggufUrl": session.url(model.gguf), "threads": threads, "context": context, "prompt": prompt, "tokens": tokens,
+        "logitBias": {str(token): -1000 for token in broken}})
+    if got["threads"] != threads:
+        raise CompareError(f"asked for {threads} thread(s), wllama ran {got['threads']} (cross-origin isolated: {got['crossOriginIsolated']})")
+    return {"prompt_tokens": got["promptTokens"], "new_tokens": got["newTokens"],
+            "prefill_tps": got["prefillTokensPerSecond"], "decode_tps": got["decodeTokensPerSecond"]}
+
+
+def _native(site: Path, prompt: str, tokens: int) -> dict:
+    """Prefill = prompt tokens / time of a 1-token generation; decode = the extra tokens of a full
+    generation over its extra time, so both match the browser runtime's definitions."""
+    model = bitnet_wasm.load(site, backend="native")
+    model.generate(WARMUP[0], max_new_tokens=WARMUP[1])
+    started = time.perf_counter()
+    first = model.generate(prompt, max_new_tokens=1)
+    prefilled = time.perf_counter()
+    full = model.generate(prompt, max_new_tokens=tokens)
+    finished = time.perf_counter()
+    prefill_s = prefilled - started
+    if len(full.tokens) < 2:
+        raise CompareError(f"the model stopped after {len(full.tokens)} token(s) ({full.stop_reason}); nothing to time")
+    return {"prompt_tokens": len(first.prompt_tokens), "new_tokens": len(full.tokens),
+            "prefill_tps": len(first.prompt_tokens) / prefill_s, "decode_tps": (len(full.tokens) - 1) / (finished - prefilled - prefill_s)}
+
+
+def _measure_model(session: _Session, esm: Path | None, esm_error: str | None, model: Prepared, prompt: str, tokens: int, log) -> list[dict]:
+    context = json.loads((model.site / "model" / "manifest.json").read_text())["plan"]["context"]
+    rows = [_attempt(f"{model.name}: {OURS} {simd} {threads} thread(s)", {"engine": OURS, "simd": simd, "threads": threads},
+                     lambda: _ours(session, model.site, simd, threads, prompt, tokens), log)
+            for simd in SIMD for threads in THREADS]
+    peer_error = esm_error or model.gguf_error
+    for threads in THREADS:
+        label, row = f"{model.name}: {WLLAMA} {threads} thread(s)", {"engine": WLLAMA, "simd": "simd128", "threads": threads}
+        if peer_error:
+            rows.append({**row, "error": peer_error})
+            log(f"{label}: not measured: {peer_error}")
+        else:
+            rows.append(_attempt(label, row, lambda: _wllama(session, esm, model, threads, context, prompt, tokens), log))
+    rows.append(_attempt(f"{model.name}: {NATIVE} 1 thread", {"engine": NATIVE, "simd": None, "threads": 1},
+                         lambda: _native(model.site, prompt, tokens), log))
+    return rows
+
+
+def _prompt_notes(models: list[dict]) -> list[str]:
+    notes = []
+    for m in models:
+        counts = {(r["engine"], r["prompt_tokens"]) for r in m["rows"] if not r.get("error")}
+        if len({count for _, count in counts}) > 1:
+            notes.append(f"{m['name']}: the engines saw different prompt token counts: "
+                         + ", ".join(f"{engine} {count}" for engine, count in sorted(counts)))
+    return notes
+
+
+def _machine_note(load_start: float, load_end: float, cpus: int) -> str:
+    shared = max(load_start, load_end) > 0.5
+    return (f"{cpus} cores, load average {load_start:.1f} when the bench started and {load_end:.1f} when it ended"
+            + ("; the machine was shared with other work (training runs), so absolute numbers are noisy and the "
+               "ratios, measured in one run, are what to judge." if shared else "."))
+
+
+def run(models=tuple(MODELS), prompt: str = DEFAULT_PROMPT, tokens: int = DEFAULT_TOKENS, cache: Path | None = None,
+        command: str = "bitnet-wasm bench --compare", log=print) -> dict:
+    """Measure everything; returns the results dict (see compare_report for its derived parts)."""
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        raise CompareError(f"--models {','.join(models)}: choose from {', '.join(MODELS)}")
+    if tokens < 2:
+        raise CompareError(f"--tokens must be at least 2 (decode speed needs a second token), got {tokens}")
+    cache = Path(cache or default_cache())
+    load_start = os.getloadavg()[0]
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        raise CompareError("Playwright is not installed: pip install playwright (the browser itself: apt-get install -y chromium)") from None
+
+    prepared, results_models = [], []
+    for name in models:
+        try:
+            site, description = MODELS[name](cache, log)
+            prepared.append(_with_gguf(name, site, description, log))
+        except Exception as e:  # a model that cannot be built is reported, the other still measured
+            results_models.append({"name": name, "description": "", "bytes_per_token": None, "error": f"{type(e).__name__}: {e}", "rows": []})
+            log(f"{name}: not measured: {e}")
+    esm, esm_error = None, None
+    try:
+        esm = wllama.ensure_installed(cache / "npm", log)
+    except wllama.WllamaUnavailable as e:
+        esm_error = str(e)
+    page_dir = cache / "compare-page"
+    shutil.rmtree(page_dir, ignore_errors=True)
+    shutil.copytree(PAGE_DIR, page_dir, ignore=shutil.ignore_patterns("__pycache__"))
+
+    bandwidth = []
+    with SiteServer(cache, "127.0.0.1", 0, quiet=True) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_executable(p), args=CHROMIUM_ARGS, headless=True)
+        try:
+            session = _Session(browser, server.url, cache)
+            if prepared:
+                wasm = session.url(prepared[0].site / "model" / "bitnet.wasm")
+                for threads in THREADS:
+                    bandwidth.append(_attempt(f"read bandwidth, {threads} thread(s)", {"threads": threads}, lambda: _bandwidth(session, wasm, threads), log))
+            for model in prepared:
+                manifest = json.loads((model.site / "model" / "manifest.json").read_text())
+                results_models.append({"name": model.name, "description": model.description, "error": None,
+                                       "bytes_per_token": compare_report.bytes_per_token(manifest),
+                                       "rows": _measure_model(session, esm, esm_error, model, prompt, tokens, log)})
+            browser_version = browser.version
+        finally:
+            browser.close()
+    results_models.sort(key=lambda m: list(models).index(m["name"]))
+    return {
+        "bitnet_wasm": bitnet_wasm.__version__,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": {"cpus": os.cpu_count(), "browser": f"Chromium {browser_version}",
+                    "load_average": [load_start, os.getloadavg()[0]],
+                    "note": _machine_note(load_start, os.getloadavg()[0], os.cpu_count() or 0)},
+        "settings": {"command": command, "prompt": prompt, "tokens": tokens, "warmup_tokens": WARMUP[1], "wllama": wllama.VERSION,
+                     "stream_mb": STREAM_MB},
+        "bandwidth": [{"threads": b["threads"], "gbps": b.get("gbps"), "error": b["error"]} for b in bandwidth],
+        "models": results_models,
+        "notes": NOTES + _prompt_notes(results_models),
+    }
+
+
+def _bandwidth(session: _Session, wasm_url: str, threads: int) -> dict:
+    got = session.call("bandwidth", {"wasmUrl": wasm_url, "threads": threads, "megabytes": STREAM_MB, "seconds": STREAM_SECONDS})
+    return {"gbps": got["gbps"]}
+
+
+def write(results: dict, out_dir: Path) -> dict[str, Path]:
+    """benchmarks.json (with the derived ratios), benchmarks.md and benchmark.png in out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {kind: out_dir / name for kind, name in OUTPUTS.items()}
+    paths["json"].write_text(json.dumps(compare_report.derive(results), indent=1) + "\n")
+    paths["markdown"].write_text(compare_report.markdown(results, OUTPUTS["plot"]))
+    compare_report.plot(results, paths["plot"])
+    return paths

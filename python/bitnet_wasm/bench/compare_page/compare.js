@@ -1,0 +1,74 @@
+// The in-page half of `bitnet-wasm bench --compare` (python/bitnet_wasm/bench/compare.py drives it
+// through window.bench): read bandwidth, our engine and wllama, each returning plain data.
+const WARMUP_PROMPT = "Warm up.";
+const WARMUP_TOKENS = 2;
+const quietLogger = { debug() {}, log() {}, warn: console.warn, error: console.error };
+
+function ask(worker, message) {
+  return new Promise((resolve, reject) => {
+    worker.onmessage = ({ data }) => (data.error ? reject(new Error(data.error)) : resolve(data.result));
+    worker.onerror = (event) => reject(new Error(event.message || "the bandwidth worker failed to start"));
+    worker.postMessage(message);
+  });
+}
+
+/** Aggregate read GB/s of `threads` workers streaming their own buffers at the same time. */
+async function bandwidth({ wasmUrl, threads, megabytes, seconds }) {
+  const workers = Array.from({ length: threads }, () => new Worker(new URL("./stream_worker.js", import.meta.url), { type: "module" }));
+  try {
+    await Promise.all(workers.map((w) => ask(w, { type: "setup", wasmUrl, megabytes })));
+    const runs = await Promise.all(workers.map((w) => ask(w, { type: "run", seconds })));
+    return { gbps: runs.reduce((sum, r) => sum + r.bytes / r.seconds, 0) / 1e9, threads, megabytes };
+  } finally {
+    workers.forEach((w) => w.terminate());
+  }
+}
+
+async function drain(generator) {
+  const tokens = [];
+  for await (const piece of generator) tokens.push(piece.token);
+  return tokens;
+}
+
+/** Our engine: load the site's model, one short warm-up generation, then the timed one. */
+async function ours({ siteUrl, threads, simd, prompt, tokens }) {
+  const { BitNet } = await import(new URL("bitnet.js", siteUrl).href);
+  const model = await BitNet.load(new URL("model/manifest.json", siteUrl).href, { threads, simd });
+  try {
+    await drain(model.generate(WARMUP_PROMPT, { maxNewTokens: WARMUP_TOKENS, temperature: 0 }));
+    const ids = await drain(model.generate(prompt, { maxNewTokens: tokens, temperature: 0 }));
+    const s = model.lastStats;
+    return {
+      simd: model.info.simd, threads: model.info.threads, crossOriginIsolated: model.info.crossOriginIsolated,
+      promptTokens: s.promptTokens, newTokens: s.newTokens, tokens: ids,
+      prefillTokensPerSecond: s.prefillTokensPerSecond, decodeTokensPerSecond: s.decodeTokensPerSecond,
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** wllama (llama.cpp): the same prompt, greedy, the same warm-up; its own timings. */
+async function wllama({ moduleUrl, wasmUrl, ggufUrl, threads, context, prompt, tokens, logitBias }) {
+  const { Wllama } = await import(moduleUrl);
+  const engine = new Wllama({ default: wasmUrl }, { suppressNativeLog: true, logger: quietLogger });
+  await engine.loadModelFromUrl(ggufUrl, { n_threads: threads, n_ctx: context, n_gpu_layers: 0, useCache: false });
+  try {
+    const complete = (text, n) => engine.createCompletion({
+      prompt: text, max_tokens: n, temperature: 0, top_k: 1, logit_bias: logitBias, cache_prompt: false,
+    });
+    await complete(WARMUP_PROMPT, WARMUP_TOKENS);
+    const response = await complete(prompt, tokens);
+    const t = response.timings;
+    return {
+      threads: engine.getNumThreads(), multithread: engine.isMultithread(), crossOriginIsolated: self.crossOriginIsolated === true,
+      promptTokens: t.prompt_n, cachedTokens: t.cache_n, newTokens: t.predicted_n,
+      prefillTokensPerSecond: t.prompt_per_second, decodeTokensPerSecond: t.predicted_per_second, text: response.choices[0].text,
+    };
+  } finally {
+    await engine.exit();
+  }
+}
+
+window.bench = { bandwidth, ours, wllama };
+document.documentElement.dataset.state = "ready";

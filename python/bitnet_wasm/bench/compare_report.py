@@ -1,0 +1,195 @@
+"""Pure arithmetic and formatting of `bitnet-wasm bench --compare` results: the weight bytes a
+decode step reads, the roofline, the four targets, and the markdown table and plot of a results
+dict (the JSON the bench writes)."""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Callable
+
+OURS = "bitnet-wasm"
+WLLAMA = "wllama"
+NATIVE = "native"
+THREADS = (1, 2)
+
+
+def bytes_per_token(manifest: dict) -> int:
+    """Weight bytes one decode step reads, from a site manifest's tensor table: every tensor once,
+    except the embedding table, of which the prologue reads one row (the head reads the whole
+    table again when the embeddings are tied). The KV cache is not counted."""
+    vocab, tied = manifest["model"]["vocab_size"], manifest["model"]["tie_embeddings"]
+    total = 0
+    for name, tensor in manifest["tensors"].items():
+        if name == "embed" or name.startswith("embed."):
+            total += tensor["bytes"] // vocab + (tensor["bytes"] if tied else 0)
+        else:
+            total += tensor["bytes"]
+    return total
+
+
+def _row(model: dict, engine: str, threads: int, simd: str | None = None) -> dict | None:
+    for row in model["rows"]:
+        if row["engine"] == engine and row["threads"] == threads and (simd is None or row["simd"] == simd) and not row.get("error"):
+            return row
+    return None
+
+
+def _decode(model: dict, engine: str, threads: int, simd: str | None = None) -> float | None:
+    row = _row(model, engine, threads, simd)
+    return row["decode_tps"] if row else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def bandwidth_gbps(results: dict, threads: int) -> float | None:
+    return next((b["gbps"] for b in results["bandwidth"] if b["threads"] == threads and not b.get("error")), None)
+
+
+def roofline_tps(gbps: float | None, nbytes: int | None) -> float | None:
+    """Decode tokens per second if every step only streamed its weights at the read bandwidth."""
+    return gbps * 1e9 / nbytes if gbps and nbytes else None
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    goal: float
+    compare: Callable[[float, float], bool]
+    measure: Callable[[dict, dict], float | None]  # (results, model) -> the measured ratio
+
+    @property
+    def goal_text(self) -> str:
+        return f"{'>=' if self.compare is operator.ge else '<='} {self.goal:g}"
+
+
+def _vs_wllama(threads: int):
+    return lambda results, m: _ratio(_decode(m, OURS, threads, "relaxed"), _decode(m, WLLAMA, threads))
+
+
+def _of_roofline(threads: int):
+    return lambda results, m: _ratio(_decode(m, OURS, threads, "relaxed"),
+                                     roofline_tps(bandwidth_gbps(results, threads), m.get("bytes_per_token")))
+
+
+TARGETS = (
+    *(Target(f"decode vs wllama, {t} thread{'s' * (t > 1)} (relaxed)", 5.0, operator.ge, _vs_wllama(t)) for t in THREADS),
+    *(Target(f"decode / roofline, {t} thread{'s' * (t > 1)} (relaxed)", 0.70, operator.ge, _of_roofline(t)) for t in THREADS),
+    Target("decode 2 threads / 1 thread (relaxed)", 1.7, operator.ge,
+           lambda results, m: _ratio(_decode(m, OURS, 2, "relaxed"), _decode(m, OURS, 1, "relaxed"))),
+    Target("native decode / browser decode, 1 thread", 1.5, operator.le,
+           lambda results, m: _ratio(_decode(m, NATIVE, 1), _decode(m, OURS, 1, "relaxed"))),
+)
+
+
+def derive(results: dict) -> dict:
+    """results with, per model, each row's roofline share and ratio to wllama, and the targets."""
+    models = []
+    for model in results["models"]:
+        rows = []
+        for row in model["rows"]:
+            extra = {}
+            if row["engine"] != NATIVE and not row.get("error"):
+                roofline = roofline_tps(bandwidth_gbps(results, row["threads"]), model.get("bytes_per_token"))
+                extra["roofline_fraction"] = _ratio(row["decode_tps"], roofline)
+                if row["engine"] == OURS:
+                    extra["vs_wllama"] = _ratio(row["decode_tps"], _decode(model, WLLAMA, row["threads"]))
+            rows.append({**row, **extra})
+        targets = []
+        for target in TARGETS:
+            value = target.measure(results, model)
+            targets.append({"target": target.name, "goal": target.goal_text, "value": value,
+                            "met": None if value is None else bool(target.compare(value, target.goal))})
+        models.append({**model, "rows": rows, "targets": targets,
+                       "roofline_tps": {str(t): roofline_tps(bandwidth_gbps(results, t), model.get("bytes_per_token")) for t in THREADS}})
+    return {**results, "models": models}
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "" if value is None else f"{value:,.{digits}f}"
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.0f}%"
+
+
+def _x(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}x"
+
+
+MET = {True: "met", False: "**not met**", None: "not measured"}
+
+
+def markdown(results: dict, plot_file: str | None = "benchmark.png") -> str:
+    """docs/benchmarks.md from a results dict (as written to benchmarks.json)."""
+    r = derive(results)
+    s, machine = r["settings"], r["machine"]
+    lines = [
+        "# Benchmarks: bitnet-wasm vs wllama (llama.cpp) in the browser", "",
+        f"Generated by `{s['command']}` on {r['date']}: one headless Chromium ({machine.get('browser', '?')}) session, "
+        f"bitnet-wasm {r['bitnet_wasm']}, {WLLAMA} {s['wllama']}, {machine['cpus']} CPU cores.",
+        f"Prompt: {s['prompt']!r}; {s['tokens']} new tokens, greedy, after a {s['warmup_tokens']}-token warm-up generation per engine.",
+        "",
+        f"Machine: {machine['note']}", "",
+        "## Read bandwidth and decode roofline", "",
+        "Wasm streaming read (`bn_stream_read`, v128 loads) of a "
+        f"{s['stream_mb']} MB buffer per thread, in the same page; roofline = GB/s / weight bytes read per decode token.", "",
+        "| threads | read GB/s | " + " | ".join(f"{m['name']}: roofline tok/s ({m['bytes_per_token'] / 1e6:.1f} MB/token)"
+                                             if m.get("bytes_per_token") else f"{m['name']}: roofline tok/s" for m in r["models"]) + " |",
+        "|---|---|" + "---|" * len(r["models"]),
+    ]
+    for b in r["bandwidth"]:
+        cells = [f"not measured: {b['error']}"] if b.get("error") else [_num(b["gbps"])]
+        cells += [_num(m["roofline_tps"][str(b["threads"])]) for m in r["models"]]
+        lines.append(f"| {b['threads']} | " + " | ".join(cells) + " |")
+    lines += ["", "## Results", "",
+              "| model | engine | SIMD | threads | prompt tokens | new tokens | prefill tok/s | decode tok/s | of roofline | vs wllama |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for m in r["models"]:
+        if m.get("error"):
+            lines.append(f"| {m['name']} | all | | | not measured: {m['error']} | | | | | |")
+        for row in m["rows"]:
+            head = f"| {m['name']} | {row['engine']} | {row.get('simd') or ''} | {row['threads']} |"
+            if row.get("error"):
+                lines.append(f"{head} not measured: {row['error']} | | | | | |")
+            else:
+                lines.append(f"{head} {row['prompt_tokens']} | {row['new_tokens']} | {_num(row['prefill_tps'])} | {_num(row['decode_tps'])} | "
+                             f"{_pct(row.get('roofline_fraction'))} | {_x(row.get('vs_wllama'))} |")
+    lines += ["", "## Targets", "", "| model | target | measured | goal | |", "|---|---|---|---|---|"]
+    for m in r["models"]:
+        for t in m["targets"]:
+            lines.append(f"| {m['name']} | {t['target']} | {_num(t['value'], 2)} | {t['goal']} | {MET[t['met']]} |")
+    if plot_file:
+        lines += ["", f"![decode tokens per second]({plot_file})"]
+    lines += ["", "## Models", ""] + [f"- **{m['name']}**: {m['description']}" for m in r["models"]]
+    lines += ["", "## How it was measured", ""] + [f"- {note}" for note in r["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, out_file) -> None:
+    """Decode tok/s per engine configuration, one panel per model, roofline lines per thread count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r = derive(results)
+    models = r["models"]
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4), squeeze=False)
+    colors = {OURS: "tab:blue", WLLAMA: "tab:orange", NATIVE: "tab:green"}
+    for ax, m in zip(axes[0], models):
+        rows = [row for row in m["rows"] if not row.get("error")]
+        labels = [f"{row['engine']} {row.get('simd') or ''} {row['threads']}T".replace("  ", " ") for row in rows]
+        ax.barh(labels, [row["decode_tps"] for row in rows], color=[colors[row["engine"]] for row in rows])
+        for (threads, roofline), style in zip(m["roofline_tps"].items(), ("--", ":")):
+            if roofline:
+                ax.axvline(roofline, color="gray", linestyle=style, label=f"roofline {threads}T ({roofline:.0f} tok/s)")
+        ax.invert_yaxis()
+        ax.set_title(m["name"])
+        ax.set_xlabel("decode tokens / s")
+        if any(m["roofline_tps"].values()):
+            ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_file, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,189 @@
+"""The pure parts of `bitnet-wasm bench --compare`: roofline arithmetic from real manifests, the
+derived ratios and targets, the markdown table and plot of a results dict, the random model
+writer, wllama's token bias and install errors. The browser/npm run itself is not run here."""
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from tokenizers import Tokenizer
+
+import bitnet_wasm
+from bitnet_wasm.bench import compare, compare_report, wllama
+from bitnet_wasm.bench.random_model import LARGE, Shape, tokenizer_json, write_random_bitnet
+from bitnet_wasm.compiler.loaders import load_checkpoint
+from models import write_1bitllm
+
+TINY = Shape(hidden=64, layers=2, heads=4, kv_heads=2, intermediate=128, vocab=300, max_position=128)
+
+
+def _row(engine, threads, decode, simd=None, prefill=100.0, error=None):
+    row = {"engine": engine, "simd": simd, "threads": threads, "prompt_tokens": 40, "new_tokens": 32,
+           "prefill_tps": prefill, "decode_tps": decode, "error": error}
+    return {**row, "prefill_tps": None, "decode_tps": None} if error else row
+
+
+def _results():
+    ours, peer, native = compare_report.OURS, compare_report.WLLAMA, compare_report.NATIVE
+    return {
+        "bitnet_wasm": "0.1.0", "date": "2026-01-01 00:00 UTC",
+        "machine": {"cpus": 2, "browser": "Chromium 1", "load_average": [0.1, 0.2], "note": "2 cores, quiet."},
+        "settings": {"command": "bitnet-wasm bench --compare", "prompt": "Hi", "tokens": 32, "warmup_tokens": 2,
+                     "wllama": "3.8.1", "stream_mb": 256},
+        "bandwidth": [{"threads": 1, "gbps": 20.0, "error": None}, {"threads": 2, "gbps": 30.0, "error": None}],
+        "models": [{
+            "name": "large", "description": "random", "error": None, "bytes_per_token": 200_000_000,
+            "rows": [_row(ours, 1, 80.0, "relaxed"), _row(ours, 2, 120.0, "relaxed"), _row(ours, 1, 50.0, "simd128"),
+                     _row(ours, 2, None, "simd128", error="asked for simd128 SIMD on 2 thread(s), the runtime ran relaxed on 1"),
+                     _row(peer, 1, 10.0, "simd128"), _row(peer, 2, 30.0, "simd128"), _row(native, 1, 100.0)],
+        }],
+        "notes": ["a note"],
+    }
+
+
+def test_bytes_per_token_of_a_tied_site(tmp_path):
+    write_random_bitnet(tmp_path / "m", TINY)
+    manifest = json.loads(bitnet_wasm.build(tmp_path / "m", tmp_path / "site", wasm=False, progress=False).read_text())
+    h, i, v, layers = TINY.hidden, TINY.intermediate, TINY.vocab, TINY.layers
+    kv = TINY.kv_heads * h // TINY.heads
+    linears = (h * h + 2 * kv * h + h * h + 3 * h * i) // 4           # 2-bit codes
+    per_layer = linears + 4 * (3 * h + i) + 4 * 7                     # f32 norms, one f32 scale per linear
+    expected = layers * per_layer + 4 * h + 2 * v * h + 2 * h          # final norm, f16 head table, one embedding row
+    assert compare_report.bytes_per_token(manifest) == expected
+
+
+def test_bytes_per_token_of_an_untied_site_reads_the_head_once_and_one_embedding_row(tmp_path):
+    write_1bitllm(tmp_path / "m", hidden=64, layers=1, heads=4, intermediate=96, vocab=320, tied=False)
+    site = bitnet_wasm.build(tmp_path / "m", tmp_path / "site", wasm=False, progress=False, embed="q8")
+    manifest = json.loads(site.read_text())
+    tables = {n: t["bytes"] for n, t in manifest["tensors"].items() if n.split(".")[0] in ("embed", "lm_head")}
+    assert set(tables) == {"embed", "embed.row_scale", "lm_head", "lm_head.row_scale"}
+    rest = sum(t["bytes"] for n, t in manifest["tensors"].items() if n not in tables)
+    one_row = 64 + 4  # int8 row + its f32 scale
+    assert compare_report.bytes_per_token(manifest) == rest + tables["lm_head"] + tables["lm_head.row_scale"] + one_row
+
+
+def test_roofline_is_bandwidth_over_bytes():
+    assert compare_report.roofline_tps(20.0, 200_000_000) == pytest.approx(100.0)
+    assert compare_report.roofline_tps(None, 200_000_000) is None
+    assert compare_report.roofline_tps(20.0, None) is None
+
+
+def test_derive_ratios_and_targets():
+    model = compare_report.derive(_results())["models"][0]
+    rows = {(r["engine"], r["simd"], r["threads"]): r for r in model["rows"]}
+    assert rows["bitnet-wasm", "relaxed", 1]["roofline_fraction"] == pytest.approx(0.8)   # 80 / (20 GB/s / 200 MB)
+    assert rows["bitnet-wasm", "relaxed", 2]["roofline_fraction"] == pytest.approx(0.8)   # 120 / 150
+    assert rows["bitnet-wasm", "relaxed", 1]["vs_wllama"] == pytest.approx(8.0)
+    assert rows["bitnet-wasm", "simd128", 1]["vs_wllama"] == pytest.approx(5.0)
+    assert rows["wllama", "simd128", 2]["roofline_fraction"] == pytest.approx(0.2)
+    assert "vs_wllama" not in rows["wllama", "simd128", 1] and "roofline_fraction" not in rows["native", None, 1]
+    assert model["roofline_tps"] == {"1": pytest.approx(100.0), "2": pytest.approx(150.0)}
+    targets = {t["target"]: (t["value"], t["met"]) for t in model["targets"]}
+    assert targets == {
+        "decode vs wllama, 1 thread (relaxed)": (pytest.approx(8.0), True),
+        "decode vs wllama, 2 threads (relaxed)": (pytest.approx(4.0), False),
+        "decode / roofline, 1 thread (relaxed)": (pytest.approx(0.8), True),
+        "decode / roofline, 2 threads (relaxed)": (pytest.approx(0.8), True),
+        "decode 2 threads / 1 thread (relaxed)": (pytest.approx(1.5), False),
+        "native decode / browser decode, 1 thread": (pytest.approx(1.25), True),
+    }
+
+
+def test_targets_of_missing_measurements_are_not_measured_not_guessed():
+    results = _results()
+    model = results["models"][0]
+    model["rows"] = [r if r["engine"] != "wllama" else {**r, "error": "npm failed", "decode_tps": None} for r in model["rows"]]
+    results["bandwidth"][1] = {"threads": 2, "gbps": None, "error": "worker failed"}
+    targets = {t["target"]: t for t in compare_report.derive(results)["models"][0]["targets"]}
+    for name in ("decode vs wllama, 1 thread (relaxed)", "decode vs wllama, 2 threads (relaxed)", "decode / roofline, 2 threads (relaxed)"):
+        assert targets[name]["value"] is None and targets[name]["met"] is None
+    assert targets["decode / roofline, 1 thread (relaxed)"]["met"] is True
+
+
+def test_markdown_table_from_results_json():
+    results = json.loads(json.dumps(_results()))
+    before = copy.deepcopy(results)
+    text = compare_report.markdown(results)
+    assert results == before  # formatting does not change the results
+    assert "| large | bitnet-wasm | relaxed | 1 | 40 | 32 | 100.0 | 80.0 | 80% | 8.00x |" in text
+    assert "| large | bitnet-wasm | simd128 | 2 | not measured: asked for simd128 SIMD on 2 thread(s), the runtime ran relaxed on 1 |" in text
+    assert "| large | wllama | simd128 | 2 | 40 | 32 | 100.0 | 30.0 | 20% |  |" in text
+    assert "| large | native |  | 1 | 40 | 32 | 100.0 | 100.0 |  |  |" in text
+    assert "| 1 | 20.0 | 100.0 |" in text and "| 2 | 30.0 | 150.0 |" in text
+    assert "| large | decode vs wllama, 2 threads (relaxed) | 4.00 | >= 5 | **not met** |" in text
+    assert "| large | native decode / browser decode, 1 thread | 1.25 | <= 1.5 | met |" in text
+    assert "2 cores, quiet." in text and "- a note" in text and "![decode tokens per second](benchmark.png)" in text
+
+
+def test_markdown_reports_a_model_that_could_not_be_built():
+    results = _results()
+    results["models"].append({"name": "demo", "description": "", "error": "EmbeddedModelError: missing", "bytes_per_token": None, "rows": []})
+    text = compare_report.markdown(results)
+    assert "| demo | all | | | not measured: EmbeddedModelError: missing |" in text
+    assert "| demo | decode vs wllama, 1 thread (relaxed) |  | >= 5 | not measured |" in text
+
+
+def test_plot_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    compare_report.plot(_results(), tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_random_model_has_the_shape_and_ternary_weights(tmp_path):
+    checkpoint = load_checkpoint(write_random_bitnet(tmp_path / "m", TINY, seed=3))
+    c = checkpoint.config
+    assert (c.hidden_size, c.num_layers, c.num_heads, c.num_kv_heads, c.intermediate_size, c.vocab_size) == (64, 2, 4, 2, 128, 300)
+    assert c.tie_embeddings and checkpoint.tokenizer is not None
+    codes = np.concatenate([linear.weights.ravel() for linear in checkpoint.linears.values()])
+    values, counts = np.unique(codes, return_counts=True)
+    assert values.tolist() == [-1, 0, 1] and counts.min() > 0.3 * codes.size
+    assert len(checkpoint.linears) == 7 * 2
+    first = (tmp_path / "m" / "model.safetensors").read_bytes()
+    write_random_bitnet(tmp_path / "again", TINY, seed=3)
+    assert (tmp_path / "again" / "model.safetensors").read_bytes() == first  # deterministic: the bench caches it
+
+
+def test_large_shape_is_1bitllm_large():
+    assert (LARGE.hidden, LARGE.layers, LARGE.heads, LARGE.intermediate, LARGE.vocab) == (1536, 24, 16, 4096, 32002)
+
+
+def test_broken_utf8_tokens_are_the_ones_that_decode_to_a_replacement_character():
+    text = tokenizer_json(400)
+    tokenizer = Tokenizer.from_str(text)
+    broken = wllama.broken_utf8_tokens(json.loads(text))
+    decoded_broken = [i for i in range(tokenizer.get_vocab_size()) if "\ufffd" in tokenizer.decode([i], skip_special_tokens=False)]
+    assert broken == decoded_broken and len(broken) >= 128  # at least the lone bytes 0x80..0xff
+
+
+def test_wllama_install_without_npm_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(wllama.WllamaUnavailable, match="npm is not installed"):
+        wllama.ensure_installed(tmp_path / "npm")
+
+
+def test_cached_products_are_remade_only_when_their_inputs_change(tmp_path):
+    made = []
+
+    def make(path):
+        made.append(path)
+        path.write_text(str(len(made)))
+
+    product = tmp_path / "thing"
+    for digest in ("a", "a", "b"):
+        compare._cached(product, digest, make, log=lambda message: None)
+    assert len(made) == 2 and product.read_text() == "2"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--models", "demo,nope"], "--models demo,nope: choose from demo, large"),
+    (["--tokens", "1"], "--tokens must be at least 2"),
+])
+def test_cli_rejects_bad_arguments_before_measuring(args, message, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "bitnet_wasm.cli", "bench", "--compare", "--out", str(tmp_path), *args],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and message in proc.stderr and not list(tmp_path.iterdir())
