@@ -187,3 +187,14 @@ def test_cli_rejects_bad_arguments_before_measuring(args, message, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "bitnet_wasm.cli", "bench", "--compare", "--out", str(tmp_path), *args],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and message in proc.stderr and not list(tmp_path.iterdir())
+
+
+def test_notes_name_differing_prompt_counts_and_cache_resident_models():
+    results = _results()
+    model = results["models"][0]
+    model["rows"][4] = {**model["rows"][4], "prompt_tokens": 41}
+    tiny = {**copy.deepcopy(model), "name": "demo", "bytes_per_token": 1_200_000}
+    notes = compare._model_notes([model, tiny])
+    assert notes[0] == "large: the engines saw different prompt token counts: bitnet-wasm 40, native 40, wllama 40, wllama 41"
+    assert notes[-1].startswith("demo: its 1.2 MB of weights per token stay in the CPU caches")
+    assert not any(n.startswith("large: its") for n in notes)

@@ -32,6 +32,7 @@ STREAM_MB = 256
 STREAM_SECONDS = 1.5
 LARGE_CONTEXT = 512   # KV cache of the large model's site and of wllama's context for it
 CALL_TIMEOUT_S = 900  # one measurement in the page
+CACHE_RESIDENT_BYTES = 32 * 2**20
 PAGE_DIR = Path(__file__).parent / "compare_page"
 OUTPUTS = {"json": "benchmarks.json", "markdown": "benchmarks.md", "plot": "benchmark.png"}
 NOTES = [
@@ -44,7 +45,9 @@ NOTES = [
     "(prompt_per_second, predicted_per_second). Byte-level tokens that are not whole UTF-8 characters get "
     "logit_bias -1000 (wllama aborts on a lone one, which random weights produce); this does not change the work per token.",
     "The GGUF is our site exported to llama.cpp's `bitnet` architecture with TQ2_0 linears "
-    "(`bitnet_wasm.compiler.gguf_export`); same tokenizer, so the same prompt tokens.",
+    "(`bitnet_wasm.compiler.gguf_export`); same tokenizer, so the same prompt tokens. llama.cpp's bitnet graph has no "
+    "ReLU², so on these BitNetForCausalLM models it runs SiLU in its place, and it quantizes activations per 256-value "
+    "block: the same weights and work per token, not the same function, so the greedy tokens differ.",
     "native: the site's own C compiled for this CPU (`bitnet_wasm.load(site, backend=\"native\")`, SIMDe, one thread), "
     "same prompt and token count, timed around `generate`.",
     "A row requested with a thread count or SIMD level the runtime did not run is reported as not measured, with what ran.",
@@ -176,8 +179,8 @@ def _attempt(label: str, row: dict, measure: Callable[[], dict], log) -> dict:
 def _ours(session: _Session, site: Path, simd: str, threads: int, prompt: str, tokens: int) -> dict:
     got = session.call("ours", {"siteUrl": session.url(site) + "/", "simd": simd, "threads": threads, "prompt": prompt, "tokens": tokens})
     if (got["simd"], got["threads"]) != (simd, threads):
-        raise CompareError(f"asked for {simd} SIMD on {threads} thread(s), the runtime ran {got['simd']} on {got['threads']} "
-                           "(this bitnet.js does not honour the option)")
+        why = got["threadsFallback"] or "this bitnet.js does not take the option"
+        raise CompareError(f"asked for {simd} SIMD on {threads} thread(s), the runtime ran {got['simd']} on {got['threads']} ({why})")
     return {"prompt_tokens": got["promptTokens"], "new_tokens": got["newTokens"],
             "prefill_tps": got["prefillTokensPerSecond"], "decode_tps": got["decodeTokensPerSecond"]}
 
@@ -229,13 +232,18 @@ def _measure_model(session: _Session, esm: Path | None, esm_error: str | None, m
     return rows
 
 
-def _prompt_notes(models: list[dict]) -> list[str]:
+def _model_notes(models: list[dict]) -> list[str]:
+    """What a reader must know about particular models: differing prompt token counts, and weights
+    small enough for the CPU caches (then DRAM bandwidth does not bound decode)."""
     notes = []
     for m in models:
         counts = {(r["engine"], r["prompt_tokens"]) for r in m["rows"] if not r.get("error")}
         if len({count for _, count in counts}) > 1:
             notes.append(f"{m['name']}: the engines saw different prompt token counts: "
                          + ", ".join(f"{engine} {count}" for engine, count in sorted(counts)))
+        if m.get("bytes_per_token") and m["bytes_per_token"] < CACHE_RESIDENT_BYTES:
+            notes.append(f"{m['name']}: its {m['bytes_per_token'] / 1e6:.1f} MB of weights per token stay in the CPU caches, "
+                         "so the DRAM roofline is not what bounds its decode; judge the roofline on the large model.")
     return notes
 
 
@@ -306,7 +314,7 @@ def run(models=tuple(MODELS), prompt: str = DEFAULT_PROMPT, tokens: int = DEFAUL
                      "stream_mb": STREAM_MB},
         "bandwidth": [{"threads": b["threads"], "gbps": b.get("gbps"), "error": b["error"]} for b in bandwidth],
         "models": results_models,
-        "notes": NOTES + _prompt_notes(results_models),
+        "notes": NOTES + _model_notes(results_models),
     }
 
 
@@ -315,11 +323,17 @@ def _bandwidth(session: _Session, wasm_url: str, threads: int) -> dict:
     return {"gbps": got["gbps"]}
 
 
-def write(results: dict, out_dir: Path) -> dict[str, Path]:
-    """benchmarks.json (with the derived ratios), benchmarks.md and benchmark.png in out_dir."""
+def write(results: dict, out_dir: Path, log=print) -> dict[str, Path]:
+    """benchmarks.json (with the derived ratios), benchmarks.md and, with matplotlib, benchmark.png in out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {kind: out_dir / name for kind, name in OUTPUTS.items()}
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        log("no plot: matplotlib is missing (pip install -e '.[docs]')")
+        del paths["plot"]
     paths["json"].write_text(json.dumps(compare_report.derive(results), indent=1) + "\n")
-    paths["markdown"].write_text(compare_report.markdown(results, OUTPUTS["plot"]))
-    compare_report.plot(results, paths["plot"])
+    paths["markdown"].write_text(compare_report.markdown(results, OUTPUTS["plot"] if "plot" in paths else None))
+    if "plot" in paths:
+        compare_report.plot(results, paths["plot"])
     return paths

@@ -47,7 +47,7 @@ def _compare(args) -> dict:
     log = (lambda message: None) if args.json else kernels.log_to_stderr
     results = compare.run([m for m in args.models.split(",") if m], prompt=args.prompt or compare.DEFAULT_PROMPT,
                           tokens=compare.DEFAULT_TOKENS if args.tokens is None else args.tokens, cache=args.cache, log=log)
-    for path in compare.write(results, args.out).values():
+    for path in compare.write(results, args.out, log).values():
         log(f"wrote {path}")
     return results
 

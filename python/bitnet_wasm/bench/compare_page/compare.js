@@ -39,7 +39,7 @@ async function ours({ siteUrl, threads, simd, prompt, tokens }) {
     const ids = await drain(model.generate(prompt, { maxNewTokens: tokens, temperature: 0 }));
     const s = model.lastStats;
     return {
-      simd: model.info.simd, threads: model.info.threads, crossOriginIsolated: model.info.crossOriginIsolated,
+      simd: model.info.simd, threads: model.info.threads, threadsFallback: model.info.threadsFallback ?? null,
       promptTokens: s.promptTokens, newTokens: s.newTokens, tokens: ids,
       prefillTokensPerSecond: s.prefillTokensPerSecond, decodeTokensPerSecond: s.decodeTokensPerSecond,
     };
