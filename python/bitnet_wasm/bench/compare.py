@@ -18,9 +18,10 @@ from typing import Callable
 
 import bitnet_wasm
 from bitnet_wasm.bench import compare_report, random_model, wllama
-from bitnet_wasm.bench.browser import CHROMIUM_ARGS, BrowserBenchError, chromium_executable
+from bitnet_wasm.bench.browser import CHROMIUM_ARGS, chromium_executable
 from bitnet_wasm.bench.compare_report import NATIVE, OURS, THREADS, WLLAMA
 from bitnet_wasm.commands.demo import cached_site, default_cache, inputs_digest
+from bitnet_wasm.models import MODELS_ENV, embedded_model_dir
 from bitnet_wasm.serve import SiteServer
 
 DEFAULT_PROMPT = ("The old lighthouse keeper climbed the stairs every evening before the sun went down. He carried a "
@@ -97,6 +98,8 @@ def _digest(*parts: str | bytes) -> str:
 def _demo_site(cache: Path, log) -> tuple[Path, str]:
     with contextlib.redirect_stdout(sys.stderr):  # cached_site reports on stdout, which --json keeps for the result
         site = cached_site("b1.58", cache)
+    if os.environ.get(MODELS_ENV):
+        return site, f"a stand-in for the embedded demo model: {embedded_model_dir('b1.58')} (${MODELS_ENV} is set)"
     return site, "the embedded b1.58 demo model (`bitnet-wasm demo`), trained with this repository's trainer"
 
 
@@ -115,23 +118,14 @@ def _large_site(cache: Path, log) -> tuple[Path, str]:
 MODELS = {"demo": _demo_site, "large": _large_site}  # --models name -> (cache, log) -> (site, description)
 
 
-def _gguf_exporter():
-    try:
-        from bitnet_wasm.compiler.gguf_export import export_gguf
-    except ImportError:
-        return None
-    return export_gguf
-
-
 def _with_gguf(name: str, site: Path, description: str, log) -> Prepared:
-    export = _gguf_exporter()
-    if export is None:
-        return Prepared(name, description, site, gguf_error="no GGUF exporter in this build (bitnet_wasm.compiler.gguf_export, branch gguf, not merged yet)")
-    import bitnet_wasm.compiler.gguf_export as exporter
-
-    digest = _digest((site / "model" / "manifest.json").read_bytes(), Path(exporter.__file__).read_bytes())
     try:
-        gguf = _cached(site.parent / "model-tq2_0.gguf", digest, lambda path: export(site, path, weight_type="tq2_0"), log)
+        from bitnet_wasm.compiler import gguf_export
+    except ImportError:
+        return Prepared(name, description, site, gguf_error="no GGUF exporter in this build (bitnet_wasm.compiler.gguf_export, branch gguf, not merged yet)")
+    digest = _digest((site / "model" / "manifest.json").read_bytes(), Path(gguf_export.__file__).read_bytes())
+    try:
+        gguf = _cached(site.parent / "model-tq2_0.gguf", digest, lambda path: gguf_export.export_gguf(site, path, weight_type="tq2_0"), log)
     except Exception as e:  # the exporter is another branch's code: its failure is a row, not a crash
         return Prepared(name, description, site, gguf_error=f"GGUF export failed: {type(e).__name__}: {e}")
     return Prepared(name, description, site, gguf)
