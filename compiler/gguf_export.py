@@ -18,8 +18,10 @@ act(gate) * up -> ffn_sub_norm -> down_proj. Its activation comes from `bitnet.h
 (default SiLU); the names it maps are gelu/geglu, silu/swish/swiglu, relu, reglu: there is no
 ReLU^2. So our "bitnet-llama" (1bitLLM, SiLU, sub-norms) maps exactly (with tied embeddings),
 while "bitnet" (BitNetForCausalLM, ReLU^2) runs in llama.cpp with SiLU: same weights, different
-function (fine for speed benchmarks, not for text). Both also differ in rounding: llama.cpp
-quantizes TQ* activations per 256-value block (Q8_K), we per token."""
+function (fine for speed benchmarks, not for text). Checked with llama.cpp itself (npm
+node-llama-cpp 3.22.1, tests/compiler/llama_cpp_logits.mjs): a SiLU model's logits match ours to
+f16 rounding on one token and within ~2 % over a prompt (llama.cpp rounds attention's q and
+probabilities to f16, and quantizes TQ* activations per 256-value block, we per token)."""
 from __future__ import annotations
 
 import hashlib
@@ -123,9 +125,15 @@ class SiteWeights:
         if digest.hexdigest() != shard["sha256"]:
             raise GGUFExportError(f"{path}: sha256 does not match the manifest (corrupt or partial file)")
 
+    def _entry(self, name: str) -> dict:
+        entry = self.manifest.get("tensors", {}).get(name)
+        if entry is None:
+            raise GGUFExportError(f"{self.dir / 'manifest.json'}: no tensor {name} in the manifest's tensor table")
+        return entry
+
     def raw(self, name: str) -> np.ndarray:
         """The bytes of one tensor, which may span shards."""
-        entry = self.manifest["tensors"][name]
+        entry = self._entry(name)
         start, end = entry["offset"], entry["offset"] + entry["bytes"]
         out = bytearray()
         for shard in self.shards:
@@ -140,7 +148,7 @@ class SiteWeights:
 
     def array(self, name: str) -> np.ndarray:
         """A stored tensor decoded: f32 norms and scales, f16 or q8 tables as f32, linears as int8 codes."""
-        entry = self.manifest["tensors"][name]
+        entry = self._entry(name)
         shape, layout = tuple(entry["shape"]), entry["layout"]
         data = self.raw(name)
         if layout in LAYOUTS:
@@ -258,7 +266,7 @@ def _add_metadata(writer: gguf.GGUFWriter, site: SiteWeights, model: dict, weigh
     writer.add_string(f"{ARCH}.hidden_activation", ACTIVATIONS[model["architecture"]])
     binary = site.manifest["build"]["linear_layout"] == "binary"
     writer.add_string("bitnet_wasm.architecture", model["architecture"])
-    writer.add_string("bitnet_wasm.weights", "binary {-1, +1}, stored as ternary codes" if binary else "ternary {-1, 0, +1}")
+    writer.add_string("bitnet_wasm.weights", "binary {-1, +1}, stored as ternary codes (llama.cpp runs them as ternary weights)" if binary else "ternary {-1, 0, +1}")
     writer.add_string("bitnet_wasm.llama_cpp", LLAMA_CPP_GRAPH[model["architecture"]])
     writer.add_string("bitnet_wasm.exact_fallback", ", ".join(fallbacks) or "none")  # tensors not in weight_type: "name:type, ..."
 
@@ -309,4 +317,8 @@ def summary(path: str | Path) -> str:
     types = ", ".join(f"{n} {name}" for name, n in counts.most_common())
     line = f"{path}: {len(reader.tensors)} tensors ({types}), {Path(path).stat().st_size / 2**20:,.2f} MiB"
     fallback = reader.fields["bitnet_wasm.exact_fallback"].contents()
-    return line + (f"; rows not a multiple of the block kept exact as {fallback}" if fallback != "none" else "")
+    if fallback == "none":
+        return line
+    kinds = Counter(entry.rsplit(":", 1)[1].upper() for entry in fallback.split(", "))
+    kept = ", ".join(f"{n} as {kind}" for kind, n in kinds.most_common())
+    return f"{line}; rows the block does not divide kept exact: {kept} (names in bitnet_wasm.exact_fallback)"

@@ -1,6 +1,11 @@
 """GGUF export: a built site -> llama.cpp bitnet GGUF, read back with gguf-py and compared with the
 checkpoint's own values (the writers' ternary codes and scales, or numpy on the float weights)."""
+import gzip
 import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import gguf
 import numpy as np
@@ -9,7 +14,13 @@ from models import write_1bitllm, write_bitnet_1bit, write_bitnet_packed
 
 import bitnet_wasm
 from bitnet_wasm.cli import main as cli
-from bitnet_wasm.compiler.gguf_export import GGUFExportError, export_gguf
+from bitnet_wasm.compiler.gguf_export import GGUFExportError, _pre_tokenizer, export_gguf
+from bitnet_wasm.runtime import load
+
+# llama.cpp itself, through npm node-llama-cpp@3.22.1 + @node-llama-cpp/linux-x64 installed under this folder (not in the repo).
+NODE_LLAMA_CPP = os.environ.get("BITNET_WASM_NODE_LLAMA_CPP", "")
+LLAMA_CPP_SCRIPT = Path(__file__).with_name("llama_cpp_logits.mjs")
+LLAMA3_JSON_GZ = Path(__file__).parents[1] / "data" / "llama3-tokenizer.json.gz"
 
 TQ_SHAPE = dict(hidden=256, heads=4, kv_heads=2, intermediate=512, layers=2, vocab=320)  # every row a multiple of 256
 MIXED_SHAPE = dict(hidden=256, heads=4, kv_heads=2, intermediate=96, layers=1, vocab=300)  # down_proj rows of 96 -> Q8_0
@@ -85,6 +96,14 @@ def test_metadata_and_tokenizer(tmp_path):
     assert "{{ bos_token }}" in fields["tokenizer.chat_template"]
 
 
+def test_pre_tokenizer_names():
+    llama3 = json.loads(gzip.decompress(LLAMA3_JSON_GZ.read_bytes()))["pre_tokenizer"]  # BitNet 2B4T's vocabulary
+    assert _pre_tokenizer(LLAMA3_JSON_GZ, llama3) == "llama-bpe"
+    assert _pre_tokenizer(LLAMA3_JSON_GZ, {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}) == "gpt-2"
+    with pytest.raises(GGUFExportError, match="tokenizer.json.*Whitespace"):
+        _pre_tokenizer(Path("tokenizer.json"), {"type": "Whitespace"})
+
+
 def test_rows_not_a_multiple_of_256_fall_back_to_exact_types(tmp_path):
     written = write_bitnet_packed(tmp_path / "hf", **MIXED_SHAPE)
     tensors, fields = read_back(export_gguf(build_site(tmp_path, written, embed="q8"), tmp_path / "m.gguf", "tq1_0"))
@@ -158,6 +177,38 @@ def test_cli(tmp_path, capsys):
     out = tmp_path / "cli.gguf"
     assert cli(["export-gguf", str(site), "--out", str(out), "--type", "tq1_0", "--no-progress"]) == 0
     line = capsys.readouterr().out
-    assert "6 TQ1_0" in line and "1 Q8_0" in line and "kept exact as blk.0.ffn_down.weight:q8_0" in line
+    assert "6 TQ1_0" in line and "1 Q8_0" in line and "kept exact: 1 as Q8_0" in line
     assert cli(["export-gguf", str(tmp_path / "nowhere"), "--out", str(out), "--no-progress"]) == 2
     assert "no model/manifest.json" in capsys.readouterr().err
+
+
+def llama_cpp_logits(path, ids, vocab):
+    run = subprocess.run(["node", str(LLAMA_CPP_SCRIPT), NODE_LLAMA_CPP, str(path), json.dumps(ids)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    logits = np.zeros(vocab, np.float32)
+    for token, value in json.loads(run.stdout.strip().splitlines()[-1])["logits"]:
+        logits[token] = value
+    return logits
+
+
+@pytest.mark.skipif(not (NODE_LLAMA_CPP and Path(NODE_LLAMA_CPP, "node_modules", "node-llama-cpp").is_dir() and shutil.which("node")),
+                    reason="set BITNET_WASM_NODE_LLAMA_CPP to a folder with node_modules/node-llama-cpp")
+def test_llama_cpp_runs_the_export_like_our_runtime(tmp_path):
+    """The SiLU family maps exactly: one token matches to f16 rounding; longer prompts stay close (llama.cpp rounds
+    attention's q and probabilities to f16, and int8 activations amplify that). ReLU^2 models run with SiLU there."""
+    shape = dict(hidden=256, heads=4, kv_heads=4, intermediate=256, layers=2, vocab=320)  # one Q8_K block per row, as our per-token scale
+    prompt = [315, 40, 41, 100, 200, 7, 8, 9]
+    errors = {}
+    for family, written in {"silu": write_1bitllm(tmp_path / "silu", tied=True, **shape),
+                            "relu2": write_bitnet_packed(tmp_path / "relu2", **shape)}.items():
+        bitnet_wasm.build(written.path, tmp_path / family / "site", wasm=False, progress=False)
+        path = export_gguf(tmp_path / family / "site", tmp_path / family / "m.gguf")
+        ours = load(tmp_path / family / "site")
+        for ids in (prompt[:1], prompt):
+            theirs, expected = llama_cpp_logits(path, ids, shape["vocab"]), ours.logits(ids)[-1]
+            errors[family, len(ids)] = np.abs(theirs - expected).max() / np.abs(expected).max()
+            if family == "silu":
+                assert np.argmax(theirs) == np.argmax(expected)
+    assert errors["silu", 1] < 1e-3 and errors["silu", len(prompt)] < 5e-2, errors
+    assert errors["relu2", 1] > 5e-2, errors

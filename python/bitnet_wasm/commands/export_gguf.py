@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from bitnet_wasm.compiler.gguf_export import GGUFExportError, export_gguf, summary
+    from bitnet_wasm.compiler.gguf_export import export_gguf, summary
 
     with tqdm(unit="tensor", desc="exporting", disable=args.no_progress) as bar:
         def progress(done: int, total: int, name: str) -> None:
@@ -30,7 +30,7 @@ def main(args: argparse.Namespace) -> int:
 
         try:
             path = export_gguf(args.site, args.out, args.type, progress=progress)
-        except (OSError, GGUFExportError) as e:
+        except (OSError, ValueError) as e:  # GGUFExportError is a ValueError
             print(f"bitnet-wasm export-gguf: {e}", file=sys.stderr)
             return 2
     print(summary(path))
