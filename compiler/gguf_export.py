@@ -21,7 +21,9 @@ while "bitnet" (BitNetForCausalLM, ReLU^2) runs in llama.cpp with SiLU: same wei
 function (fine for speed benchmarks, not for text). Checked with llama.cpp itself (npm
 node-llama-cpp 3.22.1, tests/compiler/llama_cpp_logits.mjs): a SiLU model's logits match ours to
 f16 rounding on one token and within ~2 % over a prompt (llama.cpp rounds attention's q and
-probabilities to f16, and quantizes TQ* activations per 256-value block, we per token)."""
+probabilities to f16, and quantizes TQ* activations per 256-value block, we per token). Fallback
+tensors are exact too, but llama.cpp feeds Q8_0 activations quantized per 32 values and F16 ones
+unquantized, so their outputs move further from ours (measured 2-5 % of the largest logit)."""
 from __future__ import annotations
 
 import hashlib
