@@ -6,14 +6,15 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("build", "run", "serve", "bench", "train", "demo")
+SUBCOMMANDS = ("build", "run", "serve", "bench", "train", "demo", "export-gguf")  # module: the name with "_" for "-"
 
 
 def _load(name: str):
+    module = f"bitnet_wasm.commands.{name.replace('-', '_')}"
     try:
-        return importlib.import_module(f"bitnet_wasm.commands.{name}")
+        return importlib.import_module(module)
     except ModuleNotFoundError as e:
-        if e.name == f"bitnet_wasm.commands.{name}":
+        if e.name == module:
             return None
         raise
 
