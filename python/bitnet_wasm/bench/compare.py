@@ -34,6 +34,7 @@ STREAM_SECONDS = 1.5
 LARGE_CONTEXT = 512   # KV cache of the large model's site and of wllama's context for it
 CALL_TIMEOUT_S = 900  # one measurement in the page
 CACHE_RESIDENT_BYTES = 32 * 2**20
+BUSY_LOAD = 0.5  # load average above which the report says the machine was shared
 PAGE_DIR = Path(__file__).parent / "compare_page"
 OUTPUTS = {"json": "benchmarks.json", "markdown": "benchmarks.md", "plot": "benchmark.png"}
 NOTES = [
@@ -241,16 +242,30 @@ def _model_notes(models: list[dict]) -> list[str]:
     return notes
 
 
-def _machine_note(load_start: float, load_end: float, cpus: int) -> str:
-    shared = max(load_start, load_end) > 0.5
+def _prepare(models, cache: Path, log) -> tuple[list[Prepared], list[dict]]:
+    """The models ready to measure, and a result entry with the error for each that could not be built."""
+    prepared, failed = [], []
+    for name in models:
+        try:
+            site, description = MODELS[name](cache, log)
+            prepared.append(_with_gguf(name, site, description, log))
+        except Exception as e:  # a model that cannot be built is reported, the other still measured
+            failed.append({"name": name, "description": "", "bytes_per_token": None, "error": f"{type(e).__name__}: {e}", "rows": []})
+            log(f"{name}: not measured: {e}")
+    return prepared, failed
+
+
+def _machine_note(load_start: float, load_end: float, cpus: int, note: str) -> str:
+    busy = max(load_start, load_end) > BUSY_LOAD
     return (f"{cpus} cores, load average {load_start:.1f} when the bench started and {load_end:.1f} when it ended"
-            + ("; the machine was shared with other work (training runs), so absolute numbers are noisy and the "
-               "ratios, measured in one run, are what to judge." if shared else "."))
+            + ("; other jobs shared the machine, so absolute numbers are noisy and the ratios, measured in one run, "
+               "are what to judge." if busy else ".") + (f" {note}" if note else ""))
 
 
 def run(models=tuple(MODELS), prompt: str = DEFAULT_PROMPT, tokens: int = DEFAULT_TOKENS, cache: Path | None = None,
-        command: str = "bitnet-wasm bench --compare", log=print) -> dict:
-    """Measure everything; returns the results dict (see compare_report for its derived parts)."""
+        command: str = "bitnet-wasm bench --compare", note: str = "", log=print) -> dict:
+    """Measure everything; returns the results dict (see compare_report for its derived parts).
+    `note` is added to the machine line (e.g. what else was running)."""
     unknown = [m for m in models if m not in MODELS]
     if unknown or not models:
         raise CompareError(f"--models {','.join(models)}: choose from {', '.join(MODELS)}")
@@ -263,14 +278,7 @@ def run(models=tuple(MODELS), prompt: str = DEFAULT_PROMPT, tokens: int = DEFAUL
     except ImportError:
         raise CompareError("Playwright is not installed: pip install playwright (the browser itself: apt-get install -y chromium)") from None
 
-    prepared, results_models = [], []
-    for name in models:
-        try:
-            site, description = MODELS[name](cache, log)
-            prepared.append(_with_gguf(name, site, description, log))
-        except Exception as e:  # a model that cannot be built is reported, the other still measured
-            results_models.append({"name": name, "description": "", "bytes_per_token": None, "error": f"{type(e).__name__}: {e}", "rows": []})
-            log(f"{name}: not measured: {e}")
+    prepared, results_models = _prepare(models, cache, log)
     esm, esm_error = None, None
     try:
         esm = wllama.ensure_installed(cache / "npm", log)
@@ -303,7 +311,7 @@ def run(models=tuple(MODELS), prompt: str = DEFAULT_PROMPT, tokens: int = DEFAUL
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": {"cpus": os.cpu_count(), "browser": f"Chromium {browser_version}",
                     "load_average": [load_start, os.getloadavg()[0]],
-                    "note": _machine_note(load_start, os.getloadavg()[0], os.cpu_count() or 0)},
+                    "note": _machine_note(load_start, os.getloadavg()[0], os.cpu_count() or 0, note)},
         "settings": {"command": command, "prompt": prompt, "tokens": tokens, "warmup_tokens": WARMUP[1], "wllama": wllama.VERSION,
                      "stream_mb": STREAM_MB},
         "bandwidth": [{"threads": b["threads"], "gbps": b.get("gbps"), "error": b["error"]} for b in bandwidth],

@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokens", type=int, help=f"new tokens (default: {browser.DEFAULT_TOKENS} for --browser, {compare.DEFAULT_TOKENS} for --compare)")
     parser.add_argument("--models", default=",".join(compare.MODELS), help="for --compare: comma-separated, from %(default)s")
     parser.add_argument("--out", type=Path, default=Path("docs"), help="for --compare: folder of the results (default: %(default)s)")
+    parser.add_argument("--note", default="", help="for --compare: a sentence about the machine for the report (e.g. what else ran)")
     parser.add_argument("--cache", type=Path, help="for --compare: where models, sites, GGUF files and wllama are kept "
                         "(default: $BITNET_WASM_CACHE or ~/.cache/bitnet-wasm)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
@@ -46,7 +47,7 @@ def _browser(args) -> dict:
 def _compare(args) -> dict:
     log = (lambda message: None) if args.json else kernels.log_to_stderr
     results = compare.run([m for m in args.models.split(",") if m], prompt=args.prompt or compare.DEFAULT_PROMPT,
-                          tokens=compare.DEFAULT_TOKENS if args.tokens is None else args.tokens, cache=args.cache, log=log)
+                          tokens=compare.DEFAULT_TOKENS if args.tokens is None else args.tokens, cache=args.cache, note=args.note, log=log)
     for path in compare.write(results, args.out, log).values():
         log(f"wrote {path}")
     return results
