@@ -51,7 +51,8 @@ NOTES = [
     "ReLU², so on these BitNetForCausalLM models it runs SiLU in its place, and it quantizes activations per 256-value "
     "block: the same weights and work per token, not the same function, so the greedy tokens differ.",
     "native: the site's own C compiled for this CPU (`bitnet_wasm.load(site, backend=\"native\")`, SIMDe, one thread), "
-    "same prompt and token count, timed around `generate`.",
+    "same prompt and token count, timed around the Python API's `generate` (its per-token Python work, e.g. detokenizing, "
+    "is included: it matters for the tiny demo model, not for the large one).",
     "A row requested with a thread count or SIMD level the runtime did not run is reported as not measured, with what ran.",
     "Roofline: weight bytes read per decode token from the site manifest's tensor table (all packed linears, norms "
     "and scales, the head's table, one embedding row; the KV cache is not counted).",
