@@ -198,3 +198,12 @@ def test_notes_name_differing_prompt_counts_and_cache_resident_models():
     assert notes[0] == "large: the engines saw different prompt token counts: bitnet-wasm 40, native 40, wllama 40, wllama 41"
     assert notes[-1].startswith("demo: its 1.2 MB of weights per token stay in the CPU caches")
     assert not any(n.startswith("large: its") for n in notes)
+
+
+def test_native_row_times_the_python_runtime_on_the_same_prompt(tmp_path):
+    write_random_bitnet(tmp_path / "m", TINY)
+    bitnet_wasm.build(tmp_path / "m", tmp_path / "site", wasm=False, progress=False)
+    row = compare._native(tmp_path / "site", "The old lighthouse keeper", 5)
+    expected_prompt = len(bitnet_wasm.load(tmp_path / "site").encode("The old lighthouse keeper"))
+    assert (row["prompt_tokens"], row["new_tokens"]) == (expected_prompt, 5)
+    assert row["prefill_tps"] > 0 and row["decode_tps"] > 0
