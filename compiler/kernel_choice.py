@@ -137,11 +137,10 @@ def measure(shapes: Iterable[Shape], layouts: Iterable[str] = TERNARY_LAYOUTS, p
                if any(cache.get(target, layout, shape) is None for layout in layouts)]
     if missing:
         builds = build_kernels(cache.path.parent / "kernels", list(MEASURED_TARGETS.values()))
-        libs = {}
+        libs = {target: WasmKernels(path) for target, path in builds.items()}
         for name, shape in tqdm(missing, desc="timing kernels", unit="shape", disable=not progress):
             target = MEASURED_TARGETS[name]
-            lib = libs.get(target) or libs.setdefault(target, WasmKernels(builds[target]))
-            for layout, ms in time_layouts(lib, layouts, shape).items():
+            for layout, ms in time_layouts(libs[target], layouts, shape).items():
                 cache.put(target, layout, shape, ms)
         cache.save()
     return {shape: {layout: {name: cache.get(target, layout, shape) for name, target in MEASURED_TARGETS.items()}
@@ -167,6 +166,10 @@ def choose(shapes: Iterable[Shape], layout: str = AUTO, binary: bool = False, pr
             for shape, ms in times.items()]
 
 
+def _rounded(ms: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    return {layout: {target: float(f"{t:.4g}") for target, t in by_target.items()} for layout, by_target in ms.items()}
+
+
 def manifest_table(choices: list[ShapeChoice], layout: str) -> dict:
     """manifest["kernels"]: the flag, the rule, and per "OUTxIN" shape its times, choice and how."""
     return {
@@ -174,7 +177,7 @@ def manifest_table(choices: list[ShapeChoice], layout: str) -> dict:
         "rule": RULE,
         "n": 1,
         "kernels_digest": sources_digest(kernel_sources()),
-        "shapes": {shape_key(c.shape): {"choice": c.layout, "how": c.how, "ms": c.ms} for c in choices},
+        "shapes": {shape_key(c.shape): {"choice": c.layout, "how": c.how, "ms": _rounded(c.ms)} for c in choices},
     }
 
 

@@ -11,6 +11,7 @@ from bitnet_wasm.cli import main as cli
 from bitnet_wasm.compiler import kernel_choice
 from bitnet_wasm.compiler.graph import BuildOptionError
 from bitnet_wasm.compiler.kernel_choice import MEASURED_TARGETS, TimeCache, choose, format_table
+from bitnet_wasm.web.site import model_card
 
 SHAPE = dict(hidden=48, heads=3, kv_heads=1, intermediate=100, layers=2, vocab=320)
 LINEAR_SHAPES = {"q_proj": (48, 48), "k_proj": (16, 48), "v_proj": (16, 48), "o_proj": (48, 48),
@@ -121,7 +122,7 @@ def test_manifest_records_the_table_and_how_each_choice_was_made(sites):
     assert {(e["choice"], e["how"], len(e["ms"])) for e in forced["kernels"]["shapes"].values()} == {("lut", "forced", 0)}
     assert forced["build"]["linear_layout"] == "lut" and forced["kernels"]["layout"] == "lut"
     assert {k: e["choice"] for k, e in mixed["kernels"]["shapes"].items()} == {f"{o}x{i}": layout for (o, i), layout in MIXED.items()}
-    assert mixed["build"]["linear_layout"] == "lut+mad"
+    assert mixed["build"]["linear_layout"] == "lut+mad" and model_card(mixed)["bits_per_weight"] == 1.58
 
 
 def test_cli_refuses_a_ternary_layout_for_a_binary_model(tmp_path, capsys):
