@@ -14,7 +14,8 @@ from bitnet_wasm import __version__
 from bitnet_wasm.compiler.chat import single_turn
 from bitnet_wasm.compiler.checkpoint import Checkpoint
 from bitnet_wasm.compiler.codegen import ABI_BUFFERS, compile_sources, generate, write_sources
-from bitnet_wasm.compiler.graph import BuildOptions, BuildOptionError
+from bitnet_wasm.compiler.graph import AUTO, BuildOptions, BuildOptionError, check_config, linear_shapes
+from bitnet_wasm.compiler.kernel_choice import choose, manifest_table
 from bitnet_wasm.compiler.plan import plan_model
 from bitnet_wasm.compiler.shards import write_shards
 from bitnet_wasm.web.site import write_site
@@ -57,18 +58,24 @@ def _write_tokenizer(checkpoint: Checkpoint, model_dir: Path) -> dict | None:
 
 
 def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int | None = None, shard_mb: float = 32,
-          embed: str = "f16", layout: str = "mad", chunk: int = 32, wasm: bool = True, progress: bool = True) -> Path:
+          embed: str = "f16", layout: str = AUTO, chunk: int = 32, wasm: bool = True, progress: bool = True) -> Path:
     """Build the site for `model` (a checkpoint directory or a loaded Checkpoint) into out_dir;
     returns the manifest's path. wasm=False skips compiling the wasm modules (the Python
-    runtime compiles its native library from the site's C itself)."""
+    runtime compiles its native library from the site's C itself). layout "auto" picks each linear
+    shape's layout from kernel times measured here (compiler/kernel_choice.py)."""
     if isinstance(model, Checkpoint):
         checkpoint = model
     else:
         from bitnet_wasm.compiler.loaders import load_checkpoint
 
         checkpoint = load_checkpoint(Path(model))
+    binary = _is_binary(checkpoint)
+    check_config(checkpoint.config)
     options = BuildOptions(context=context, chunk=chunk, embed=embed, layout=layout, shard_mb=shard_mb)
-    graph, plan = plan_model(checkpoint.config, options, _is_binary(checkpoint))
+    options.resolved(checkpoint.config)  # bad options fail before any kernel is timed
+    kernels = choose(linear_shapes(checkpoint.config).values(), layout, binary, progress)
+    options = dataclasses.replace(options, shape_layouts=tuple((k.shape, k.layout) for k in kernels))
+    graph, plan = plan_model(checkpoint.config, options, binary)
     if plan.warning:
         warnings.warn(plan.warning, MemoryWarning, stacklevel=2)
 
@@ -96,8 +103,9 @@ def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int |
         "plan": plan.to_json(),
         "tensors": tensors,
         "shards": shards,
-        "build": {**dataclasses.asdict(graph.options), "linear_layout": graph.linear_layout,
-                  "source": str(checkpoint.source), "bitnet_wasm": __version__},
+        "kernels": manifest_table(kernels, layout),
+        "build": {**{k: v for k, v in dataclasses.asdict(graph.options).items() if k != "shape_layouts"},  # see "kernels"
+                  "linear_layout": graph.linear_layout, "source": str(checkpoint.source), "bitnet_wasm": __version__},
     }
     path = model_dir / "manifest.json"
     path.write_text(json.dumps(manifest, indent=1))

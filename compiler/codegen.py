@@ -74,7 +74,7 @@ def generate(graph: Graph, plan: MemoryPlan) -> tuple[str, str]:
     included, live in the arena: the C depends only on the shapes and the plan."""
     c, slots = graph.config, plan.slots
     roles = [name.split(".", 2)[2] for name in graph.weights if name.startswith("layers.0.") and not name.endswith(".wscale")]
-    linears = [r for r in roles if graph.layer_weight(r, 0).packing == graph.linear_layout]
+    linears = [r for r in roles if graph.layer_weight(r, 0).packing in graph.linear_layouts.values()]
     norms = [r for r in roles if r not in linears]
 
     def layer_fields(i: int) -> list[str]:

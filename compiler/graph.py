@@ -8,7 +8,7 @@ Sampling is not an op: the runtime calls bn_sample on the logits between steps."
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bitnet_wasm.compiler.architectures import Architecture, architecture
 from bitnet_wasm.compiler.checkpoint import ModelConfig
@@ -45,8 +45,9 @@ class BuildOptions:
     context: int | None = None   # KV cache length; None: min(model max_position, 2048)
     chunk: int = 32              # most tokens one forward step takes (prefill chunk)
     embed: str = "f16"           # storage of embedding table and head: a key of EMBEDDINGS
-    layout: str = "mad"          # kernels.layouts layout of ternary weights
+    layout: str = "mad"          # kernels.layouts layout of ternary weights, or "auto": per shape from shape_layouts
     shard_mb: float = 32         # weight shard size in MiB
+    shape_layouts: tuple[tuple[tuple[int, int], str], ...] = ()  # ((out, in), layout) chosen per shape (kernel_choice)
 
     def resolved(self, config: ModelConfig) -> "BuildOptions":
         """Options with defaults filled in for this model; raises BuildOptionError naming the option."""
@@ -57,15 +58,17 @@ class BuildOptions:
             raise BuildOptionError(f"chunk {self.chunk}: must be at least 1")
         if self.embed not in EMBEDDINGS:
             raise BuildOptionError(f"--embed {self.embed}: choose one of {', '.join(EMBEDDINGS)}")
-        if self.layout not in TERNARY_LAYOUTS:
-            raise BuildOptionError(f"--layout {self.layout}: choose one of {', '.join(TERNARY_LAYOUTS)}")
+        if self.layout not in LAYOUT_CHOICES:
+            raise BuildOptionError(f"--layout {self.layout}: choose one of {', '.join(LAYOUT_CHOICES)}")
         if not self.shard_mb * 2**20 >= 1:
             raise BuildOptionError(f"--shard-mb {self.shard_mb}: must be positive")
-        return BuildOptions(context, min(self.chunk, context), self.embed, self.layout, self.shard_mb)
+        return replace(self, context=context, chunk=min(self.chunk, context))
 
 
 TERNARY_LAYOUTS = tuple(name for name, layout in LAYOUTS.items() if 0 in layout.values)
 BINARY_LAYOUT = "binary"
+AUTO = "auto"
+LAYOUT_CHOICES = (AUTO,) + TERNARY_LAYOUTS
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ class Graph:
     config: ModelConfig
     arch: Architecture
     options: BuildOptions            # resolved
-    linear_layout: str
+    linear_layouts: dict[tuple[int, int], str]  # (out, in) -> layout of the linears of that shape
     values: dict[str, Value]
     weights: dict[str, Weight]
     prologue: list[Op]
@@ -123,6 +126,11 @@ class Graph:
 
     def layer_weight(self, role: str, layer: int) -> Weight:
         return self.weights[f"layers.{layer}.{role}"]
+
+    @property
+    def linear_layout(self) -> str:
+        """The linears' layout, or their layouts joined by "+" when shapes differ ("lut+mad")."""
+        return "+".join(sorted(set(self.linear_layouts.values())))
 
 
 def check_config(c: ModelConfig) -> None:
@@ -139,8 +147,8 @@ def check_config(c: ModelConfig) -> None:
 class _Builder:
     """Collects values as ops mention them, so every buffer is declared where it is first used."""
 
-    def __init__(self, config: ModelConfig, arch: Architecture, layout: str):
-        self.c, self.arch, self.layout = config, arch, layout
+    def __init__(self, config: ModelConfig, arch: Architecture, layouts: dict[tuple[int, int], str]):
+        self.c, self.arch, self.layouts = config, arch, layouts
         self.values: dict[str, Value] = {}
 
     def act(self, name: str, width: int, dtype: str = "f32") -> str:
@@ -156,19 +164,22 @@ class _Builder:
         return Op("quantize", (src,), (q, s), attrs=dict(dim=dim))
 
     def bitlinears(self, src: str, in_dim: int, outputs: list[tuple[str, str, int]]) -> list[Op]:
-        """Quantize src once, then one bitlinear per (role, destination, out_dim)."""
-        layout = LAYOUTS[self.layout]
-        scratch = ()
-        if layout.scratch_bytes(in_dim) > 0:
-            scratch = ("bitlinear_scratch",)
-            old = self.values.get("bitlinear_scratch")
-            size = max(layout.scratch_bytes(in_dim), old.shape[0] if old else 0)
-            self.values["bitlinear_scratch"] = Value("bitlinear_scratch", "u8", (size,))
+        """Quantize src once, then one bitlinear per (role, destination, out_dim), each in its shape's layout."""
         ops = [self.quantize(src, in_dim)]
         for role, dst, out_dim in outputs:
+            layout = LAYOUTS[self.layouts[(out_dim, in_dim)]]
+            scratch = self.scratch(layout.scratch_bytes(in_dim))
             ops.append(Op("bitlinear", (src + "_q", src + "_s"), (self.act(dst, out_dim),) + scratch, (role, role + ".wscale"),
                           dict(kernel=layout.kernel, out_dim=out_dim, in_dim=in_dim)))
         return ops
+
+    def scratch(self, nbytes: int) -> tuple[str, ...]:
+        """The bitlinear kernels' working memory (shared, sized for the largest need), if they need any."""
+        if not nbytes:
+            return ()
+        old = self.values.get("bitlinear_scratch")
+        self.values["bitlinear_scratch"] = Value("bitlinear_scratch", "u8", (max(nbytes, old.shape[0] if old else 0),))
+        return ("bitlinear_scratch",)
 
 
 def _layer(b: _Builder, context: int) -> list[Op]:
@@ -197,7 +208,28 @@ def _layer(b: _Builder, context: int) -> list[Op]:
     ]
 
 
-def _weights(c: ModelConfig, embedding: EmbeddingFormat, linear_layout: str) -> dict[str, Weight]:
+def linear_shapes(c: ModelConfig) -> dict[str, tuple[int, int]]:
+    """role -> (out, in) of every linear of a layer."""
+    H, I, hd = c.hidden_size, c.intermediate_size, c.head_dim
+    q_dim, kv_dim = c.num_heads * hd, c.num_kv_heads * hd
+    return dict(q_proj=(q_dim, H), k_proj=(kv_dim, H), v_proj=(kv_dim, H), o_proj=(H, q_dim),
+                gate_proj=(I, H), up_proj=(I, H), down_proj=(H, I))
+
+
+def _linear_layouts(c: ModelConfig, options: BuildOptions, binary: bool) -> dict[tuple[int, int], str]:
+    shapes = set(linear_shapes(c).values())
+    if binary:
+        return {shape: BINARY_LAYOUT for shape in shapes}
+    chosen = {shape: layout for shape, layout in options.shape_layouts}
+    layouts = {shape: chosen.get(shape, options.layout) for shape in shapes}
+    unknown = sorted(f"{shape}: {layout}" for shape, layout in layouts.items() if layout not in TERNARY_LAYOUTS)
+    if unknown:
+        raise BuildOptionError(f"--layout {options.layout}: no ternary layout for the linear shapes {', '.join(unknown)} "
+                               f"(layout auto takes them from compiler.kernel_choice)")
+    return layouts
+
+
+def _weights(c: ModelConfig, embedding: EmbeddingFormat, layouts: dict[tuple[int, int], str]) -> dict[str, Weight]:
     H, I, hd = c.hidden_size, c.intermediate_size, c.head_dim
     q_dim, kv_dim = c.num_heads * hd, c.num_kv_heads * hd
     weights: list[Weight] = []
@@ -209,17 +241,14 @@ def _weights(c: ModelConfig, embedding: EmbeddingFormat, linear_layout: str) -> 
         for suffix, packing, dtype in embedding.tensors:
             tensor(name + suffix, name, packing, dtype, (c.vocab_size, H) if packing != "q8_scale" else (c.vocab_size,))
 
-    linear_shapes = dict(q_proj=(q_dim, H), k_proj=(kv_dim, H), v_proj=(kv_dim, H), o_proj=(H, q_dim),
-                         gate_proj=(I, H), up_proj=(I, H), down_proj=(H, I))
     norms = dict(input_norm=H, post_attention_norm=H, attn_sub_norm=q_dim, ffn_sub_norm=I)
-    layout = LAYOUTS[linear_layout]
     table("embed")
     for i in range(c.num_layers):
         for role, dim in norms.items():
             tensor(f"layers.{i}.{role}", f"layers.{i}.{role}", "f32", "f32", (dim,))
-        for role, (out_dim, in_dim) in linear_shapes.items():
-            name = f"layers.{i}.{role}"
-            weights.append(Weight(name, name, linear_layout, "u8", (out_dim, in_dim), layout.packed_bytes(out_dim, in_dim)))
+        for role, shape in linear_shapes(c).items():
+            name, layout = f"layers.{i}.{role}", layouts[shape]
+            weights.append(Weight(name, name, layout, "u8", shape, LAYOUTS[layout].packed_bytes(*shape)))
             tensor(name + ".wscale", name, "wscale", "f32", (1,))
     tensor("norm", "norm", "f32", "f32", (H,))
     if not c.tie_embeddings:
@@ -233,10 +262,10 @@ def build_graph(config: ModelConfig, options: BuildOptions = BuildOptions(), bin
     arch = architecture(config.architecture)
     options = options.resolved(config)
     c, embedding = config, EMBEDDINGS[options.embed]
-    linear_layout = BINARY_LAYOUT if binary else options.layout
+    linear_layouts = _linear_layouts(c, options, binary)
     H, V = c.hidden_size, c.vocab_size
     kv_shape = (options.context, c.num_kv_heads, c.head_dim)
-    b = _Builder(c, arch, linear_layout)
+    b = _Builder(c, arch, linear_layouts)
     for value in (
         Value("tokens", "i32", (options.context,), "io"),
         Value("logits", "f32", (N, V), "io"),
@@ -258,4 +287,4 @@ def build_graph(config: ModelConfig, options: BuildOptions = BuildOptions(), bin
         epilogue.append(b.quantize("final", H))
         head_input = ("final_q", "final_s")
     epilogue.append(Op(embedding.head_op, head_input, ("logits",), tuple(head + s for s in suffixes), dict(dim=H, vocab=V)))
-    return Graph(c, arch, options, linear_layout, b.values, _weights(c, embedding, linear_layout), prologue, layer, epilogue)
+    return Graph(c, arch, options, linear_layouts, b.values, _weights(c, embedding, linear_layouts), prologue, layer, epilogue)

@@ -36,6 +36,11 @@ BN_API void bn_bitlinear_lut_ref(const uint8_t *w /*[lut_bytes(out, in_)]*/, flo
 BN_API void bn_bitlinear_binary(const uint8_t *w /*[binary_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
 BN_API void bn_bitlinear_binary_ref(const uint8_t *w /*[binary_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
 
+/* ---- repeat.c: `reps` one-token calls of a bitlinear kernel in a row (for timing it without the
+ * host's per-call overhead); y holds the last call's result ---- */
+BN_API void bn_bitlinear_mad_repeat(const uint8_t *w /*[mad_bytes(out, in_)]*/, float wscale, const int8_t *q /*[in_]*/, const float *scale /*[1]*/, float *y /*[out]*/, int out, int in_, int reps);
+BN_API void bn_bitlinear_lut_repeat(const uint8_t *w /*[lut_bytes(out, in_)]*/, float wscale, const int8_t *q /*[in_]*/, const float *scale /*[1]*/, float *y /*[out]*/, uint8_t *scratch /*[lut_scratch_bytes(in_)]*/, int out, int in_, int reps);
+
 /* ---- stream.c: the memory-read roofline of the runtime (v128 loads over a buffer) ---- */
 BN_API uint32_t bn_stream_read(const uint8_t *buf /*[bytes]*/, int bytes);
 

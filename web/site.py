@@ -21,7 +21,7 @@ def model_card(manifest: dict) -> dict:
     return {
         "name": manifest["model"]["name"],
         "parameters": parameters,
-        "bits_per_weight": BITS_PER_WEIGHT.get(manifest["build"]["linear_layout"]),
+        "bits_per_weight": BITS_PER_WEIGHT.get(manifest["build"]["linear_layout"].split("+")[0]),  # "lut+mad": mixed, all ternary
         "download_mb": sum(s["bytes"] for s in manifest["shards"]) / 1e6,
     }
 

@@ -104,7 +104,7 @@ class Model {
     this.info = {
       name: manifest.model.name,
       parameters: tensors.filter((t) => !NOT_PARAMETERS.has(t.layout)).reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0),
-      bitsPerWeight: BITS_PER_WEIGHT[manifest.build.linear_layout] ?? null,
+      bitsPerWeight: BITS_PER_WEIGHT[manifest.build.linear_layout.split("+")[0]] ?? null, // "lut+mad": mixed, all ternary
       downloadBytes: manifest.shards.reduce((sum, s) => sum + s.bytes, 0),
       simd,
       threads: 1, // multi-threading comes later

@@ -71,6 +71,23 @@ def test_options_choose_kernels_and_layouts():
     assert binary.linear_layout == "binary" and binary.weights["layers.0.k_proj"].packing == "binary"
 
 
+
+def test_auto_layout_takes_each_shape_from_the_kernel_table():
+    # TINY's shapes: q (48, 48), k/v (16, 48), o (48, 48), gate/up (100, 48), down (48, 100)
+    chosen = (((48, 48), "lut"), ((16, 48), "mad"), ((100, 48), "mad"), ((48, 100), "lut"))
+    graph = build_graph(TINY, BuildOptions(layout="auto", shape_layouts=chosen))
+    kernels = {op.weights[0]: op.attrs["kernel"] for op in graph.layer if op.kind == "bitlinear"}
+    assert kernels == {"q_proj": "bn_bitlinear_lut", "k_proj": "bn_bitlinear_mad", "v_proj": "bn_bitlinear_mad", "o_proj": "bn_bitlinear_lut",
+                       "gate_proj": "bn_bitlinear_mad", "up_proj": "bn_bitlinear_mad", "down_proj": "bn_bitlinear_lut"}
+    scratch = {op.weights[0] for op in graph.layer if "bitlinear_scratch" in op.writes}
+    assert scratch == {"q_proj", "o_proj", "down_proj"}  # only the lut kernels take working memory
+    assert graph.values["bitlinear_scratch"].shape == (LAYOUTS["lut"].scratch_bytes(100),)
+    assert graph.weights["layers.1.down_proj"].packing == "lut" and graph.weights["layers.1.up_proj"].packing == "mad"
+    assert graph.weights["layers.1.up_proj"].nbytes == LAYOUTS["mad"].packed_bytes(100, 48)
+    assert graph.linear_layout == "lut+mad"
+    assert build_graph(TINY, BuildOptions(layout="mad", shape_layouts=chosen)).linear_layout == "lut+mad"  # the table wins
+    assert build_graph(TINY, BuildOptions(layout="mad")).linear_layout == "mad"
+
 def test_context_defaults_to_model_max_capped_at_2048():
     assert build_graph(TINY).options.context == 300
     assert build_graph(replace(TINY, max_position=4096)).options.context == 2048
@@ -81,7 +98,8 @@ def test_context_defaults_to_model_max_capped_at_2048():
     (BuildOptions(context=301), TINY, "--context 301: must be between 1 and the model's max_position 300"),
     (BuildOptions(context=0), TINY, "--context 0"),
     (BuildOptions(embed="f8"), TINY, "--embed f8: choose one of f16, q8"),
-    (BuildOptions(layout="binary"), TINY, "--layout binary: choose one of mad, lut"),
+    (BuildOptions(layout="binary"), TINY, "--layout binary: choose one of auto, mad, lut"),
+    (BuildOptions(layout="auto"), TINY, "--layout auto: no ternary layout for the linear shapes"),
     (BuildOptions(chunk=0), TINY, "chunk 0"),
     (BuildOptions(shard_mb=0), TINY, "--shard-mb 0: must be positive"),
     (BuildOptions(), replace(TINY, head_dim=15), "head_dim 15 must be even"),

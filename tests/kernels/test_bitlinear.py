@@ -145,3 +145,17 @@ def test_stream_read_reads_every_byte(lib):
         assert lib.bn_stream_read(buf, size) == stream_hash(buf)
         buf[size // 2] ^= 1
         assert lib.bn_stream_read(buf, size) == stream_hash(buf)
+
+
+@pytest.mark.parametrize("layout", ["mad", "lut"])
+def test_repeat_helpers_run_the_one_token_kernel_reps_times(lib, layout):
+    rng = np.random.default_rng(6)
+    out, in_ = 37, 70
+    w = rng.integers(-1, 2, (out, in_), dtype=np.int8)
+    q, scale = rng.integers(-128, 128, (1, in_), dtype=np.int8), np.array([0.25], np.float32)
+    packed, spec = LAYOUTS[layout].pack(w), LAYOUTS[layout]
+    scratch = [np.zeros(spec.scratch_bytes(in_), np.uint8)] if spec.scratch_bytes(in_) else []
+    for reps, expected in ((0, np.full(out, np.nan, np.float32)), (3, reference(w, q, scale, 2.0)[0])):
+        y = np.full(out, np.nan, np.float32)
+        lib.call(f"bn_bitlinear_{layout}_repeat", packed, 2.0, q.reshape(-1), scale, y, *scratch, out, in_, reps)
+        np.testing.assert_array_equal(y, expected)
