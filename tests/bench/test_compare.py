@@ -33,7 +33,7 @@ def _results():
         "bitnet_wasm": "0.1.0", "date": "2026-01-01 00:00 UTC",
         "machine": {"cpus": 2, "browser": "Chromium 1", "load_average": [0.1, 0.2], "note": "2 cores, quiet."},
         "settings": {"command": "bitnet-wasm bench --compare", "prompt": "Hi", "tokens": 32, "warmup_tokens": 2,
-                     "wllama": "3.8.1", "stream_mb": 256},
+                     "wllama": "3.8.1", "stream_mb": 256, "stream_seconds": 1.5},
         "bandwidth": [{"threads": 1, "gbps": 20.0, "error": None}, {"threads": 2, "gbps": 30.0, "error": None}],
         "models": [{
             "name": "large", "description": "random", "error": None, "bytes_per_token": 200_000_000,

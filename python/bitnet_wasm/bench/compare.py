@@ -314,7 +314,7 @@ def run(models=tuple(MODELS), prompt: str = DEFAULT_PROMPT, tokens: int = DEFAUL
                     "load_average": [load_start, os.getloadavg()[0]],
                     "note": _machine_note(load_start, os.getloadavg()[0], os.cpu_count() or 0, note)},
         "settings": {"command": command, "prompt": prompt, "tokens": tokens, "warmup_tokens": WARMUP[1], "wllama": wllama.VERSION,
-                     "stream_mb": STREAM_MB},
+                     "stream_mb": STREAM_MB, "stream_seconds": STREAM_SECONDS},
         "bandwidth": [{"threads": b["threads"], "gbps": b.get("gbps"), "error": b["error"]} for b in bandwidth],
         "models": results_models,
         "notes": NOTES + _model_notes(results_models),

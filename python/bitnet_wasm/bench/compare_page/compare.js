@@ -12,7 +12,7 @@ function ask(worker, message) {
   });
 }
 
-/** Aggregate read GB/s of `threads` workers streaming their own buffers at the same time. */
+/** Aggregate read GB/s of `threads` workers streaming their own buffers at the same time (each its fastest read). */
 async function bandwidth({ wasmUrl, threads, megabytes, seconds }) {
   const workers = Array.from({ length: threads }, () => new Worker(new URL("./stream_worker.js", import.meta.url), { type: "module" }));
   try {
