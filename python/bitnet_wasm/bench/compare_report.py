@@ -111,7 +111,7 @@ def _num(value: float | None, digits: int = 1) -> str:
 
 
 def _pct(value: float | None) -> str:
-    return "" if value is None else f"{100 * value:.0f}%"
+    return "" if value is None else f"{100 * value:.{1 if value < 0.1 else 0}f}%"
 
 
 def _x(value: float | None) -> str:
