@@ -7,11 +7,6 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 BOS, EOS = "<|bos|>", "<|eos|>"
 SPECIAL_TOKENS = (BOS, EOS)  # ids 0 and 1
 
-# The models are trained on plain text, not dialogues: a chat is continued as one text.
-CHAT_TEMPLATE = (
-    "{{ bos_token }}{% for message in messages %}{{ message['content'] }}"
-    "{% if not loop.last %}\n\n{% endif %}{% endfor %}"
-)
 
 
 def train_tokenizer(texts: list[str], vocab_size: int) -> Tokenizer:
@@ -43,5 +38,4 @@ def tokenizer_config(max_length: int) -> dict:
         "add_bos_token": True,
         "model_max_length": max_length,
         "clean_up_tokenization_spaces": False,
-        "chat_template": CHAT_TEMPLATE,
     }
