@@ -175,7 +175,7 @@ def _attempt(label: str, row: dict, measure: Callable[[], dict], log) -> dict:
 def _ours(session: _Session, site: Path, simd: str, threads: int, prompt: str, tokens: int) -> dict:
     got = session.call("ours", {"siteUrl": session.url(site) + "/", "simd": simd, "threads": threads, "prompt": prompt, "tokens": tokens})
     if (got["simd"], got["threads"]) != (simd, threads):
-        why = got["threadsFallback"] or "this bitnet.js does not take the option"
+        why = got["threadsFallback"] or "this build's BitNet.load ignores the option: branch threads not merged"
         raise CompareError(f"asked for {simd} SIMD on {threads} thread(s), the runtime ran {got['simd']} on {got['threads']} ({why})")
     return {"prompt_tokens": got["promptTokens"], "new_tokens": got["newTokens"],
             "prefill_tps": got["prefillTokensPerSecond"], "decode_tps": got["decodeTokensPerSecond"]}
