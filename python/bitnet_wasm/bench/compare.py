@@ -33,7 +33,6 @@ STREAM_MB = 256
 STREAM_SECONDS = 1.5
 LARGE_CONTEXT = 512   # KV cache of the large model's site and of wllama's context for it
 CALL_TIMEOUT_S = 900  # one measurement in the page
-CACHE_RESIDENT_BYTES = 32 * 2**20
 BUSY_LOAD = 0.5  # load average above which the report says the machine was shared
 PAGE_DIR = Path(__file__).parent / "compare_page"
 OUTPUTS = {"json": "benchmarks.json", "markdown": "benchmarks.md", "plot": "benchmark.png"}
@@ -237,7 +236,7 @@ def _model_notes(models: list[dict]) -> list[str]:
         if len({count for _, count in counts}) > 1:
             notes.append(f"{m['name']}: the engines saw different prompt token counts: "
                          + ", ".join(f"{engine} {count}" for engine, count in sorted(counts)))
-        if m.get("bytes_per_token") and m["bytes_per_token"] < CACHE_RESIDENT_BYTES:
+        if m.get("bytes_per_token") and m["bytes_per_token"] < compare_report.CACHE_RESIDENT_BYTES:
             notes.append(f"{m['name']}: its {m['bytes_per_token'] / 1e6:.1f} MB of weights per token stay in the CPU caches, "
                          "so the DRAM roofline is not what bounds its decode; judge the roofline on the large model.")
     return notes
