@@ -19,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--browser", action="store_true", help="load SITE in headless Chromium and time loading, prefill and greedy decoding")
     parser.add_argument("--prompt", default=browser.DEFAULT_PROMPT, help="prompt for --browser (default: %(default)r)")
     parser.add_argument("--tokens", type=int, default=browser.DEFAULT_TOKENS, help="new tokens for --browser (default: %(default)s)")
+    parser.add_argument("--threads", type=int, help="threads for --browser (default: the runtime's, min(cores, 4) where the page is isolated)")
+    parser.add_argument("--simd", choices=["relaxed", "simd128"], help="force the module variant for --browser (default: relaxed where valid)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     parser.add_argument("--build-dir", type=Path, default=kernels.DEFAULT_BUILD_DIR, help="where the kernel builds are cached (default: %(default)s)")
 
@@ -30,7 +32,7 @@ def _kernels(args) -> dict:
 def _browser(args) -> dict:
     if args.site is None:
         raise browser.BrowserBenchError("--browser needs SITE: bitnet-wasm bench SITE --browser")
-    return browser.run(args.site, prompt=args.prompt, tokens=args.tokens)
+    return browser.run(args.site, prompt=args.prompt, tokens=args.tokens, threads=args.threads, simd=args.simd)
 
 
 MODES = {"kernels": (_kernels, kernels.table), "browser": (_browser, browser.table)}  # flag -> (run, format as text)
