@@ -6,6 +6,7 @@ import dataclasses
 import json
 import shutil
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tqdm import tqdm
@@ -14,15 +15,17 @@ from bitnet_wasm import __version__
 from bitnet_wasm.compiler.chat import single_turn
 from bitnet_wasm.compiler.checkpoint import Checkpoint
 from bitnet_wasm.compiler.codegen import ABI_BUFFERS, compile_sources, generate, write_sources
-from bitnet_wasm.compiler.graph import AUTO, BuildOptions, BuildOptionError, check_config, linear_shapes
+from bitnet_wasm.compiler.graph import AUTO, MAX_THREADS, BuildOptions, BuildOptionError, check_config, linear_shapes
 from bitnet_wasm.compiler.kernel_choice import choose, manifest_table
 from bitnet_wasm.compiler.plan import plan_model
 from bitnet_wasm.compiler.shards import write_shards
+from bitnet_wasm.toolchain import TARGETS
 from bitnet_wasm.web.site import write_site
 
 FORMAT_VERSION = 1
 MODEL_DIR = "model"
-WASM_FILES = {"wasm": "bitnet.wasm", "wasm-relaxed": "bitnet-relaxed.wasm"}
+# manifest["wasm"] key -> toolchain target; the threaded modules need a cross-origin isolated page
+WASM_MODULES = {"simd128": "wasm", "relaxed": "wasm-relaxed", "simd128_threads": "wasm-threads", "relaxed_threads": "wasm-relaxed-threads"}
 
 
 class MemoryWarning(UserWarning):
@@ -40,6 +43,7 @@ def _abi(graph, plan) -> dict:
     return {
         "arena_bytes": plan.total_bytes,
         "arena_align": 64,
+        "max_threads": MAX_THREADS,  # the threaded modules' kernel scratch is planned for this many
         "forward": "int bn_model_forward(uint8_t *arena, int n, int pos0, int all_logits)",
         "prefill": "int bn_model_prefill(uint8_t *arena, int n, int pos0)",
         "sample": "int bn_sample(logits, vocab, temperature, top_k, top_p, min_p, rng_state, sample_p, sample_idx)",
@@ -58,11 +62,13 @@ def _write_tokenizer(checkpoint: Checkpoint, model_dir: Path) -> dict | None:
 
 
 def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int | None = None, shard_mb: float = 32,
-          embed: str = "f16", layout: str = AUTO, chunk: int = 32, wasm: bool = True, progress: bool = True) -> Path:
+          embed: str = "f16", layout: str = AUTO, chunk: int = 32, wasm: bool = True, progress: bool = True,
+          coi_service_worker: bool = False) -> Path:
     """Build the site for `model` (a checkpoint directory or a loaded Checkpoint) into out_dir;
     returns the manifest's path. wasm=False skips compiling the wasm modules (the Python
     runtime compiles its native library from the site's C itself). layout "auto" picks each linear
-    shape's layout from kernel times measured here (compiler/kernel_choice.py)."""
+    shape's layout from kernel times measured here (compiler/kernel_choice.py). coi_service_worker: the
+    page registers coi-sw.js, for static hosts that cannot send the COOP/COEP headers threads need."""
     if isinstance(model, Checkpoint):
         checkpoint = model
     else:
@@ -85,8 +91,9 @@ def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int |
     model_dir.mkdir(parents=True)
     src_dir = model_dir / "src"
     write_sources(src_dir, *generate(graph, plan))
-    for target, filename in WASM_FILES.items() if wasm else ():
-        compile_sources(src_dir, target, model_dir / filename)
+    with ThreadPoolExecutor(len(WASM_MODULES)) as pool:  # each compile is a clang process
+        list(pool.map(lambda target: compile_sources(src_dir, target, model_dir / TARGETS[target].filename),
+                      WASM_MODULES.values() if wasm else ()))
 
     with tqdm(total=sum(w.nbytes for w in graph.weights.values()), unit="B", unit_scale=True, desc="packing weights", disable=not progress) as bar:
         shards, tensors = write_shards(graph, plan, checkpoint, model_dir, progress=lambda w: bar.update(w.nbytes))
@@ -97,7 +104,7 @@ def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int |
         "model": dataclasses.asdict(checkpoint.config),
         "tokenizer": _write_tokenizer(checkpoint, model_dir),
         "chat": single_turn(checkpoint.tokenizer.config) if checkpoint.tokenizer else None,
-        "wasm": {"simd128": WASM_FILES["wasm"], "relaxed": WASM_FILES["wasm-relaxed"]} if wasm else None,
+        "wasm": {key: TARGETS[target].filename for key, target in WASM_MODULES.items()} if wasm else None,
         "sources": "src",
         "abi": _abi(graph, plan),
         "plan": plan.to_json(),
@@ -110,5 +117,5 @@ def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int |
     path = model_dir / "manifest.json"
     path.write_text(json.dumps(manifest, indent=1))
     if wasm:
-        write_site(Path(out_dir), manifest)
+        write_site(Path(out_dir), manifest, coi_service_worker)
     return path

@@ -17,21 +17,22 @@ from bitnet_wasm.wasm_kernels import SOURCE_DIR
 CTYPES = {"f32": "float", "f16": "uint16_t", "i8": "int8_t", "u8": "uint8_t", "i32": "int32_t", "u64": "uint64_t"}
 
 # One C statement per op kind. Fields: r0.. the buffers read, w0.. written, W0.. the weights,
-# plus the op's attrs; head_* read only the last `rows` rows (all of them for logits()).
+# plus the op's attrs; head_* read only the last `rows` rows (all of them for logits()). The
+# *_parallel calls share their rows or heads among the threads of a threaded build (parallel.c).
 CALLS = {
     "embed_f16": "bn_embed_f16({W0}, {r0}, {w0}, n, {dim}, {vocab});",
     "embed_q8": "bn_embed_q8({W0}, {W1}, {r0}, {w0}, n, {dim}, {vocab});",
     "rmsnorm": "bn_rmsnorm({r0}, {W0}, {w0}, n, {dim}, {eps});",
     "quantize": "bn_quantize_rows({r0}, {w0}, {w1}, n, {dim});",
-    "bitlinear": "{kernel}({W0}, *{W1}, {r0}, {r1}, {w0}, {scratch}{out_dim}, {in_dim}, n);",
+    "bitlinear": "{kernel}_parallel({W0}, *{W1}, {r0}, {r1}, {w0}, {scratch}{out_dim}, {in_dim}, n);",
     "rope": "bn_rope({r0}, n, {heads}, {head_dim}, pos0, {theta});",
     "kv_store": "bn_kv_store({r0}, {w0}, n, {row}, pos0);",
-    "attention": "bn_attention({r0}, {r1}, {r2}, {w0}, {w1}, n, {heads}, {kv_heads}, {head_dim}, pos0);",
+    "attention": "bn_attention_parallel({r0}, {r1}, {r2}, {w0}, {w1}, n, {heads}, {kv_heads}, {head_dim}, pos0);",
     "relu2_mul": "bn_relu2_mul({r0}, {r1}, {w0}, n * {dim});",
     "silu_mul": "bn_silu_mul({r0}, {r1}, {w0}, n * {dim});",
     "add": "bn_add({r0}, {r1}, {w0}, n * {dim});",
-    "head_f16": "bn_head_f16({W0}, {r0} + (n - rows) * {dim}, {w0}, rows, {vocab}, {dim});",
-    "head_q8": "bn_head_q8({W0}, {W1}, {r0} + (n - rows) * {dim}, {r1} + (n - rows), {w0}, rows, {vocab}, {dim});",
+    "head_f16": "bn_head_f16_parallel({W0}, {r0} + (n - rows) * {dim}, {w0}, rows, {vocab}, {dim});",
+    "head_q8": "bn_head_q8_parallel({W0}, {W1}, {r0} + (n - rows) * {dim}, {r1} + (n - rows), {w0}, rows, {vocab}, {dim});",
 }
 # Buffers the template itself names (the rest are activations, declared from the plan).
 TEMPLATE_BUFFERS = {"tokens": "tokens", "k_cache": "k_cache", "v_cache": "v_cache", "logits": "logits"}

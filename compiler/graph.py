@@ -12,11 +12,13 @@ from dataclasses import dataclass, field, replace
 
 from bitnet_wasm.compiler.architectures import Architecture, architecture
 from bitnet_wasm.compiler.checkpoint import ModelConfig
+from bitnet_wasm.kernels.abi import max_threads
 from bitnet_wasm.kernels.layouts import LAYOUTS
 
 N = "n"  # symbolic row count of activations: the tokens of the current step
 DTYPE_BYTES = {"f32": 4, "f16": 2, "i8": 1, "u8": 1, "i32": 4, "u64": 8}
 REGIONS = ("weights", "kv", "activations", "io")  # arena order
+MAX_THREADS = max_threads()  # kernel scratch is kept once per thread that may share an op
 
 
 class BuildOptionError(ValueError):
@@ -174,11 +176,11 @@ class _Builder:
         return ops
 
     def scratch(self, nbytes: int) -> tuple[str, ...]:
-        """The bitlinear kernels' working memory (shared, sized for the largest need), if they need any."""
+        """The bitlinear kernels' working memory (one slice per thread, sized for the largest need), if they need any."""
         if not nbytes:
             return ()
         old = self.values.get("bitlinear_scratch")
-        self.values["bitlinear_scratch"] = Value("bitlinear_scratch", "u8", (max(nbytes, old.shape[0] if old else 0),))
+        self.values["bitlinear_scratch"] = Value("bitlinear_scratch", "u8", (max(MAX_THREADS * nbytes, old.shape[0] if old else 0),))
         return ("bitlinear_scratch",)
 
 
@@ -186,7 +188,7 @@ def _layer(b: _Builder, context: int) -> list[Op]:
     c = b.c
     H, I, hd = c.hidden_size, c.intermediate_size, c.head_dim
     q_dim, kv_dim = c.num_heads * hd, c.num_kv_heads * hd
-    b.values["scores"] = Value("scores", "f32", (context,))  # attention's per-query scratch
+    b.values["scores"] = Value("scores", "f32", (MAX_THREADS * context,))  # attention's per-query scratch, per thread
     return [
         b.rmsnorm("x", "h", "input_norm", H),
         *b.bitlinears("h", H, [("q_proj", "q", q_dim), ("k_proj", "k", kv_dim), ("v_proj", "v", kv_dim)]),

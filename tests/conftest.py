@@ -8,7 +8,7 @@ LIBRARY_CLASSES = {"wasm": WasmKernels, "wasm-relaxed": WasmKernels, "native": N
 
 @pytest.fixture(scope="session")
 def kernel_builds(tmp_path_factory):
-    return build_kernels(tmp_path_factory.mktemp("kernels"))
+    return build_kernels(tmp_path_factory.mktemp("kernels"), list(LIBRARY_CLASSES))
 
 
 @pytest.fixture(scope="session")

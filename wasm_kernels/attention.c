@@ -90,14 +90,18 @@ static void head(const Shape *s, const float *q, const uint16_t *k, const uint16
     for (; i < d; i++) o[i] = o[i] / sum;
 }
 
-void bn_attention(const float *q, const uint16_t *k_cache, const uint16_t *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0) {
+void bn_attention_heads(const float *q, const uint16_t *k_cache, const uint16_t *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0, int h0, int h1) {
     if (!valid(n, heads, kv_heads, head_dim, pos0)) return;
     const Shape s = shape_of(heads, kv_heads, head_dim);
     for (int t = 0; t < n; t++)
-        for (int h = 0; h < heads; h++) {
+        for (int h = h0 > 0 ? h0 : 0; h < h1 && h < heads; h++) {
             size_t qo = ((size_t)t * heads + h) * head_dim;
             head(&s, q + qo, k_cache + kv_offset(&s, h), v_cache + kv_offset(&s, h), out + qo, scratch, pos0 + t + 1);
         }
+}
+
+void bn_attention(const float *q, const uint16_t *k_cache, const uint16_t *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0) {
+    bn_attention_heads(q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0, 0, heads);
 }
 
 void bn_kv_store(const float *x, uint16_t *cache, int n, int row, int pos0) {

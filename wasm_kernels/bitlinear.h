@@ -7,6 +7,8 @@
 
 #define BN_INLINE static inline __attribute__((always_inline))
 
+size_t bn_lut_scratch_bytes(int in); /* bitlinear_lut.c: the LUT kernel's working memory for one thread */
+
 /* The one epilogue all paths (and the numpy reference) compute: float(acc) / (scale * wscale). */
 BN_INLINE float bn_bitlinear_out(int32_t acc, float scale, float wscale) {
     float den = scale * wscale;

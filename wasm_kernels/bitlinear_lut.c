@@ -94,22 +94,29 @@ BN_INLINE void lut_tile(const uint8_t *tile, const uint8_t *tables, size_t table
         for (int j = 0; j < 4; j++) wasm_v128_store(dots[t] + 4 * j, acc32[t][j]);
 }
 
-void bn_bitlinear_lut(const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, uint8_t *scratch, int out, int in, int n) {
-    const int blocks = lut_blocks(in);
+/* Rows [o0, o1) of y only, any bounds: the tiles they touch are computed whole. */
+void bn_bitlinear_lut_rows(const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, uint8_t *scratch, int out, int in, int n, int o0, int o1) {
+    const int blocks = lut_blocks(in), first = o0 > 0 ? o0 : 0, last = o1 < out ? o1 : out;
     const size_t table_bytes = lut_table_bytes(in);
-    for (int t0 = 0; t0 < n; t0 += LUT_TOKENS) {
+    for (int t0 = 0; t0 < n && first < last; t0 += LUT_TOKENS) {
         const int T = n - t0 < LUT_TOKENS ? n - t0 : LUT_TOKENS;
         for (int t = 0; t < T; t++) build_tables(scratch + t * table_bytes, q + (size_t)(t0 + t) * in, in);
-        for (int o0 = 0; o0 < out; o0 += LUT_ROWS) {
-            const uint8_t *tile = w + (size_t)(o0 / LUT_ROWS) * blocks * LUT_ROWS;
+        for (int o = first / LUT_ROWS * LUT_ROWS; o < last; o += LUT_ROWS) {
+            const uint8_t *tile = w + (size_t)(o / LUT_ROWS) * blocks * LUT_ROWS;
             _Alignas(16) int32_t dots[LUT_TOKENS][LUT_ROWS];
             if (T == LUT_TOKENS) /* constant T: the token loops unroll */
                 lut_tile(tile, scratch, table_bytes, blocks, LUT_TOKENS, dots);
             else /* fewer tokens left: one at a time, the tile stays in L1 meanwhile */
                 for (int t = 0; t < T; t++) lut_tile(tile, scratch + t * table_bytes, table_bytes, blocks, 1, dots + t);
             for (int t = 0; t < T; t++)
-                for (int r = 0; r < LUT_ROWS && o0 + r < out; r++)
-                    y[(size_t)(t0 + t) * out + o0 + r] = bn_bitlinear_out(dots[t][r], scale[t0 + t], wscale);
+                for (int r = o < first ? first - o : 0; r < LUT_ROWS && o + r < last; r++)
+                    y[(size_t)(t0 + t) * out + o + r] = bn_bitlinear_out(dots[t][r], scale[t0 + t], wscale);
         }
     }
 }
+
+void bn_bitlinear_lut(const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, uint8_t *scratch, int out, int in, int n) {
+    bn_bitlinear_lut_rows(w, wscale, q, scale, y, scratch, out, in, n, 0, out);
+}
+
+size_t bn_lut_scratch_bytes(int in) { return LUT_TOKENS * lut_table_bytes(in); }

@@ -140,19 +140,21 @@ BN_INLINE void plane_tile(enum plane_isa isa, const uint8_t *tile, const int8_t 
 /* Row tiles outer: a tile (4 rows, in bytes for MAD) is read from memory once per PLANE_SUM_CHUNK
  * tokens and from L1 for the rest. Register-level reuse across 2 tokens measured no faster here
  * and cost 3-5 KB of wasm. */
-BN_INLINE void plane_bitlinear(enum plane_isa isa, const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, int out, int in, int n, int bits) {
+/* Rows [o0, o1) of y only (the rest untouched), any bounds: the tiles they touch are computed whole. */
+BN_INLINE void plane_bitlinear(enum plane_isa isa, const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, int out, int in, int n, int bits, int o0, int o1) {
     const size_t tile_bytes = plane_tile_bytes(in, bits);
+    const int first = o0 > 0 ? o0 : 0, last = o1 < out ? o1 : out;
     int32_t act_sum[PLANE_SUM_CHUNK];
-    for (int t0 = 0; t0 < n; t0 += PLANE_SUM_CHUNK) {
+    for (int t0 = 0; t0 < n && first < last; t0 += PLANE_SUM_CHUNK) {
         const int tn = n - t0 < PLANE_SUM_CHUNK ? n - t0 : PLANE_SUM_CHUNK;
         for (int t = 0; t < tn; t++) act_sum[t] = bn_token_sum(q + (size_t)(t0 + t) * in, in);
-        for (int o0 = 0; o0 < out; o0 += PLANE_ROWS) {
-            const uint8_t *tile = w + (size_t)(o0 / PLANE_ROWS) * tile_bytes;
+        for (int o = first / PLANE_ROWS * PLANE_ROWS; o < last; o += PLANE_ROWS) {
+            const uint8_t *tile = w + (size_t)(o / PLANE_ROWS) * tile_bytes;
             for (int t = 0; t < tn; t++) {
                 int32_t dots[PLANE_ROWS];
                 plane_tile(isa, tile, q + (size_t)(t0 + t) * in, in, bits, dots);
-                for (int r = 0; r < PLANE_ROWS && o0 + r < out; r++)
-                    y[(size_t)(t0 + t) * out + o0 + r] = bn_bitlinear_out(plane_weight_sum(dots[r], act_sum[t], bits), scale[t0 + t], wscale);
+                for (int r = o < first ? first - o : 0; r < PLANE_ROWS && o + r < last; r++)
+                    y[(size_t)(t0 + t) * out + o + r] = bn_bitlinear_out(plane_weight_sum(dots[r], act_sum[t], bits), scale[t0 + t], wscale);
             }
         }
     }

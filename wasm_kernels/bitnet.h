@@ -35,6 +35,10 @@ BN_API void bn_bitlinear_lut_ref(const uint8_t *w /*[lut_bytes(out, in_)]*/, flo
 
 BN_API void bn_bitlinear_binary(const uint8_t *w /*[binary_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
 BN_API void bn_bitlinear_binary_ref(const uint8_t *w /*[binary_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
+/* _rows: only the output features o0 <= o < o1 of every token (any bounds; the rest of y untouched) */
+BN_API void bn_bitlinear_mad_rows(const uint8_t *w /*[mad_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n, int o0, int o1);
+BN_API void bn_bitlinear_lut_rows(const uint8_t *w /*[lut_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, uint8_t *scratch /*[lut_scratch_bytes(in_)]*/, int out, int in_, int n, int o0, int o1);
+BN_API void bn_bitlinear_binary_rows(const uint8_t *w /*[binary_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n, int o0, int o1);
 
 /* ---- repeat.c: `reps` one-token calls of a bitlinear kernel in a row (for timing it without the
  * host's per-call overhead); y holds the last call's result ---- */
@@ -60,6 +64,8 @@ BN_API void bn_rope_ref(float *x /*[n*heads*head_dim]*/, int n, int heads, int h
  * scores * 1/sqrt(head_dim), softmax with the max subtracted, bn_expf. scratch: scores. */
 BN_API void bn_attention(const float *q /*[n*heads*head_dim]*/, const uint16_t *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const uint16_t *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[pos0+n]*/, int n, int heads, int kv_heads, int head_dim, int pos0);
 BN_API void bn_attention_ref(const float *q /*[n*heads*head_dim]*/, const uint16_t *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const uint16_t *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[pos0+n]*/, int n, int heads, int kv_heads, int head_dim, int pos0);
+/* only the query heads h0 <= h < h1 */
+BN_API void bn_attention_heads(const float *q /*[n*heads*head_dim]*/, const uint16_t *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const uint16_t *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[pos0+n]*/, int n, int heads, int kv_heads, int head_dim, int pos0, int h0, int h1);
 /* cache rows pos0 .. pos0+n-1 = f16(x[n, row]), round to nearest even */
 BN_API void bn_kv_store(const float *x /*[n*row]*/, uint16_t *cache /*[(pos0+n)*row]*/, int n, int row, int pos0);
 
@@ -84,6 +90,26 @@ BN_API void bn_head_f16(const uint16_t *E /*[vocab*dim]*/, const float *x /*[n*d
 BN_API void bn_head_f16_ref(const uint16_t *E /*[vocab*dim]*/, const float *x /*[n*dim]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 BN_API void bn_head_q8(const int8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 BN_API void bn_head_q8_ref(const int8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
+/* _rows: only the vocabulary rows v0 <= v < v1 */
+BN_API void bn_head_f16_rows(const uint16_t *E /*[vocab*dim]*/, const float *x /*[n*dim]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim, int v0, int v1);
+BN_API void bn_head_q8_rows(const int8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim, int v0, int v1);
+
+/* ---- parallel.c: the ops the forward pass splits among threads ----
+ * The threaded wasm builds (BN_THREADS=1) run the caller (the leader) and threads-1 followers over
+ * one shared memory; each follower runs bn_thread_main(1 .. threads-1) forever in its own worker.
+ * bn_threads_init(threads) sets how many take part and returns it, or 0 if threads is not in
+ * 1 .. BN_MAX_THREADS (1 .. 1 in the other builds, which run every job on the caller).
+ * bn_X_parallel gives the same bits as bn_X: rows, vocabulary rows or heads are shared out whole.
+ * Scratch holds one thread's working memory per possible thread. */
+#define BN_MAX_THREADS 8
+BN_API int bn_threads_init(int threads);
+BN_API void bn_thread_main(int index);
+BN_API void bn_bitlinear_mad_parallel(const uint8_t *w /*[mad_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
+BN_API void bn_bitlinear_lut_parallel(const uint8_t *w /*[lut_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, uint8_t *scratch /*[BN_MAX_THREADS*lut_scratch_bytes(in_)]*/, int out, int in_, int n);
+BN_API void bn_bitlinear_binary_parallel(const uint8_t *w /*[binary_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
+BN_API void bn_head_f16_parallel(const uint16_t *E /*[vocab*dim]*/, const float *x /*[n*dim]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
+BN_API void bn_head_q8_parallel(const int8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
+BN_API void bn_attention_parallel(const float *q /*[n*heads*head_dim]*/, const uint16_t *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const uint16_t *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[BN_MAX_THREADS*(pos0+n)]*/, int n, int heads, int kv_heads, int head_dim, int pos0);
 
 /* ---- sample.c ----
  * bn_argmax: index of the first maximum.

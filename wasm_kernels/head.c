@@ -7,17 +7,22 @@ void bn_head_f16_ref(const uint16_t *E, const float *x, float *logits, int n, in
         for (int t = 0; t < n; t++) logits[(size_t)t * vocab + v] = bn_dot_f16_ref(x + (size_t)t * dim, E + (size_t)v * dim, dim);
 }
 
-/* four rows of E at a time, each row used for every token while it is in cache */
-void bn_head_f16(const uint16_t *E, const float *x, float *logits, int n, int vocab, int dim) {
-    int v = 0;
-    for (; v + 4 <= vocab; v += 4)
+/* four rows of E at a time, each row used for every token while it is in cache; rows [v0, v1) only */
+void bn_head_f16_rows(const uint16_t *E, const float *x, float *logits, int n, int vocab, int dim, int v0, int v1) {
+    int v = v0 > 0 ? v0 : 0;
+    const int last = v1 < vocab ? v1 : vocab;
+    for (; v + 4 <= last; v += 4)
         for (int t = 0; t < n; t++) {
             float out[4];
             bn_dot4_f16(x + (size_t)t * dim, E + (size_t)v * dim, (size_t)dim, dim, out);
             for (int r = 0; r < 4; r++) logits[(size_t)t * vocab + v + r] = out[r];
         }
-    for (; v < vocab; v++)
+    for (; v < last; v++)
         for (int t = 0; t < n; t++) logits[(size_t)t * vocab + v] = bn_dot_f16(x + (size_t)t * dim, E + (size_t)v * dim, dim);
+}
+
+void bn_head_f16(const uint16_t *E, const float *x, float *logits, int n, int vocab, int dim) {
+    bn_head_f16_rows(E, x, logits, n, vocab, dim, 0, vocab);
 }
 
 static float q8_logit(int32_t acc, float row_scale, float xscale) { return ((float)acc * row_scale) / xscale; }
@@ -44,9 +49,10 @@ static int32_t i32x4_total(v128_t v) {
     return wasm_i32x4_extract_lane(v, 0) + wasm_i32x4_extract_lane(v, 1) + wasm_i32x4_extract_lane(v, 2) + wasm_i32x4_extract_lane(v, 3);
 }
 
-void bn_head_q8(const int8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim) {
-    int v = 0;
-    for (; v + 4 <= vocab; v += 4) {
+void bn_head_q8_rows(const int8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim, int v0, int v1) {
+    int v = v0 > 0 ? v0 : 0;
+    const int last = v1 < vocab ? v1 : vocab;
+    for (; v + 4 <= last; v += 4) {
         const int8_t *e = E + (size_t)v * dim;
         for (int t = 0; t < n; t++) {
             const int8_t *x = xq + (size_t)t * dim;
@@ -62,7 +68,11 @@ void bn_head_q8(const int8_t *E, const float *row_scale, const int8_t *xq, const
             }
         }
     }
-    for (; v < vocab; v++)
+    for (; v < last; v++)
         for (int t = 0; t < n; t++)
             logits[(size_t)t * vocab + v] = q8_logit(dot_i8_ref(xq + (size_t)t * dim, E + (size_t)v * dim, dim), row_scale[v], xscale[t]);
+}
+
+void bn_head_q8(const int8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim) {
+    bn_head_q8_rows(E, row_scale, xq, xscale, logits, n, vocab, dim, 0, vocab);
 }

@@ -12,8 +12,15 @@ export interface LoadOptions {
   onProgress?: (progress: LoadProgress) => void;
   /** Aborting rejects load() with an AbortError and stops the downloads. */
   signal?: AbortSignal;
-  /** Accepted for the future; inference is single-threaded for now (info.threads is 1). */
+  /**
+   * Threads sharing each matrix-vector product and attention, 1..8; default
+   * min(navigator.hardwareConcurrency, 4). More than one needs a cross-origin isolated page
+   * (COOP/COEP headers, or a site built with --coi-service-worker); elsewhere the model runs on
+   * one thread and info.threadsFallback says why.
+   */
   threads?: number;
+  /** Force the module variant; default: "relaxed" where the browser validates relaxed SIMD. */
+  simd?: "relaxed" | "simd128";
 }
 
 export interface ModelInfo {
@@ -23,8 +30,11 @@ export interface ModelInfo {
   /** Bytes of weight shards. */
   downloadBytes: number;
   simd: "relaxed" | "simd128";
+  /** Threads actually running inference. */
   threads: number;
   crossOriginIsolated: boolean;
+  /** Why more than one thread was asked for but one runs (e.g. the page is not cross-origin isolated), or null. */
+  threadsFallback: string | null;
   vocabSize: number;
   context: number;
   /** Why the shards could not be kept in Cache Storage (e.g. quota exceeded), or null. */

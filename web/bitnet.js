@@ -4,7 +4,7 @@ const abortError = (signal) => signal.reason instanceof Error ? signal.reason : 
 
 export class BitNet {
   /** Load a built site's model; resolves once the weights are in memory and verified. */
-  static async load(manifestUrl, { onProgress, signal, threads = 1 } = {}) {
+  static async load(manifestUrl, { onProgress, signal, threads, simd } = {}) {
     signal?.throwIfAborted();
     const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
     const model = new BitNet(worker);
@@ -12,7 +12,7 @@ export class BitNet {
     const onAbort = () => model._fail(abortError(signal));
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      model.info = Object.freeze(await model._request({ type: "load", manifestUrl: url, threads }, {
+      model.info = Object.freeze(await model._request({ type: "load", manifestUrl: url, threads, simd }, {
         progress: (p) => onProgress?.({ loadedBytes: 0, totalBytes: 0, mbPerSecond: 0, etaSeconds: null, ...p }),
       }));
     } catch (e) {

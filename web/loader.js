@@ -19,7 +19,8 @@ async function openCache() {
 }
 
 async function verify(shard, view) {
-  const digest = hex(await crypto.subtle.digest("SHA-256", view));
+  const bytes = view.buffer instanceof ArrayBuffer ? view : view.slice(); // WebCrypto refuses shared memory
+  const digest = hex(await crypto.subtle.digest("SHA-256", bytes));
   if (digest !== shard.sha256) throw new ShardError(`${shard.file}: sha256 ${digest} does not match the manifest's ${shard.sha256} (corrupt download)`);
 }
 

@@ -68,14 +68,26 @@ async function generate(model, controller) {
   ui.stats.textContent = (controller.signal.aborted ? "Stopped · " : "") + finalStats(model.lastStats);
 }
 
+// ?threads=N and ?simd=relaxed|simd128 override the runtime's own choices (bitnet-wasm bench uses them).
+function loadOptions() {
+  const params = new URLSearchParams(location.search);
+  return {
+    ...(params.has("threads") && { threads: Number(params.get("threads")) }),
+    ...(params.has("simd") && { simd: params.get("simd") }),
+  };
+}
+
 async function main() {
+  const serviceWorker = document.documentElement.dataset.coiServiceWorker; // set by build --coi-service-worker
+  if (serviceWorker && (await (await import("./isolation.js")).isolate(serviceWorker))) return;
   performance.mark("bitnet:load-start");
   const { BitNet } = await import("./bitnet.js"); // imported here so a missing runtime shows in the error panel
-  const model = await BitNet.load(MANIFEST_URL, { onProgress: showProgress });
+  const model = await BitNet.load(MANIFEST_URL, { ...loadOptions(), onProgress: showProgress });
   performance.mark("bitnet:ready");
   window.bitnet = model;
-  const { simd, threads, crossOriginIsolated } = model.info;
+  const { simd, threads, crossOriginIsolated, threadsFallback } = model.info;
   ui.runtime.textContent = `${simd} · ${threads} thread${threads === 1 ? "" : "s"}${crossOriginIsolated ? " · isolated" : ""}`;
+  ui.runtime.title = threadsFallback ?? "";
   ui.download.textContent = `Ready: ${mb(model.info.downloadBytes)} MB of weights loaded.`;
   ui.bar.value = ui.bar.max;
   ui.chatSetting.hidden = !model.info.chat;

@@ -26,7 +26,9 @@ def model_card(manifest: dict) -> dict:
     }
 
 
-def write_site(site_dir: Path, manifest: dict) -> None:
+def write_site(site_dir: Path, manifest: dict, coi_service_worker: bool = False) -> None:
+    """The runtime and index.html next to model/; coi_service_worker: the page registers coi-sw.js,
+    which makes it cross-origin isolated (threads) on hosts that cannot send COOP/COEP headers."""
     site_dir = Path(site_dir)
     for pattern in RUNTIME_GLOBS:
         for path in WEB_DIR.glob(pattern):
@@ -34,5 +36,5 @@ def write_site(site_dir: Path, manifest: dict) -> None:
     templates = WEB_DIR / "templates"
     if (templates / TEMPLATE).is_file():
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates), autoescape=True, undefined=jinja2.StrictUndefined)
-        html = env.get_template(TEMPLATE).render(manifest=manifest, card=model_card(manifest))
+        html = env.get_template(TEMPLATE).render(manifest=manifest, card=model_card(manifest), coi_service_worker=coi_service_worker)
         (site_dir / "index.html").write_text(html)

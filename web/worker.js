@@ -1,5 +1,7 @@
 // All inference, off the page's thread: the site's compiled forward pass (bitnet.wasm) over one
-// arena, the same generate loop as python/bitnet_wasm/runtime.py, and the tokenizer.
+// arena, the same generate loop as python/bitnet_wasm/runtime.py, and the tokenizer. Where the
+// page is cross-origin isolated, the threaded module runs here (the leader) and in follower
+// workers (threads.js) over one shared memory; elsewhere, one thread.
 // Protocol: {type, id, ...} requests are answered in order with "result" | "error"; "generate"
 // also posts "piece" messages; "abort" {target} stops a running request between tokens.
 import { Tokenizer } from "./tokenizer.js";
@@ -7,6 +9,10 @@ import { loadShards } from "./loader.js";
 
 const FORMAT_VERSION = 1;
 const PAGE = 65536;
+const DEFAULT_THREADS = 4;      // more rarely pays: decoding is bound by memory bandwidth
+const THREAD_STACK_BYTES = 1 << 20;
+const MODULE_RESERVE_BYTES = 2 << 20; // below the arena: the module's stack and static data (plan.py)
+const SIMD_VARIANTS = ["relaxed", "simd128"];
 const BITS_PER_WEIGHT = { mad: 1.58, lut: 1.58, binary: 1 };
 const NOT_PARAMETERS = new Set(["wscale", "q8_scale"]);
 
@@ -18,9 +24,71 @@ const probe = (body) => new Uint8Array([
 const SIMD_PROBE = probe(V128_CONST);
 const RELAXED_PROBE = probe([...V128_CONST, 0xfd, 0x81, 0x02]);
 
-function pickSimd(wasmFiles) {
+function pickSimd(wasmFiles, requested) {
   if (!WebAssembly.validate(SIMD_PROBE)) throw new Error("this browser lacks WebAssembly SIMD, which bitnet-wasm needs: use a recent Chrome, Edge, Firefox or Safari (16.4+)");
-  return WebAssembly.validate(RELAXED_PROBE) && wasmFiles.relaxed ? "relaxed" : "simd128";
+  const relaxed = WebAssembly.validate(RELAXED_PROBE);
+  if (requested === undefined) return relaxed && wasmFiles.relaxed ? "relaxed" : "simd128";
+  if (!SIMD_VARIANTS.includes(requested)) throw new Error(`simd: ${JSON.stringify(requested)} is not one of ${SIMD_VARIANTS.map((v) => `"${v}"`).join(", ")}`);
+  if (requested === "relaxed" && !relaxed) throw new Error('simd: "relaxed" was requested, but this browser cannot validate relaxed-SIMD WebAssembly');
+  if (!wasmFiles[requested]) throw new Error(`simd: the site has no ${requested} module`);
+  return requested;
+}
+
+// {threads, fallback}: the threads that will run, and why fewer than asked for (or null).
+function pickThreads(wasmFiles, maxThreads, simd, requested) {
+  const wanted = requested ?? Math.min(navigator.hardwareConcurrency || 1, DEFAULT_THREADS, maxThreads);
+  if (!Number.isInteger(wanted) || wanted < 1 || wanted > maxThreads) throw new Error(`threads must be an integer from 1 to ${maxThreads}, got ${requested}`);
+  const reasons = [
+    [!self.crossOriginIsolated, "the page is not cross-origin isolated (serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp, or build the site with --coi-service-worker)"],
+    [!wasmFiles[`${simd}_threads`], "the site was built without threaded modules"],
+  ];
+  const fallback = wanted > 1 ? reasons.find(([hit]) => hit)?.[1] ?? null : null;
+  return { threads: fallback ? 1 : wanted, fallback };
+}
+
+// One more instance of the threaded module per follower, each on its own stack above the arena;
+// resolves once all of them are ready to take jobs.
+async function startFollowers(module, memory, stacksBase, threads) {
+  const workers = [];
+  const started = (index) => new Promise((resolve, reject) => {
+    const worker = new Worker(new URL("./threads.js", import.meta.url), { type: "module" });
+    workers.push(worker);
+    worker.onmessage = ({ data }) => (data.error ? reject(new Error(`thread ${index}: ${data.error}`)) : resolve());
+    worker.onerror = (event) => {
+      event.preventDefault?.();
+      reject(new Error(`thread ${index} could not start: ${event.message || "is threads.js served?"}`));
+    };
+    worker.postMessage({ module, memory, index, stackTop: stacksBase + index * THREAD_STACK_BYTES });
+  });
+  try {
+    await Promise.all(Array.from({ length: threads - 1 }, (_, i) => started(i + 1)));
+  } catch (e) {
+    for (const worker of workers) worker.terminate();
+    throw e;
+  }
+  return workers;
+}
+
+async function instantiate(bytes, arenaBytes, threads) {
+  if (threads === 1) {
+    const { instance } = await WebAssembly.instantiate(bytes, {});
+    return new Machine(instance.exports, instance.exports.memory, arenaBytes, 0);
+  }
+  const module = await WebAssembly.compile(bytes);
+  const stackBytes = (threads - 1) * THREAD_STACK_BYTES;
+  const pages = Math.ceil((MODULE_RESERVE_BYTES + arenaBytes + stackBytes) / PAGE);
+  let memory;
+  try {
+    memory = new WebAssembly.Memory({ initial: pages, maximum: pages + MODULE_RESERVE_BYTES / PAGE, shared: true });
+  } catch (e) {
+    throw new Error(`the model needs ${(pages * PAGE / 2 ** 20).toFixed(0)} MiB of shared WebAssembly memory and this browser refused it (${e.message}); try threads: 1`);
+  }
+  const instance = await WebAssembly.instantiate(module, { env: { memory } });
+  const machine = new Machine(instance.exports, memory, arenaBytes, stackBytes);
+  const stacksBase = Math.ceil((machine.base + arenaBytes) / 16) * 16;
+  machine.followers = await startFollowers(module, memory, stacksBase, threads); // referenced for the model's lifetime
+  if (instance.exports.bn_threads_init(threads) !== threads) throw new Error(`the threaded module refused ${threads} threads`);
+  return machine;
 }
 
 async function fetchOk(url, what, signal) {
@@ -43,12 +111,15 @@ async function readManifest(url, signal) {
   return manifest;
 }
 
+// The module's exports and memory; the arena starts at the first 64-byte boundary above
+// __heap_base, and extraBytes (the followers' stacks) follow it.
 class Machine {
-  constructor(instance, arenaBytes) {
-    this.exports = instance.exports;
-    this.memory = instance.exports.memory;
-    this.base = Math.ceil(instance.exports.__heap_base.value / 64) * 64;
-    const missing = this.base + arenaBytes - this.memory.buffer.byteLength;
+  constructor(exports, memory, arenaBytes, extraBytes) {
+    this.exports = exports;
+    this.memory = memory;
+    this.followers = [];
+    this.base = Math.ceil(exports.__heap_base.value / 64) * 64;
+    const missing = this.base + arenaBytes + 16 + extraBytes - this.memory.buffer.byteLength;
     try {
       if (missing > 0) this.memory.grow(Math.ceil(missing / PAGE));
     } catch (e) {
@@ -66,15 +137,15 @@ class Machine {
 }
 
 class Model {
-  static async load({ manifestUrl }, signal, progress) {
+  static async load({ manifestUrl, threads: requested, simd: requestedSimd }, signal, progress) {
     progress({ phase: "manifest" });
     const manifest = await readManifest(manifestUrl, signal);
-    const simd = pickSimd(manifest.wasm);
+    const simd = pickSimd(manifest.wasm, requestedSimd);
+    const { threads, fallback } = pickThreads(manifest.wasm, manifest.abi.max_threads ?? 1, simd, requested);
     progress({ phase: "wasm" });
-    const wasmUrl = new URL(manifest.wasm[simd], manifestUrl);
+    const wasmUrl = new URL(manifest.wasm[threads > 1 ? `${simd}_threads` : simd], manifestUrl);
     const wasmBytes = await (await fetchOk(wasmUrl, "WebAssembly module", signal)).arrayBuffer();
-    const { instance } = await WebAssembly.instantiate(wasmBytes, {});
-    const machine = new Machine(instance, manifest.abi.arena_bytes);
+    const machine = await instantiate(wasmBytes, manifest.abi.arena_bytes, threads);
     let tokenizer = null;
     if (manifest.tokenizer) {
       progress({ phase: "tokenizer" });
@@ -87,10 +158,10 @@ class Model {
       onProgress: (p) => progress(p),
     });
     if (cacheError) console.warn(`bitnet-wasm: ${cacheError}`);
-    return new Model(manifest, machine, tokenizer, { simd, cacheError });
+    return new Model(manifest, machine, tokenizer, { simd, threads, fallback, cacheError });
   }
 
-  constructor(manifest, machine, tokenizer, { simd, cacheError }) {
+  constructor(manifest, machine, tokenizer, { simd, threads, fallback, cacheError }) {
     this.machine = machine;
     this.exports = machine.exports;
     this.tokenizer = tokenizer;
@@ -107,8 +178,9 @@ class Model {
       bitsPerWeight: BITS_PER_WEIGHT[manifest.build.linear_layout.split("+")[0]] ?? null, // "lut+mad": mixed, all ternary
       downloadBytes: manifest.shards.reduce((sum, s) => sum + s.bytes, 0),
       simd,
-      threads: 1, // multi-threading comes later
+      threads,
       crossOriginIsolated: self.crossOriginIsolated === true,
+      threadsFallback: fallback,
       vocabSize: this.vocab,
       context: this.context,
       cacheError,

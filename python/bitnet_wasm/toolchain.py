@@ -26,6 +26,13 @@ WASM_FLAGS = [
     "-Wl,--no-entry", "-Wl,--export-dynamic", "-Wl,--export=__heap_base",
     "-Wl,-z,stack-size=1048576",
 ]
+# Threaded modules import one shared memory (a page can only share one it created); each instance
+# moves its exported __stack_pointer to its own stack; wasm-ld's __wasm_init_memory fills the data
+# segments once, for the first instance. 65535 pages: the largest --max-memory wasm-ld parses.
+THREADS_FLAGS = [
+    "-matomics", "-mbulk-memory", "-DBN_THREADS=1",
+    "-Wl,--import-memory", "-Wl,--shared-memory", "-Wl,--max-memory=4294901760", "-Wl,--export=__stack_pointer",
+]
 NATIVE_FLAGS = ["-shared", "-fPIC", "-march=native"]
 
 
@@ -35,6 +42,7 @@ class Target:
     filename: str
     wasm: bool
     relaxed: bool
+    threads: bool = False
 
 
 TARGETS = {
@@ -42,6 +50,8 @@ TARGETS = {
     for t in (
         Target("wasm", "bitnet.wasm", wasm=True, relaxed=False),
         Target("wasm-relaxed", "bitnet-relaxed.wasm", wasm=True, relaxed=True),
+        Target("wasm-threads", "bitnet-mt.wasm", wasm=True, relaxed=False, threads=True),
+        Target("wasm-relaxed-threads", "bitnet-relaxed-mt.wasm", wasm=True, relaxed=True, threads=True),
         Target("native", "libbitnet.so", wasm=False, relaxed=False),
         Target("native-relaxed", "libbitnet-relaxed.so", wasm=False, relaxed=True),
     )
@@ -75,7 +85,7 @@ def _zig_cc() -> list[str]:
 def compile_command(target: Target, sources: list[Path], out: Path, include_dirs: list[Path] = ()) -> list[str]:
     flags = list(COMMON_FLAGS)
     if target.wasm:
-        flags += WASM_FLAGS + (["-mrelaxed-simd"] if target.relaxed else [])
+        flags += WASM_FLAGS + (["-mrelaxed-simd"] if target.relaxed else []) + (THREADS_FLAGS if target.threads else [])
     else:
         flags += NATIVE_FLAGS + ["-I", _simde_include()]
     flags += [f"-DBN_RELAXED={int(target.relaxed)}", "-I", str(SOURCE_DIR)]
@@ -105,7 +115,7 @@ def sources_digest(sources: list[Path]) -> str:
     h = hashlib.sha256()
     for path in sorted(sources) + sorted(SOURCE_DIR.glob("*.h")):
         h.update(path.name.encode() + b"\0" + path.read_bytes())
-    h.update(" ".join(COMMON_FLAGS + WASM_FLAGS + NATIVE_FLAGS).encode())
+    h.update(" ".join(COMMON_FLAGS + WASM_FLAGS + THREADS_FLAGS + NATIVE_FLAGS).encode())
     h.update(sysconfig.get_platform().encode())
     return h.hexdigest()[:16]
 

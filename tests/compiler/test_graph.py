@@ -4,7 +4,7 @@ from dataclasses import replace
 import pytest
 
 from bitnet_wasm.compiler.checkpoint import ModelConfig
-from bitnet_wasm.compiler.graph import N, BuildOptionError, BuildOptions, build_graph
+from bitnet_wasm.compiler.graph import MAX_THREADS, N, BuildOptionError, BuildOptions, build_graph
 from bitnet_wasm.kernels.layouts import LAYOUTS
 
 TINY = ModelConfig("bitnet", vocab_size=97, hidden_size=48, intermediate_size=100, num_layers=2, num_heads=3,
@@ -81,7 +81,7 @@ def test_auto_layout_takes_each_shape_from_the_kernel_table():
                        "gate_proj": "bn_bitlinear_mad", "up_proj": "bn_bitlinear_mad", "down_proj": "bn_bitlinear_lut"}
     scratch = {op.weights[0] for op in graph.layer if "bitlinear_scratch" in op.writes}
     assert scratch == {"q_proj", "o_proj", "down_proj"}  # only the lut kernels take working memory
-    assert graph.values["bitlinear_scratch"].shape == (LAYOUTS["lut"].scratch_bytes(100),)
+    assert graph.values["bitlinear_scratch"].shape == (MAX_THREADS * LAYOUTS["lut"].scratch_bytes(100),)  # a slice per thread
     assert graph.weights["layers.1.down_proj"].packing == "lut" and graph.weights["layers.1.up_proj"].packing == "mad"
     assert graph.weights["layers.1.up_proj"].nbytes == LAYOUTS["mad"].packed_bytes(100, 48)
     assert graph.linear_layout == "lut+mad"

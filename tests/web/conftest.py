@@ -1,6 +1,10 @@
 """Real headless Chromium (Playwright, sync API) and sites served by bitnet_wasm.serve."""
 from __future__ import annotations
 
+import functools
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 from playwright.sync_api import sync_playwright
 
@@ -43,3 +47,26 @@ def served_dir():
     yield serve
     for server in servers:
         server.stop()
+
+
+class _PlainHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def plain_served_dir():
+    """plain_served_dir(folder) -> base URL: the folder served by Python's http.server, a static
+    host that sends no cross-origin isolation headers (like GitHub Pages)."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def serve(folder) -> str:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_PlainHandler, directory=str(folder)))
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()

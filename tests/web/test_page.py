@@ -164,10 +164,11 @@ def test_a_broken_manifest_url_shows_the_error_panel(page, site, served_dir, tmp
 
 
 def test_bench_browser_matches_run(site):
-    bench = subprocess.run(CLI + ["bench", str(site), "--browser", "--json", "--tokens", "8", "--prompt", PROMPT],
-                           capture_output=True, text=True, timeout=120)
+    bench = subprocess.run(CLI + ["bench", str(site), "--browser", "--json", "--tokens", "8", "--prompt", PROMPT,
+                                  "--threads", "2", "--simd", "simd128"], capture_output=True, text=True, timeout=120)
     assert bench.returncode == 0, bench.stderr
     result = json.loads(bench.stdout)
+    assert (result["info"]["threads"], result["info"]["simd"]) == (2, "simd128")
     run = subprocess.run(CLI + ["run", str(site), "--json", "--temperature", "0", "--max-new-tokens", "8", "--prompt", PROMPT],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlencode
 
 from bitnet_wasm.serve import ServeError, SiteServer
 
@@ -63,11 +64,20 @@ def _measure(page, url: str, prompt: str, tokens: int) -> dict:
     return page.evaluate(GENERATE_JS, {"prompt": prompt, "tokens": tokens})
 
 
-def run(site: Path, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAULT_TOKENS) -> dict:
+def page_query(threads: int | None, simd: str | None) -> str:
+    """The page's load options (page.js reads them from the URL)."""
+    options = {name: value for name, value in (("threads", threads), ("simd", simd)) if value is not None}
+    return "?" + urlencode(options) if options else ""
+
+
+def run(site: Path, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAULT_TOKENS, threads: int | None = None, simd: str | None = None) -> dict:
     """The benchmark as data: tokens, text, load_s (navigation to model ready), page_load_s,
-    weight_load_s, ttft_s, prefill/decode tokens per second, and the runtime's info."""
+    weight_load_s, ttft_s, prefill/decode tokens per second, and the runtime's info (threads and
+    simd actually used). threads / simd: as BitNet.load's options; None: the runtime's default."""
     if tokens < 1:
         raise BrowserBenchError(f"--tokens must be at least 1, got {tokens}")
+    if threads is not None and threads < 1:
+        raise BrowserBenchError(f"--threads must be at least 1, got {threads}")
     _check_site(site)
     try:
         from playwright.sync_api import Error as PlaywrightError, sync_playwright
@@ -77,7 +87,7 @@ def run(site: Path, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAULT_TOKENS) 
         with SiteServer(site, "127.0.0.1", 0, quiet=True) as server, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium_executable(p), args=CHROMIUM_ARGS, headless=True)
             try:
-                raw = _measure(browser.new_context().new_page(), server.url, prompt, tokens)
+                raw = _measure(browser.new_context().new_page(), server.url + page_query(threads, simd), prompt, tokens)
             finally:
                 browser.close()
     except (ServeError, PlaywrightError) as e:
@@ -97,7 +107,8 @@ def run(site: Path, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAULT_TOKENS) 
 def table(result: dict) -> str:
     info = result["info"]
     return "\n".join([
-        f"browser: {info.get('simd')} SIMD, {info.get('threads')} thread(s), cross-origin isolated: {info.get('crossOriginIsolated')}",
+        f"browser: {info.get('simd')} SIMD, {info.get('threads')} thread(s), cross-origin isolated: {info.get('crossOriginIsolated')}"
+        + (f" (single thread: {info['threadsFallback']})" if info.get("threadsFallback") else ""),
         f"page load      {result['page_load_s']:8.3f} s",
         f"weight load    {result['weight_load_s']:8.3f} s",
         f"ready after    {result['load_s']:8.3f} s",

@@ -17,7 +17,7 @@ from bitnet_wasm.kernels import NativeKernels, WasmKernels
 from bitnet_wasm.kernels.abi import check_call
 from bitnet_wasm.kernels.layouts import LAYOUTS
 from bitnet_wasm.kernels.wasm import WasmArray
-from bitnet_wasm.toolchain import build_kernels
+from bitnet_wasm.toolchain import TARGETS, build_kernels
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def run(shapes=SHAPES, big_shape=BIG_SHAPE, big_working_set_mb: float = 256, str
     """The benchmark as data: {"rows": [{runtime, variant, shape, working_set_mb, ms, gops, gbps}],
     "stream_gbps": {runtime: GB/s}}. `log` (a callable) hears progress."""
     log = log or (lambda message: None)
-    builds = build_kernels(build_dir)
+    builds = build_kernels(build_dir, [name for name, target in TARGETS.items() if not target.threads])  # wasmtime-py cannot share memory
     rng = np.random.default_rng(0)
     rows, stream = [], {}
     for name in runtimes:

@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "on --models; writes benchmarks.json, benchmarks.md and benchmark.png to --out")
     parser.add_argument("--prompt", help=f"prompt (default for --browser: {browser.DEFAULT_PROMPT!r}; for --compare: two sentences)")
     parser.add_argument("--tokens", type=int, help=f"new tokens (default: {browser.DEFAULT_TOKENS} for --browser, {compare.DEFAULT_TOKENS} for --compare)")
+    parser.add_argument("--threads", type=int, help="threads for --browser (default: the runtime's, min(cores, 4) where the page is isolated)")
+    parser.add_argument("--simd", choices=["relaxed", "simd128"], help="force the module variant for --browser (default: relaxed where valid)")
     parser.add_argument("--models", default=",".join(compare.MODELS), help="for --compare: comma-separated, from %(default)s")
     parser.add_argument("--out", type=Path, default=Path("docs"), help="for --compare: folder of the results (default: %(default)s)")
     parser.add_argument("--note", default="", help="for --compare: a sentence about the machine for the report (e.g. what else ran)")
@@ -41,7 +43,7 @@ def _browser(args) -> dict:
     if args.site is None:
         raise browser.BrowserBenchError("--browser needs SITE: bitnet-wasm bench SITE --browser")
     return browser.run(args.site, prompt=args.prompt or browser.DEFAULT_PROMPT,
-                       tokens=browser.DEFAULT_TOKENS if args.tokens is None else args.tokens)
+                       tokens=browser.DEFAULT_TOKENS if args.tokens is None else args.tokens, threads=args.threads, simd=args.simd)
 
 
 def _compare(args) -> dict:

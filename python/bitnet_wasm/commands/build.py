@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layout", choices=list(LAYOUT_CHOICES), default=AUTO,
                         help="ternary weight layout; auto (default): per matrix shape, the fastest measured here")
     parser.add_argument("--chunk", type=int, default=32, help="most tokens per forward step while prefilling")
+    parser.add_argument("--coi-service-worker", action="store_true",
+                        help="the page registers a service worker adding the COOP/COEP headers multi-threading needs "
+                             "(for static hosts that cannot set headers, e.g. GitHub Pages; the first visit reloads once)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -51,7 +54,8 @@ def main(args: argparse.Namespace) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             manifest = build(resolve_model(args.model), args.out, context=args.context, shard_mb=args.shard_mb,
-                             embed=args.embed, layout=args.layout, chunk=args.chunk, progress=not args.no_progress)
+                             embed=args.embed, layout=args.layout, chunk=args.chunk, progress=not args.no_progress,
+                             coi_service_worker=args.coi_service_worker)
     except (OSError, ValueError, RuntimeError) as e:
         print(f"bitnet-wasm build: {e}", file=sys.stderr)
         return 2

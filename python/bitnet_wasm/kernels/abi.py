@@ -95,6 +95,12 @@ def kernel_abi() -> dict[str, Signature]:
     return parse_header((SOURCE_DIR / "bitnet.h").read_text())
 
 
+@functools.cache
+def max_threads() -> int:
+    """BN_MAX_THREADS of bitnet.h: the most threads a forward pass splits its work among."""
+    return int(re.search(r"#define BN_MAX_THREADS (\d+)", (SOURCE_DIR / "bitnet.h").read_text()).group(1))
+
+
 def _size_functions() -> dict:
     from bitnet_wasm.kernels import layouts
 
@@ -123,7 +129,7 @@ def check_call(sig: Signature, args: tuple) -> dict[str, int]:
     for p, a in zip(sig.params, args):
         if not p.pointer:
             continue
-        env = dict(scope)
+        env = dict(scope, BN_MAX_THREADS=max_threads())
         if re.search(r"[a-z_]+\(", p.count):
             env.update(_size_functions())
         expected = int(eval(p.count, {"__builtins__": {}}, env))  # expressions come from our own header

@@ -1,0 +1,100 @@
+"""Multi-threaded inference in real Chromium: the threaded module over a shared memory gives the
+same greedy tokens and logits as one thread and as the Python runtime; without COOP/COEP the
+runtime falls back to one thread and says why; the opt-in service worker isolates a page served
+without those headers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from models import write_bitnet_packed
+
+import bitnet_wasm
+
+PROMPT = "The old lighthouse keeper climbed the stairs every evening before the sun went down."
+TOKENS = 24
+LOAD_AND_GENERATE = """async ([options, prompt, tokens]) => {
+  const { BitNet } = await import("/bitnet.js");
+  const model = await BitNet.load("/model/manifest.json", options);
+  const pieces = [];
+  for await (const piece of model.generate(prompt, { maxNewTokens: tokens, temperature: 0 })) pieces.push(piece.token);
+  const logits = (await model.logits(pieces.slice(0, 5))).map((row) => Array.from(row));
+  model.dispose();
+  return { info: model.info, tokens: pieces, logits };
+}"""
+LOAD_ERROR = """async ([options]) => {
+  const { BitNet } = await import("/bitnet.js");
+  try { await BitNet.load("/model/manifest.json", options); return null; } catch (e) { return e.message; }
+}"""
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    root = tmp_path_factory.mktemp("threads")
+    # GQA (6 query heads on 2 kv heads); sizes that split unevenly between threads, with decode
+    # steps above parallel.c's MIN_SHARED_WORK for q, o, gate, up and down (k, v: leader alone)
+    write_bitnet_packed(root / "checkpoint", hidden=384, layers=2, heads=6, kv_heads=2, intermediate=520, vocab=333, seed=11)
+    return root
+
+
+@pytest.fixture(scope="module")
+def site(checkpoint):
+    bitnet_wasm.build(checkpoint / "checkpoint", checkpoint / "site", shard_mb=0.05, progress=False, coi_service_worker=True)
+    return checkpoint / "site"
+
+
+@pytest.fixture(scope="module")
+def expected(site, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BITNET_WASM_CACHE", str(tmp_path_factory.mktemp("native-cache")))
+        model = bitnet_wasm.load(site)
+        tokens = model.generate(PROMPT, max_new_tokens=TOKENS, temperature=0).tokens
+        return tokens, model.logits(tokens[:5])
+
+
+def test_threaded_generation_equals_single_thread_and_python(page, site, served_dir, expected):
+    tokens, logits = expected
+    page.goto(served_dir(site) + "model/manifest.json")
+    runs = {threads: page.evaluate(LOAD_AND_GENERATE, [{"threads": threads}, PROMPT, TOKENS]) for threads in (2, 1)}
+    info = runs[2]["info"]
+    assert (info["threads"], info["crossOriginIsolated"], info["threadsFallback"]) == (2, True, None)
+    assert runs[1]["info"]["threads"] == 1 and runs[1]["info"]["threadsFallback"] is None
+    for run in runs.values():
+        assert run["tokens"] == tokens
+        np.testing.assert_array_equal(np.array(run["logits"], np.float32), logits)
+
+
+def test_simd_option_forces_the_module_variant(page, site, served_dir, expected):
+    page.goto(served_dir(site) + "model/manifest.json")
+    run = page.evaluate(LOAD_AND_GENERATE, [{"threads": 3, "simd": "simd128"}, PROMPT, TOKENS])
+    assert (run["info"]["simd"], run["info"]["threads"]) == ("simd128", 3)
+    assert run["tokens"] == expected[0]
+    assert 'simd: "avx" is not one of "relaxed", "simd128"' in page.evaluate(LOAD_ERROR, [{"simd": "avx"}])
+    assert "threads must be an integer from 1 to 8, got 9" in page.evaluate(LOAD_ERROR, [{"threads": 9}])
+
+
+def test_without_isolation_headers_one_thread_runs_and_says_why(page, site, plain_served_dir, expected):
+    page.goto(plain_served_dir(site) + "model/manifest.json")
+    run = page.evaluate(LOAD_AND_GENERATE, [{"threads": 2}, PROMPT, TOKENS])
+    info = run["info"]
+    assert (info["threads"], info["crossOriginIsolated"]) == (1, False)
+    assert "not cross-origin isolated" in info["threadsFallback"]
+    assert run["tokens"] == expected[0]
+
+
+def test_service_worker_isolates_a_page_served_without_headers(browser, site, plain_served_dir, expected):
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(plain_served_dir(site) + "?threads=2")
+        page.wait_for_function("() => ['ready', 'error'].includes(document.documentElement.dataset.state) && window.bitnet", timeout=60_000)
+        info = page.evaluate("window.bitnet.info")
+        assert (info["threads"], info["crossOriginIsolated"], info["threadsFallback"]) == (2, True, None)
+        assert page.evaluate("performance.getEntriesByType('navigation')[0].type") == "reload"
+        tokens = page.evaluate("""async ([prompt, tokens]) => {
+          const out = [];
+          for await (const piece of window.bitnet.generate(prompt, { maxNewTokens: tokens, temperature: 0 })) out.push(piece.token);
+          return out;
+        }""", [PROMPT, TOKENS])
+        assert tokens == expected[0]
+    finally:
+        context.close()

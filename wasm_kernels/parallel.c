@@ -1,0 +1,153 @@
+/* The thread pool: in the threaded wasm builds (BN_THREADS=1) the leader, the thread running
+ * bn_model_forward, shares one memory with threads-1 followers, each looping in bn_thread_main in
+ * its own Web Worker. Per op the leader publishes a job, wakes the followers, and every thread
+ * claims chunks of it until none are left; the leader then waits for the last ones (spinning
+ * first: jobs come every few microseconds while decoding). Claiming, not fixed shares, keeps a
+ * thread the OS runs less often (a busy machine, a slower core) from holding up the others.
+ * Chunks are whole row tiles, vocabulary rows or heads, so every output is computed by the same
+ * code as on one thread. Other builds run the whole job on the caller, in one chunk. */
+#include "bitnet.h"
+#include "bitlinear.h"
+
+#define ROW_GRAIN 16     /* bitlinear rows per unit of work: whole MAD/binary (4) and LUT (16) tiles */
+#define VOCAB_GRAIN 4    /* the head's four-row blocks */
+#define CHUNKS_PER_THREAD 4  /* more evens out uneven progress; fewer rebuilds the LUT tables less */
+#define SPINS 20000      /* atomic loads before sleeping in memory.atomic.wait32 */
+#define MIN_SHARED_WORK (1 << 17)  /* multiply-adds below which waking the followers costs more than it saves */
+
+typedef struct Job Job;
+struct Job {
+    void (*run)(const Job *job, int begin, int end, int thread);  /* one chunk: [begin, end) of count */
+    int count, grain, chunks;
+    union {
+        struct { const uint8_t *w; float wscale; const int8_t *q; const float *scale; float *y; uint8_t *scratch; int out, in, n; } linear;
+        struct { const void *E; const float *row_scale; const void *x; const float *xscale; float *logits; int n, vocab, dim; } head;
+        struct { const float *q; const uint16_t *k, *v; float *out, *scratch; int n, heads, kv_heads, head_dim, pos0; } attention;
+    };
+};
+
+/* In shared memory: every instance of the threaded module sees the same pool. */
+static struct {
+    int threads;
+    int generation;  /* bumped by the leader for each job; followers sleep on it */
+    int pending;     /* followers still running the current job; the leader sleeps on it */
+    int next_chunk;  /* the next chunk of the job to claim */
+    Job job;
+} pool = { .threads = 1 };
+
+int bn_threads_init(int threads) {
+#if BN_THREADS
+    const int most = BN_MAX_THREADS;
+#else
+    const int most = 1;
+#endif
+    if (threads < 1 || threads > most) return 0;
+    pool.threads = threads;
+    return threads;
+}
+
+/* chunk c of [0, count): whole grains, spread as evenly as they go */
+static void run_chunk(const Job *job, int c, int thread) {
+    const long long units = (job->count + job->grain - 1) / job->grain;
+    const int begin = (int)(units * c / job->chunks) * job->grain;
+    const int end = (int)(units * (c + 1) / job->chunks) * job->grain;
+    if (begin < end && begin < job->count) job->run(job, begin, end < job->count ? end : job->count, thread);
+}
+
+#if BN_THREADS
+static int settled(int *value, int busy) { return __atomic_load_n(value, __ATOMIC_ACQUIRE) != busy; }
+
+/* returns once *value != busy */
+static void await_change(int *value, int busy) {
+    for (int spins = 0; !settled(value, busy); spins++)
+        if (spins >= SPINS) __builtin_wasm_memory_atomic_wait32(value, busy, -1);
+}
+
+static void claim_chunks(const Job *job, int thread) {
+    for (int c; (c = __atomic_fetch_add(&pool.next_chunk, 1, __ATOMIC_RELAXED)) < job->chunks;) run_chunk(job, c, thread);
+}
+
+void bn_thread_main(int index) {
+    for (int seen = 0;; seen++) {
+        await_change(&pool.generation, seen);
+        claim_chunks(&pool.job, index);
+        if (__atomic_sub_fetch(&pool.pending, 1, __ATOMIC_ACQ_REL) == 0) __builtin_wasm_memory_atomic_notify(&pool.pending, 1);
+    }
+}
+#else
+void bn_thread_main(int index) {}
+#endif
+
+/* work: the job's multiply-adds, roughly */
+static void dispatch(Job job, long long work) {
+    job.chunks = 1;
+#if BN_THREADS
+    const int threads = pool.threads;
+    if (threads > 1 && work >= MIN_SHARED_WORK) {
+        job.chunks = threads * CHUNKS_PER_THREAD;
+        pool.job = job;
+        __atomic_store_n(&pool.next_chunk, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&pool.pending, threads - 1, __ATOMIC_RELEASE);
+        __atomic_add_fetch(&pool.generation, 1, __ATOMIC_ACQ_REL);
+        __builtin_wasm_memory_atomic_notify(&pool.generation, threads - 1);
+        claim_chunks(&job, 0);
+        for (int left; (left = __atomic_load_n(&pool.pending, __ATOMIC_ACQUIRE)) != 0;)
+            await_change(&pool.pending, left);
+        return;
+    }
+#endif
+    run_chunk(&job, 0, 0);
+}
+
+static void mad_rows(const Job *j, int begin, int end, int thread) {
+    bn_bitlinear_mad_rows(j->linear.w, j->linear.wscale, j->linear.q, j->linear.scale, j->linear.y, j->linear.out, j->linear.in, j->linear.n, begin, end);
+}
+
+static void binary_rows(const Job *j, int begin, int end, int thread) {
+    bn_bitlinear_binary_rows(j->linear.w, j->linear.wscale, j->linear.q, j->linear.scale, j->linear.y, j->linear.out, j->linear.in, j->linear.n, begin, end);
+}
+
+static void lut_rows(const Job *j, int begin, int end, int thread) {
+    uint8_t *scratch = j->linear.scratch + (size_t)thread * bn_lut_scratch_bytes(j->linear.in);
+    bn_bitlinear_lut_rows(j->linear.w, j->linear.wscale, j->linear.q, j->linear.scale, j->linear.y, scratch, j->linear.out, j->linear.in, j->linear.n, begin, end);
+}
+
+static void head_f16_rows(const Job *j, int begin, int end, int thread) {
+    bn_head_f16_rows(j->head.E, j->head.x, j->head.logits, j->head.n, j->head.vocab, j->head.dim, begin, end);
+}
+
+static void head_q8_rows(const Job *j, int begin, int end, int thread) {
+    bn_head_q8_rows(j->head.E, j->head.row_scale, j->head.x, j->head.xscale, j->head.logits, j->head.n, j->head.vocab, j->head.dim, begin, end);
+}
+
+static void attention_heads(const Job *j, int begin, int end, int thread) {
+    const int len = j->attention.pos0 + j->attention.n;
+    bn_attention_heads(j->attention.q, j->attention.k, j->attention.v, j->attention.out, j->attention.scratch + (size_t)thread * len,
+                       j->attention.n, j->attention.heads, j->attention.kv_heads, j->attention.head_dim, j->attention.pos0, begin, end);
+}
+
+void bn_bitlinear_mad_parallel(const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, int out, int in, int n) {
+    dispatch((Job){ .run = mad_rows, .count = out, .grain = ROW_GRAIN, .linear = { w, wscale, q, scale, y, 0, out, in, n } }, (long long)out * in * n);
+}
+
+void bn_bitlinear_binary_parallel(const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, int out, int in, int n) {
+    dispatch((Job){ .run = binary_rows, .count = out, .grain = ROW_GRAIN, .linear = { w, wscale, q, scale, y, 0, out, in, n } }, (long long)out * in * n);
+}
+
+void bn_bitlinear_lut_parallel(const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, uint8_t *scratch, int out, int in, int n) {
+    dispatch((Job){ .run = lut_rows, .count = out, .grain = ROW_GRAIN, .linear = { w, wscale, q, scale, y, scratch, out, in, n } }, (long long)out * in * n);
+}
+
+void bn_head_f16_parallel(const uint16_t *E, const float *x, float *logits, int n, int vocab, int dim) {
+    dispatch((Job){ .run = head_f16_rows, .count = vocab, .grain = VOCAB_GRAIN, .head = { E, 0, x, 0, logits, n, vocab, dim } }, (long long)vocab * dim * n);
+}
+
+void bn_head_q8_parallel(const int8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim) {
+    dispatch((Job){ .run = head_q8_rows, .count = vocab, .grain = VOCAB_GRAIN, .head = { E, row_scale, xq, xscale, logits, n, vocab, dim } }, (long long)vocab * dim * n);
+}
+
+void bn_attention_parallel(const float *q, const uint16_t *k_cache, const uint16_t *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0) {
+    if (n < 1 || pos0 < 0) return;  /* as bn_attention: nothing to do */
+    dispatch((Job){ .run = attention_heads, .count = heads, .grain = 1, .attention = { q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0 } },
+             2LL * heads * head_dim * (pos0 + n) * n);
+}
