@@ -129,7 +129,6 @@ def test_markdown_reports_a_model_that_could_not_be_built():
 
 
 def test_plot_writes_a_png(tmp_path):
-    pytest.importorskip("matplotlib")
     compare_report.plot(_results(), tmp_path / "plot.png")
     assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
