@@ -84,7 +84,8 @@ BN_API void bn_embed_bf16(const uint16_t *table /*[vocab*dim]*/, const int32_t *
 BN_API void bn_embed_q8(const int8_t *table /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int32_t *ids /*[n]*/, float *y /*[n*dim]*/, int n, int dim, int vocab); /* q * row_scale */
 
 /* ---- head.c: logits[t, v] = x[t] . E[v] ----
- * f16 rows: f32 products summed in the four-lane order of simd.h.
+ * f16 rows: f32 products summed in the four-lane order of simd.h; E must be finite (no inf/nan:
+ *   the SIMD path converts only finite halves, as the build guarantees).
  * int8 rows: exact int32 dot of quantized x with E, logits = acc * row_scale[v] / xscale[t]. */
 BN_API void bn_head_f16(const uint16_t *E /*[vocab*dim]*/, const float *x /*[n*dim]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 BN_API void bn_head_f16_ref(const uint16_t *E /*[vocab*dim]*/, const float *x /*[n*dim]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);

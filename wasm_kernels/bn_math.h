@@ -154,6 +154,11 @@ static inline float bn_f16_to_f32(uint16_t h) {
 
 /* h: f16 bits sign-extended into i32 lanes (wasm_i32x4_extend_*_i16x8), so one shift puts the
  * sign in bit 31 and the mask clears the copies of it above the exponent. */
+/* the same for finite values only (inf/nan come out as finite garbage): three operations, not seven */
+static inline v128_t bn_finite_f16x4_to_f32x4(v128_t h) {
+    return wasm_f32x4_mul(wasm_v128_and(wasm_i32x4_shl(h, 13), wasm_i32x4_splat((int32_t)0x8fffe000u)), wasm_f32x4_splat(0x1p112f));
+}
+
 static inline v128_t bn_f16x4_to_f32x4(v128_t h) {
     v128_t bits = wasm_v128_and(wasm_i32x4_shl(h, 13), wasm_i32x4_splat((int32_t)0x8fffe000u));
     v128_t scaled = wasm_f32x4_mul(bits, wasm_f32x4_splat(0x1p112f));

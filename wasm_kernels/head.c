@@ -14,7 +14,7 @@ void bn_head_f16_rows(const uint16_t *E, const float *x, float *logits, int n, i
     for (; v + 4 <= last; v += 4)
         for (int t = 0; t < n; t++) {
             float out[4];
-            bn_dot4_f16(x + (size_t)t * dim, E + (size_t)v * dim, (size_t)dim, dim, out);
+            bn_dot4_finite_f16(x + (size_t)t * dim, E + (size_t)v * dim, (size_t)dim, dim, out);
             for (int r = 0; r < 4; r++) logits[(size_t)t * vocab + v + r] = out[r];
         }
     for (; v < last; v++)

@@ -47,6 +47,21 @@ def test_head_f16_simd_equals_scalar_and_reference(lib, shape):
     assert (np.abs(fast - x64 @ E64.T) <= bound + 1e-30).all()
 
 
+def test_head_f16_takes_every_finite_half_exactly(lib):
+    """The SIMD path converts halves assuming they are finite: every finite pattern (zeros,
+    subnormals, the largest) is read as the scalar reference reads it."""
+    bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    finite = bits[np.isfinite(bits.view(np.float16))]
+    E = finite.view(np.float16).reshape(-1, 64)  # 63,488 patterns
+    x = np.zeros((1, 64), np.float32)
+    for column in range(64):  # one product per logit: the logit is the converted half itself
+        x[:] = 0
+        x[0, column] = 1.0
+        fast, ref = run_f16(lib, "bn_head_f16", E, x), run_f16(lib, "bn_head_f16_ref", E, x)
+        np.testing.assert_array_equal(fast.view(np.uint32), ref.view(np.uint32))
+        np.testing.assert_array_equal(fast[0], E[:, column].astype(np.float32))
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 def test_head_q8_exact(lib, shape):
     args = make_q8(np.random.default_rng(sum(shape)), *shape)
