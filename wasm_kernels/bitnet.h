@@ -17,7 +17,7 @@
 /* ---- quantize.c: per-token absmax int8 activations (BitNet b1.58 semantics) ----
  * scale[t] = 127 / max(max_i |x[t,i]|, 1e-5);  q = clamp(round_half_even(x * scale), -128, 127) */
 BN_API void bn_quantize_rows(const float *x /*[n*k]*/, int8_t *q /*[n*k]*/, float *scale /*[n]*/, int n, int k);
-BN_API void bn_quantize_rows_ref(const float *x /*[n*k]*/, int8_t *q /*[n*k]*/, float *scale /*[n]*/, int n, int k);
+BN_REF_API void bn_quantize_rows_ref(const float *x /*[n*k]*/, int8_t *q /*[n*k]*/, float *scale /*[n]*/, int n, int k);
 
 /* ---- bitlinear_mad.c / bitlinear_lut.c / bitlinear_binary.c: int8 x {ternary, binary} ----
  * y[t,o] = (float)acc / (scale[t] * wscale), acc = sum_i q[t,i] * W[o,i] in exact int32.
@@ -26,15 +26,15 @@ BN_API void bn_quantize_rows_ref(const float *x /*[n*k]*/, int8_t *q /*[n*k]*/, 
  * bn_bitlinear_mad_relaxed exists only in the relaxed builds; the unsuffixed names run the best
  * path of the build. Exact for in < 2^17. */
 BN_API void bn_bitlinear_mad(const uint8_t *w /*[mad_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
-BN_API void bn_bitlinear_mad_ref(const uint8_t *w /*[mad_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
+BN_REF_API void bn_bitlinear_mad_ref(const uint8_t *w /*[mad_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
 BN_API void bn_bitlinear_mad_simd128(const uint8_t *w /*[mad_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
 BN_API void bn_bitlinear_mad_relaxed(const uint8_t *w /*[mad_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
 
 BN_API void bn_bitlinear_lut(const uint8_t *w /*[lut_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, uint8_t *scratch /*[lut_scratch_bytes(in_)]*/, int out, int in_, int n);
-BN_API void bn_bitlinear_lut_ref(const uint8_t *w /*[lut_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, uint8_t *scratch /*[lut_scratch_bytes(in_)]*/, int out, int in_, int n);
+BN_REF_API void bn_bitlinear_lut_ref(const uint8_t *w /*[lut_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, uint8_t *scratch /*[lut_scratch_bytes(in_)]*/, int out, int in_, int n);
 
 BN_API void bn_bitlinear_binary(const uint8_t *w /*[binary_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
-BN_API void bn_bitlinear_binary_ref(const uint8_t *w /*[binary_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
+BN_REF_API void bn_bitlinear_binary_ref(const uint8_t *w /*[binary_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
 /* _rows: only the output features o0 <= o < o1 of every token (any bounds; the rest of y untouched) */
 BN_API void bn_bitlinear_mad_rows(const uint8_t *w /*[mad_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n, int o0, int o1);
 BN_API void bn_bitlinear_lut_rows(const uint8_t *w /*[lut_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, uint8_t *scratch /*[lut_scratch_bytes(in_)]*/, int out, int in_, int n, int o0, int o1);
@@ -50,20 +50,20 @@ BN_API uint32_t bn_stream_read(const uint8_t *buf /*[bytes]*/, int bytes);
 
 /* ---- norm.c: y[t] = weight * (x[t] / sqrt(mean(x[t]^2) + eps)) ---- */
 BN_API void bn_rmsnorm(const float *x /*[n*dim]*/, const float *weight /*[dim]*/, float *y /*[n*dim]*/, int n, int dim, float eps);
-BN_API void bn_rmsnorm_ref(const float *x /*[n*dim]*/, const float *weight /*[dim]*/, float *y /*[n*dim]*/, int n, int dim, float eps);
+BN_REF_API void bn_rmsnorm_ref(const float *x /*[n*dim]*/, const float *weight /*[dim]*/, float *y /*[n*dim]*/, int n, int dim, float eps);
 
 /* ---- rope.c: rotate-half RoPE, in place, on x[n, heads, head_dim] at positions pos0 + t:
  * for i < head_dim/2, angle = pos * theta^(-2i/head_dim);
  * (x_i, x_{i+d/2}) -> (x_i cos - x_{i+d/2} sin, x_{i+d/2} cos + x_i sin) ---- */
 BN_API void bn_rope(float *x /*[n*heads*head_dim]*/, int n, int heads, int head_dim, int pos0, float theta);
-BN_API void bn_rope_ref(float *x /*[n*heads*head_dim]*/, int n, int heads, int head_dim, int pos0, float theta);
+BN_REF_API void bn_rope_ref(float *x /*[n*heads*head_dim]*/, int n, int heads, int head_dim, int pos0, float theta);
 
 /* ---- attention.c: causal GQA attention over an f16 KV cache ----
  * q, out: [n, heads, head_dim]; caches: [n_ctx, kv_heads, head_dim], rows 0 .. pos0+n-1 valid;
  * query t (position pos0+t) attends to rows 0..pos0+t; head h reads kv head h / (heads/kv_heads);
  * scores * 1/sqrt(head_dim), softmax with the max subtracted, bn_expf. scratch: scores. */
 BN_API void bn_attention(const float *q /*[n*heads*head_dim]*/, const uint16_t *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const uint16_t *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[pos0+n]*/, int n, int heads, int kv_heads, int head_dim, int pos0);
-BN_API void bn_attention_ref(const float *q /*[n*heads*head_dim]*/, const uint16_t *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const uint16_t *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[pos0+n]*/, int n, int heads, int kv_heads, int head_dim, int pos0);
+BN_REF_API void bn_attention_ref(const float *q /*[n*heads*head_dim]*/, const uint16_t *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const uint16_t *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[pos0+n]*/, int n, int heads, int kv_heads, int head_dim, int pos0);
 /* only the query heads h0 <= h < h1 */
 BN_API void bn_attention_heads(const float *q /*[n*heads*head_dim]*/, const uint16_t *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const uint16_t *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[pos0+n]*/, int n, int heads, int kv_heads, int head_dim, int pos0, int h0, int h1);
 /* cache rows pos0 .. pos0+n-1 = f16(x[n, row]), round to nearest even */
@@ -71,11 +71,11 @@ BN_API void bn_kv_store(const float *x /*[n*row]*/, uint16_t *cache /*[(pos0+n)*
 
 /* ---- activations.c (y may alias an input) ---- */
 BN_API void bn_relu2_mul(const float *gate /*[n]*/, const float *up /*[n]*/, float *y /*[n]*/, int n);      /* max(g,0)^2 * up */
-BN_API void bn_relu2_mul_ref(const float *gate /*[n]*/, const float *up /*[n]*/, float *y /*[n]*/, int n);
+BN_REF_API void bn_relu2_mul_ref(const float *gate /*[n]*/, const float *up /*[n]*/, float *y /*[n]*/, int n);
 BN_API void bn_silu_mul(const float *gate /*[n]*/, const float *up /*[n]*/, float *y /*[n]*/, int n);       /* g / (1 + exp(-g)) * up */
-BN_API void bn_silu_mul_ref(const float *gate /*[n]*/, const float *up /*[n]*/, float *y /*[n]*/, int n);
+BN_REF_API void bn_silu_mul_ref(const float *gate /*[n]*/, const float *up /*[n]*/, float *y /*[n]*/, int n);
 BN_API void bn_add(const float *a /*[n]*/, const float *b /*[n]*/, float *y /*[n]*/, int n);
-BN_API void bn_add_ref(const float *a /*[n]*/, const float *b /*[n]*/, float *y /*[n]*/, int n);
+BN_REF_API void bn_add_ref(const float *a /*[n]*/, const float *b /*[n]*/, float *y /*[n]*/, int n);
 
 /* ---- embed.c: y[t] = row ids[t] of the table as f32; an id outside [0, vocab) gives zeros ---- */
 BN_API void bn_embed_f32(const float *table /*[vocab*dim]*/, const int32_t *ids /*[n]*/, float *y /*[n*dim]*/, int n, int dim, int vocab);
@@ -88,9 +88,9 @@ BN_API void bn_embed_q8(const int8_t *table /*[vocab*dim]*/, const float *row_sc
  *   the SIMD path converts only finite halves, as the build guarantees).
  * int8 rows: exact int32 dot of quantized x with E, logits = acc * row_scale[v] / xscale[t]. */
 BN_API void bn_head_f16(const uint16_t *E /*[vocab*dim]*/, const float *x /*[n*dim]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
-BN_API void bn_head_f16_ref(const uint16_t *E /*[vocab*dim]*/, const float *x /*[n*dim]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
+BN_REF_API void bn_head_f16_ref(const uint16_t *E /*[vocab*dim]*/, const float *x /*[n*dim]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 BN_API void bn_head_q8(const int8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
-BN_API void bn_head_q8_ref(const int8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
+BN_REF_API void bn_head_q8_ref(const int8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 /* _rows: only the vocabulary rows v0 <= v < v1 */
 BN_API void bn_head_f16_rows(const uint16_t *E /*[vocab*dim]*/, const float *x /*[n*dim]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim, int v0, int v1);
 BN_API void bn_head_q8_rows(const int8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim, int v0, int v1);

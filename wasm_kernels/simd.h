@@ -14,6 +14,8 @@
 #include <simde/wasm/simd128.h>
 #define BN_API __attribute__((visibility("default")))
 #endif
+/* the scalar references are for tests: small code, not fast code (size changes no result) */
+#define BN_REF_API BN_API __attribute__((minsize))
 
 /* BN_RELAXED is set by build.py for the relaxed-SIMD build. Natively, SIMDe has no relaxed dot,
  * so the same operation is spelled out exactly; with weight codes in 0..127 the result is

@@ -25,7 +25,7 @@ C_DTYPES = {
 }
 SCALAR_KINDS = {"int": "i32", "uint32_t": "u32", "float": "f32", "void": "void"}
 
-_DECL = re.compile(r"BN_API\s+(\w+)\s+(bn_\w+)\s*\(([^;]*)\)\s*;")
+_DECL = re.compile(r"BN_(?:REF_)?API\s+(\w+)\s+(bn_\w+)\s*\(([^;]*)\)\s*;")
 _PARAM = re.compile(r"^(const\s+)?(\w+)\s*(\*)?\s*(\w+)\s*(?:/\*\[(.*)\]\*/)?$")
 
 
