@@ -26,7 +26,6 @@ tensors are exact too, but llama.cpp feeds Q8_0 activations quantized per 32 val
 unquantized, so their outputs move further from ours (measured 2-5 % of the largest logit)."""
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ import gguf
 import numpy as np
 
 from bitnet_wasm.kernels.layouts import LAYOUTS
+from bitnet_wasm.runtime import SiteError, read_manifest, read_shard
 
 ARCH = "bitnet"
 Q = gguf.GGMLQuantizationType
@@ -98,34 +98,15 @@ class SiteWeights:
     """The weights region of a built site, read through its manifest after checking every shard."""
 
     def __init__(self, site_dir: Path):
-        for model_dir in (site_dir / "model", site_dir):
-            if (model_dir / "manifest.json").is_file():
-                break
-        else:
-            raise GGUFExportError(f"{site_dir}: no model/manifest.json here; build a site with `bitnet-wasm build MODEL --out {site_dir}`")
-        self.dir = model_dir
         try:
-            self.manifest = json.loads((model_dir / "manifest.json").read_text())
-        except json.JSONDecodeError as e:
-            raise GGUFExportError(f"{model_dir / 'manifest.json'}: not valid JSON ({e})") from None
-        if self.manifest.get("format") != "bitnet-wasm-site":
-            raise GGUFExportError(f"{model_dir / 'manifest.json'}: not a bitnet-wasm site manifest")
-        self.shards = self.manifest["shards"]
-        for shard in self.shards:
-            self._verify(shard)
-
-    def _verify(self, shard: dict) -> None:
-        path = self.dir / shard["file"]
-        if not path.is_file():
-            raise GGUFExportError(f"{path}: weight shard missing")
-        if path.stat().st_size != shard["bytes"]:
-            raise GGUFExportError(f"{path}: {path.stat().st_size} bytes, the manifest says {shard['bytes']} (truncated or wrong file)")
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 22):
-                digest.update(chunk)
-        if digest.hexdigest() != shard["sha256"]:
-            raise GGUFExportError(f"{path}: sha256 does not match the manifest (corrupt or partial file)")
+            self.dir, self.manifest = read_manifest(site_dir)
+            shards = self.manifest["shards"]
+            self.start = min((s["offset"] for s in shards), default=0)  # the shards tile the weights region
+            self.weights = bytearray(max((s["offset"] + s["bytes"] for s in shards), default=0))
+            for shard in shards:
+                self.weights[shard["offset"]:shard["offset"] + shard["bytes"]] = read_shard(self.dir, shard)
+        except SiteError as e:
+            raise GGUFExportError(str(e)) from None
 
     def _entry(self, name: str) -> dict:
         entry = self.manifest.get("tensors", {}).get(name)
@@ -137,16 +118,9 @@ class SiteWeights:
         """The bytes of one tensor, which may span shards."""
         entry = self._entry(name)
         start, end = entry["offset"], entry["offset"] + entry["bytes"]
-        out = bytearray()
-        for shard in self.shards:
-            lo, hi = max(start, shard["offset"]), min(end, shard["offset"] + shard["bytes"])
-            if lo < hi:
-                with open(self.dir / shard["file"], "rb") as f:
-                    f.seek(lo - shard["offset"])
-                    out += f.read(hi - lo)
-        if len(out) != end - start:
+        if start < self.start or end > len(self.weights):
             raise GGUFExportError(f"{self.dir / 'manifest.json'}: tensor {name} lies outside the shards")
-        return np.frombuffer(bytes(out), np.uint8)
+        return np.frombuffer(self.weights, np.uint8, end - start, start)
 
     def array(self, name: str) -> np.ndarray:
         """A stored tensor decoded: f32 norms and scales, f16 or q8 tables as f32, linears as int8 codes."""

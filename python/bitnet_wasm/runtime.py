@@ -86,7 +86,8 @@ class Piece:
     text: str               # the new text this token completes ("" while a character is partial)
 
 
-def _manifest(site: Path) -> tuple[Path, dict]:
+def read_manifest(site: Path) -> tuple[Path, dict]:
+    """(SITE/model, its manifest), checked to be a site of this format version."""
     for model_dir in (site / "model", site):
         path = model_dir / "manifest.json"
         if path.is_file():
@@ -103,11 +104,24 @@ def _manifest(site: Path) -> tuple[Path, dict]:
     return model_dir, manifest
 
 
+def read_shard(model_dir: Path, shard: dict) -> bytes:
+    """A weight shard's bytes, checked against the manifest's size and sha256."""
+    path = model_dir / shard["file"]
+    if not path.is_file():
+        raise SiteError(f"{path}: weight shard missing")
+    data = path.read_bytes()
+    if len(data) != shard["bytes"]:
+        raise SiteError(f"{path}: {len(data)} bytes, the manifest says {shard['bytes']}")
+    if hashlib.sha256(data).hexdigest() != shard["sha256"]:
+        raise SiteError(f"{path}: sha256 does not match the manifest (corrupt or partial download)")
+    return data
+
+
 class Model:
     def __init__(self, site_dir: str | Path, backend: str = "native"):
         if backend not in BACKENDS:
             raise ValueError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-        self.dir, self.manifest = _manifest(Path(site_dir))
+        self.dir, self.manifest = read_manifest(Path(site_dir))
         m = self.manifest
         self.vocab_size = m["model"]["vocab_size"]
         self.eos_token_ids = set(m["model"]["eos_token_ids"] or ())
@@ -129,15 +143,7 @@ class Model:
     def _load_weights(self):
         memory = self._machine.bytes()
         for shard in self.manifest["shards"]:
-            path = self.dir / shard["file"]
-            if not path.is_file():
-                raise SiteError(f"{path}: weight shard missing")
-            data = path.read_bytes()
-            if len(data) != shard["bytes"]:
-                raise SiteError(f"{path}: {len(data)} bytes, the manifest says {shard['bytes']}")
-            if hashlib.sha256(data).hexdigest() != shard["sha256"]:
-                raise SiteError(f"{path}: sha256 does not match the manifest (corrupt or partial download)")
-            memory[shard["offset"]:shard["offset"] + len(data)] = np.frombuffer(data, np.uint8)
+            memory[shard["offset"]:shard["offset"] + shard["bytes"]] = np.frombuffer(read_shard(self.dir, shard), np.uint8)
 
     def _tokenizer(self):
         if not self.manifest.get("tokenizer"):

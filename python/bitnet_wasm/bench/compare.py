@@ -20,8 +20,9 @@ import bitnet_wasm
 from bitnet_wasm.bench import compare_report, random_model, wllama
 from bitnet_wasm.bench.browser import CHROMIUM_ARGS, chromium_executable
 from bitnet_wasm.bench.compare_report import NATIVE, OURS, THREADS, WLLAMA
-from bitnet_wasm.commands.demo import cached_site, default_cache, inputs_digest
+from bitnet_wasm.commands.demo import cached_site, inputs_digest
 from bitnet_wasm.models import MODELS_ENV, embedded_model_dir
+from bitnet_wasm.runtime import cache_dir
 from bitnet_wasm.serve import SiteServer
 
 DEFAULT_PROMPT = ("The old lighthouse keeper climbed the stairs every evening before the sun went down. He carried a "
@@ -271,7 +272,7 @@ def run(models=tuple(MODELS), prompt: str = DEFAULT_PROMPT, tokens: int = DEFAUL
         raise CompareError(f"--models {','.join(models)}: choose from {', '.join(MODELS)}")
     if tokens < 2:
         raise CompareError(f"--tokens must be at least 2 (decode speed needs a second token), got {tokens}")
-    cache = Path(cache or default_cache())
+    cache = Path(cache or cache_dir())
     load_start = os.getloadavg()[0]
     try:
         from playwright.sync_api import sync_playwright

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import shutil
 import sys
 import webbrowser
@@ -13,17 +12,15 @@ import bitnet_wasm
 from bitnet_wasm import compiler, wasm_kernels, web
 from bitnet_wasm.commands.serve import _port
 from bitnet_wasm.models import EMBEDDED, EmbeddedModelError, embedded_model_dir
+from bitnet_wasm.runtime import CACHE_ENV, cache_dir
 from bitnet_wasm.serve import ServeError, SiteServer
 
 HELP = "Build the site for an embedded tiny BitNet model (cached) and serve it in your browser."
-CACHE_ENV = "BITNET_WASM_CACHE"
 SOURCE_PACKAGES = (wasm_kernels, compiler, web)  # what the built site is made from, besides the model
 SOURCE_SUFFIXES = {".c", ".h", ".py", ".js", ".ts", ".j2", ".html", ".css"}
 DIGEST_FILE = "inputs.sha256"
 
 
-def default_cache() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "bitnet-wasm")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +65,7 @@ def cached_site(model: str, cache: Path) -> Path:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        site = cached_site(args.model, args.cache or default_cache())
+        site = cached_site(args.model, args.cache or cache_dir())
         server = SiteServer(site, args.host, args.port, quiet=True)
     except (EmbeddedModelError, ServeError) as e:
         print(f"bitnet-wasm demo: {e}", file=sys.stderr)
