@@ -1,7 +1,39 @@
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from bitnet_wasm.kernels import NativeKernels, WasmKernels
 from bitnet_wasm.toolchain import build_kernels
+
+# Every cache a test run may fill, ours and our dependencies', kept out of the user's home.
+HOME_CACHES = ("BITNET_WASM_CACHE", "XDG_CACHE_HOME", "MPLCONFIGDIR", "HF_HOME", "npm_config_cache")
+
+
+def pytest_configure(config):
+    """Before collection (transformers reads HF_HOME at import): every cache in one temporary
+    folder for the whole run; subprocesses inherit it."""
+    root = Path(tempfile.mkdtemp(prefix="bitnet-wasm-test-caches-"))
+    config.stash[_caches] = (root, {name: os.environ.get(name) for name in HOME_CACHES + ("HF_HUB_OFFLINE",)})
+    for name in HOME_CACHES:
+        os.environ[name] = str(root / name)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+def pytest_unconfigure(config):
+    root, saved = config.stash[_caches]
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    shutil.rmtree(root, ignore_errors=True)
+
+
+_caches = pytest.StashKey()
+
 
 LIBRARY_CLASSES = {"wasm": WasmKernels, "wasm-relaxed": WasmKernels, "native": NativeKernels, "native-relaxed": NativeKernels}
 

@@ -1,5 +1,8 @@
-"""bn_rope against HF Llama/BitNet rotate-half RoPE in float32 numpy (inv_freq and angles in
-float32 as HF computes them; cos/sin from float64, rounded)."""
+"""bn_rope against HF Llama/BitNet rotate-half RoPE: float32 angles as HF computes them, every
+transcendental in float64 (Python's math) and rounded once, so the reference does not depend on the
+CPU's numpy (its float32 pow/sin differ by an ulp between AVX2 and AVX-512 builds)."""
+import math
+
 import numpy as np
 import pytest
 
@@ -8,12 +11,21 @@ SHAPES = [(1, 1, 2, 0), (3, 2, 6, 5), (17, 3, 34, 100), (4, 5, 64, 4090), (2, 4,
 THETAS = [10000.0, 500000.0]
 
 
+def reference_inv_freq(theta, d):
+    """float32 inv_freq = 1 / theta^(2i/d): the exponent and the division in float32 (IEEE, exact on
+    every CPU), the power in float64 rounded once."""
+    exponents = np.arange(0, d, 2).astype(np.float32) / np.float32(d)
+    powers = np.array([math.exp(float(e) * math.log(theta)) for e in exponents]).astype(np.float32)
+    return np.float32(1.0) / powers
+
+
 def reference_rope(x, pos0, theta):
     n, heads, d = x.shape
-    inv_freq = np.float32(1.0) / (np.float32(theta) ** (np.arange(0, d, 2, dtype=np.int64).astype(np.float32) / np.float32(d)))
-    angles = np.arange(pos0, pos0 + n, dtype=np.float32)[:, None] * inv_freq[None, :]
-    emb = np.concatenate([angles, angles], axis=-1)[:, None, :]
-    cos, sin = np.cos(emb.astype(np.float64)).astype(np.float32), np.sin(emb.astype(np.float64)).astype(np.float32)
+    angles = np.arange(pos0, pos0 + n).astype(np.float32)[:, None] * reference_inv_freq(theta, d)[None, :]
+    emb = np.concatenate([angles, angles], axis=-1).astype(np.float64)
+    cos = np.vectorize(math.cos)(emb).astype(np.float32).astype(np.float64)[:, None, :]
+    sin = np.vectorize(math.sin)(emb).astype(np.float32).astype(np.float64)[:, None, :]
+    x = x.astype(np.float64)
     rotate_half = np.concatenate([-x[..., d // 2:], x[..., : d // 2]], axis=-1)
     return x * cos + rotate_half * sin
 
