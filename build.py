@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from bitnet_wasm.toolchain import TARGETS, ToolchainError, build_kernels
+from bitnet_wasm.wasm_kernels.toolchain import TARGETS, ToolchainError, build_kernels
 
 
 def main() -> int:

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import jinja2
 import numpy as np
-
 from bitnet_wasm.compiler.graph import Graph, Op
 from bitnet_wasm.compiler.plan import MemoryPlan
-from bitnet_wasm.toolchain import TARGETS, compile_target, kernel_sources
 from bitnet_wasm.wasm_kernels import SOURCE_DIR
+from bitnet_wasm.wasm_kernels.toolchain import TARGETS, compile_target, kernel_sources
 
 CTYPES = {"f32": "float", "f16": "uint16_t", "i8": "int8_t", "u8": "uint8_t", "i32": "int32_t", "u64": "uint64_t"}
 

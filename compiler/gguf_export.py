@@ -34,9 +34,8 @@ from typing import Callable
 
 import gguf
 import numpy as np
-
-from bitnet_wasm.kernels.layouts import LAYOUTS
-from bitnet_wasm.runtime import SiteError, read_manifest, read_shard
+from bitnet_wasm.compiler.site_format import SiteError, read_manifest, read_shard
+from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 ARCH = "bitnet"
 Q = gguf.GGMLQuantizationType

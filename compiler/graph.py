@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, replace
 
 from bitnet_wasm.compiler.architectures import Architecture, architecture
 from bitnet_wasm.compiler.checkpoint import ModelConfig
-from bitnet_wasm.kernels.abi import max_threads
-from bitnet_wasm.kernels.layouts import LAYOUTS
+from bitnet_wasm.wasm_kernels.abi import max_threads
+from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 N = "n"  # symbolic row count of activations: the tokens of the current step
 DTYPE_BYTES = {"f32": 4, "f16": 2, "i8": 1, "u8": 1, "i32": 4, "u64": 8}

@@ -9,8 +9,8 @@ from dataclasses import dataclass, replace
 
 from bitnet_wasm.compiler.checkpoint import ModelConfig
 from bitnet_wasm.compiler.graph import REGIONS, BuildOptions, Graph, build_graph
+from bitnet_wasm.compiler.site_format import ALIGN
 
-ALIGN = 64
 MIB = 2**20
 WASM32_BYTES = 4 * 2**30           # a wasm32 memory holds at most 65536 pages of 64 KiB
 BROWSER_COMFORT_BYTES = 2 * 2**30  # above this many browsers refuse or struggle to allocate

@@ -8,11 +8,10 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-
 from bitnet_wasm.compiler.checkpoint import Checkpoint
 from bitnet_wasm.compiler.graph import Graph, Weight
 from bitnet_wasm.compiler.plan import MemoryPlan
-from bitnet_wasm.kernels.layouts import LAYOUTS
+from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 F16_MAX = float(np.finfo(np.float16).max)
 

@@ -4,9 +4,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
-from bitnet_wasm.kernels import NativeKernels, WasmKernels
-from bitnet_wasm.toolchain import build_kernels
+from bitnet_wasm.wasm_kernels import NativeKernels, WasmKernels
+from bitnet_wasm.wasm_kernels.toolchain import build_kernels
 
 # Every cache a test run may fill, ours and our dependencies', kept out of the user's home.
 HOME_CACHES = ("BITNET_WASM_CACHE", "XDG_CACHE_HOME", "MPLCONFIGDIR", "HF_HOME", "npm_config_cache")

@@ -3,7 +3,7 @@
  * Conventions
  * - bn_X is the fast (SIMD) path, bn_X_ref its plain scalar reference; both give the same bits.
  * - Pointer arguments carry their element count as a bracketed comment, e.g. float *y [n*dim].
- *   The Python binding (kernels/abi.py) reads those to check every array before a call, so C
+ *   The Python binding (wasm_kernels/abi.py) reads those to check every array before a call, so C
  *   never reads or writes past what it was given. Names in brackets are the scalar arguments
  *   or size functions of bitnet_wasm.kernels.layouts.
  * - Matrices are row-major; n is the number of tokens (rows of activations).

@@ -1,4 +1,4 @@
-"""The `bitnet-wasm` command line. Each subcommand lives in bitnet_wasm/commands/<name>.py and
+"""The `bitnet-wasm` command line. Each subcommand lives in a module of bitnet_wasm/commands/ (SUBCOMMANDS) and
 provides HELP, add_arguments(parser) and main(args) -> exit code."""
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("build", "run", "serve", "bench", "train", "demo", "export-gguf")  # module: the name with "_" for "-"
+SUBCOMMANDS = {  # command -> module in bitnet_wasm/commands/
+    "build": "build_site", "run": "run", "serve": "serve", "bench": "bench", "train": "train", "demo": "demo",
+    "export-gguf": "export_gguf",
+}
 
 
 def _load(name: str):
-    module = f"bitnet_wasm.commands.{name.replace('-', '_')}"
+    module = f"bitnet_wasm.commands.{SUBCOMMANDS[name]}"
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as e:

@@ -4,7 +4,6 @@ overrides the folder) or its bitnet.wasm under wasmtime."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -13,23 +12,10 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from bitnet_wasm import toolchain
-from bitnet_wasm.kernels import NativeKernels, WasmKernels
-from bitnet_wasm.kernels.abi import kernel_abi, parse_header
-
-FORMAT_VERSION = 1
-CACHE_ENV = "BITNET_WASM_CACHE"
-ALIGN = 64
-
-
-class SiteError(ValueError):
-    pass
-
-
-def cache_dir() -> Path:
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bitnet-wasm"
+from bitnet_wasm.compiler.cache import cache_dir
+from bitnet_wasm.compiler.site_format import ALIGN, SiteError, read_manifest, read_shard
+from bitnet_wasm.wasm_kernels import NativeKernels, WasmKernels, toolchain
+from bitnet_wasm.wasm_kernels.abi import kernel_abi, parse_header
 
 
 def native_library(src_dir: Path) -> Path:
@@ -84,37 +70,6 @@ class Generation:
 class Piece:
     token: int
     text: str               # the new text this token completes ("" while a character is partial)
-
-
-def read_manifest(site: Path) -> tuple[Path, dict]:
-    """(SITE/model, its manifest), checked to be a site of this format version."""
-    for model_dir in (site / "model", site):
-        path = model_dir / "manifest.json"
-        if path.is_file():
-            break
-    else:
-        raise SiteError(f"{site}: no model/manifest.json here; build a site with `bitnet-wasm build MODEL --out {site}`")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise SiteError(f"{path}: not valid JSON ({e})") from None
-    if manifest.get("format") != "bitnet-wasm-site" or manifest.get("format_version") != FORMAT_VERSION:
-        raise SiteError(f"{path}: not a bitnet-wasm site of format version {FORMAT_VERSION} "
-                        f"(format {manifest.get('format')!r}, version {manifest.get('format_version')!r}); rebuild it")
-    return model_dir, manifest
-
-
-def read_shard(model_dir: Path, shard: dict) -> bytes:
-    """A weight shard's bytes, checked against the manifest's size and sha256."""
-    path = model_dir / shard["file"]
-    if not path.is_file():
-        raise SiteError(f"{path}: weight shard missing")
-    data = path.read_bytes()
-    if len(data) != shard["bytes"]:
-        raise SiteError(f"{path}: {len(data)} bytes, the manifest says {shard['bytes']}")
-    if hashlib.sha256(data).hexdigest() != shard["sha256"]:
-        raise SiteError(f"{path}: sha256 does not match the manifest (corrupt or partial download)")
-    return data
 
 
 class Model:

@@ -2,6 +2,7 @@
 that SharedArrayBuffer and threaded wasm need, and nothing served from outside the site folder."""
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import socket
@@ -32,6 +33,19 @@ ISOLATION_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
 }
+
+
+def port_number(text: str) -> int:
+    port = int(text) if text.isdigit() else -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535; 0 = any free port)")
+    return port
+
+
+def add_address_arguments(parser: argparse.ArgumentParser) -> None:
+    """--port and --host, as `serve` and `demo` take them."""
+    parser.add_argument("--port", type=port_number, default=8000, help="TCP port (default 8000; 0 = any free port)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
 
 
 class ServeError(RuntimeError):

@@ -2,13 +2,12 @@ import re
 
 import numpy as np
 import pytest
-
 from bitnet_wasm.compiler.checkpoint import ModelConfig
 from bitnet_wasm.compiler.codegen import c_float, generate, write_sources
 from bitnet_wasm.compiler.graph import BuildOptions, build_graph
 from bitnet_wasm.compiler.plan import plan_memory
-from bitnet_wasm.kernels.abi import kernel_abi, parse_header
-from bitnet_wasm.toolchain import kernel_sources
+from bitnet_wasm.wasm_kernels.abi import kernel_abi, parse_header
+from bitnet_wasm.wasm_kernels.toolchain import kernel_sources
 
 TINY = ModelConfig("bitnet", vocab_size=97, hidden_size=48, intermediate_size=100, num_layers=3, num_heads=3,
                    num_kv_heads=1, head_dim=16, max_position=300, rope_theta=500000.0, rms_norm_eps=1e-5, tie_embeddings=False)

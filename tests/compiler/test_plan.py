@@ -2,11 +2,19 @@ import re
 from dataclasses import replace
 
 import pytest
-
 from bitnet_wasm.compiler.checkpoint import ModelConfig
 from bitnet_wasm.compiler.graph import BuildOptions, build_graph
-from bitnet_wasm.compiler.plan import ALIGN, MIB, MODULE_RESERVE_BYTES, WASM32_BYTES, PlanError, _lifetimes, plan_memory, plan_model
-from bitnet_wasm.kernels.layouts import LAYOUTS
+from bitnet_wasm.compiler.plan import (
+    ALIGN,
+    MIB,
+    MODULE_RESERVE_BYTES,
+    WASM32_BYTES,
+    PlanError,
+    _lifetimes,
+    plan_memory,
+    plan_model,
+)
+from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 TINY = ModelConfig("bitnet", vocab_size=97, hidden_size=48, intermediate_size=100, num_layers=3, num_heads=3,
                    num_kv_heads=1, head_dim=16, max_position=300, rope_theta=10000.0, rms_norm_eps=1e-5, tie_embeddings=True)

@@ -13,7 +13,7 @@ import reference.forward
 import bitnet_wasm
 from bitnet_wasm.cli import main as cli
 from bitnet_wasm.compiler.plan import MODULE_RESERVE_BYTES
-from bitnet_wasm.runtime import SiteError
+from bitnet_wasm.compiler.site_format import SiteError
 
 # Odd sizes and GQA; same shapes share one compiled forward pass (the C depends only on shapes).
 SHAPE_A = dict(hidden=48, heads=3, kv_heads=1, intermediate=100, layers=2, vocab=320)

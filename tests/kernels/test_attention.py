@@ -2,8 +2,7 @@
 and bn_kv_store against numpy's float16 rounding."""
 import numpy as np
 import pytest
-
-from bitnet_wasm.kernels import KernelArgumentError
+from bitnet_wasm.wasm_kernels import KernelArgumentError
 
 # (n, heads, kv_heads, head_dim, pos0)
 SHAPES = [(1, 1, 1, 1, 0), (1, 4, 2, 8, 0), (3, 6, 2, 17, 5), (5, 8, 8, 64, 100), (2, 4, 1, 128, 129), (17, 2, 1, 3, 0)]

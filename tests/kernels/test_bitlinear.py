@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
-
-from bitnet_wasm.kernels import KernelArgumentError
-from bitnet_wasm.kernels.layouts import LAYOUTS
+from bitnet_wasm.wasm_kernels import KernelArgumentError
+from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 # kernel -> layout of its packed weights; the relaxed variant exists only in the relaxed builds
 KERNELS = {

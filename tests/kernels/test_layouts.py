@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
-
-from bitnet_wasm.kernels import layouts
-from bitnet_wasm.kernels.layouts import LAYOUTS
+from bitnet_wasm.wasm_kernels import layouts
+from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 SIZES = (1, 3, 17, 63, 64, 65, 100, 129, 257)
 

@@ -80,7 +80,8 @@ def run(site: Path, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAULT_TOKENS, 
         raise BrowserBenchError(f"--threads must be at least 1, got {threads}")
     _check_site(site)
     try:
-        from playwright.sync_api import Error as PlaywrightError, sync_playwright
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import sync_playwright
     except ImportError:
         raise BrowserBenchError("Playwright is not installed: pip install playwright (the browser itself: apt-get install -y chromium)") from None
     try:

@@ -20,9 +20,9 @@ import bitnet_wasm
 from bitnet_wasm.bench import compare_report, random_model, wllama
 from bitnet_wasm.bench.browser import CHROMIUM_ARGS, chromium_executable
 from bitnet_wasm.bench.compare_report import NATIVE, OURS, THREADS, WLLAMA
-from bitnet_wasm.commands.demo import cached_site, inputs_digest
+from bitnet_wasm.compiler.cache import cache_dir
+from bitnet_wasm.demo_site import cached_site, inputs_digest
 from bitnet_wasm.models import MODELS_ENV, embedded_model_dir
-from bitnet_wasm.runtime import cache_dir
 from bitnet_wasm.serve import SiteServer
 
 DEFAULT_PROMPT = ("The old lighthouse keeper climbed the stairs every evening before the sun went down. He carried a "

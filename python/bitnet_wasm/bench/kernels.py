@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bitnet_wasm.kernels import NativeKernels, WasmKernels
-from bitnet_wasm.kernels.abi import check_call
-from bitnet_wasm.kernels.layouts import LAYOUTS
-from bitnet_wasm.kernels.wasm import WasmArray
-from bitnet_wasm.toolchain import TARGETS, build_kernels
+from bitnet_wasm.wasm_kernels import NativeKernels, WasmKernels
+from bitnet_wasm.wasm_kernels.abi import check_call
+from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
+from bitnet_wasm.wasm_kernels.toolchain import TARGETS, build_kernels
+from bitnet_wasm.wasm_kernels.wasm import WasmArray
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bitnet_wasm.bench import browser, compare, compare_report, kernels
 from bitnet_wasm.bench.wllama import WllamaUnavailable
-from bitnet_wasm.toolchain import ToolchainError
+from bitnet_wasm.wasm_kernels.toolchain import ToolchainError
 
 HELP = ("Benchmark the kernels (GEMV per variant, wasm and native, against the read bandwidth), a built site in a browser, "
         "or bitnet-wasm against wllama (llama.cpp) in one browser session (--compare).")

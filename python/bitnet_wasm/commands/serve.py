@@ -5,22 +5,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from bitnet_wasm.serve import ServeError, SiteServer
+from bitnet_wasm.serve import ServeError, SiteServer, add_address_arguments
 
 HELP = "Serve a built site folder over HTTP (wasm MIME type, COOP/COEP headers, nothing outside SITE)."
 
 
-def _port(text: str) -> int:
-    port = int(text) if text.isdigit() else -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535; 0 = any free port)")
-    return port
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("site", type=Path, metavar="SITE", help="the folder `bitnet-wasm build` wrote")
-    parser.add_argument("--port", type=_port, default=8000, help="TCP port (default 8000; 0 = any free port)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    add_address_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -48,7 +48,7 @@ def resolve_model(name: str) -> Path:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bitnet_wasm.compiler.build import build
+    from bitnet_wasm.compiler.pipeline import build
 
     try:
         with warnings.catch_warnings(record=True) as caught:

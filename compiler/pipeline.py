@@ -9,21 +9,37 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tqdm import tqdm
-
 from bitnet_wasm import __version__
 from bitnet_wasm.compiler.chat import single_turn
 from bitnet_wasm.compiler.checkpoint import Checkpoint
-from bitnet_wasm.compiler.codegen import ABI_BUFFERS, compile_sources, generate, write_sources
-from bitnet_wasm.compiler.graph import AUTO, MAX_THREADS, BuildOptions, BuildOptionError, check_config, linear_shapes
+from bitnet_wasm.compiler.codegen import (
+    ABI_BUFFERS,
+    compile_sources,
+    generate,
+    write_sources,
+)
+from bitnet_wasm.compiler.graph import (
+    AUTO,
+    MAX_THREADS,
+    BuildOptionError,
+    BuildOptions,
+    check_config,
+    linear_shapes,
+)
 from bitnet_wasm.compiler.kernel_choice import choose, manifest_table
 from bitnet_wasm.compiler.plan import plan_model
 from bitnet_wasm.compiler.shards import write_shards
-from bitnet_wasm.toolchain import TARGETS
-from bitnet_wasm.web.site import write_site
+from bitnet_wasm.compiler.site import write_site
+from bitnet_wasm.compiler.site_format import (
+    ALIGN,
+    FORMAT,
+    FORMAT_VERSION,
+    MODEL_DIR,
+    write_manifest,
+)
+from bitnet_wasm.wasm_kernels.toolchain import TARGETS
+from tqdm import tqdm
 
-FORMAT_VERSION = 1
-MODEL_DIR = "model"
 # manifest["wasm"] key -> toolchain target; the threaded modules need a cross-origin isolated page
 WASM_MODULES = {"simd128": "wasm", "relaxed": "wasm-relaxed", "simd128_threads": "wasm-threads", "relaxed_threads": "wasm-relaxed-threads"}
 
@@ -42,7 +58,7 @@ def _is_binary(checkpoint: Checkpoint) -> bool:
 def _abi(graph, plan) -> dict:
     return {
         "arena_bytes": plan.total_bytes,
-        "arena_align": 64,
+        "arena_align": ALIGN,
         "max_threads": MAX_THREADS,  # the threaded modules' kernel scratch is planned for this many
         "forward": "int bn_model_forward(uint8_t *arena, int n, int pos0, int all_logits)",
         "prefill": "int bn_model_prefill(uint8_t *arena, int n, int pos0)",
@@ -99,7 +115,7 @@ def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int |
         shards, tensors = write_shards(graph, plan, checkpoint, model_dir, progress=lambda w: bar.update(w.nbytes))
 
     manifest = {
-        "format": "bitnet-wasm-site",
+        "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model": dataclasses.asdict(checkpoint.config),
         "tokenizer": _write_tokenizer(checkpoint, model_dir),
@@ -114,8 +130,7 @@ def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int |
         "build": {**{k: v for k, v in dataclasses.asdict(graph.options).items() if k != "shape_layouts"},  # see "kernels"
                   "linear_layout": graph.linear_layout, "source": str(checkpoint.source), "bitnet_wasm": __version__},
     }
-    path = model_dir / "manifest.json"
-    path.write_text(json.dumps(manifest, indent=1))
+    path = write_manifest(model_dir, manifest)
     if wasm:
         write_site(Path(out_dir), manifest, coi_service_worker)
     return path

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import jinja2
-
 from bitnet_wasm.web import WEB_DIR
 
 RUNTIME_GLOBS = ("*.js", "*.d.ts", "*.css")

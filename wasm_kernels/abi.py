@@ -10,7 +10,6 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-
 from bitnet_wasm.wasm_kernels import SOURCE_DIR
 
 C_DTYPES = {
@@ -102,7 +101,7 @@ def max_threads() -> int:
 
 
 def _size_functions() -> dict:
-    from bitnet_wasm.kernels import layouts
+    from bitnet_wasm.wasm_kernels import layouts
 
     return {name: getattr(layouts, name) for name in layouts.SIZE_FUNCTIONS}
 
