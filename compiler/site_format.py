@@ -162,7 +162,8 @@ def check_manifest(m, path: Path) -> None:
     abi = c.get(m, "abi", "", (dict,))
     if c.count(abi, "arena_bytes", "abi.", 1) != total:
         c.fail("abi.arena_bytes", f"is {abi['arena_bytes']}, plan.total_bytes is {total}")
-    _check_buffers(c, c.get(abi, "buffers", "abi.", (dict,)), total, context, chunk, vocab)
+    _check_buffers(c, c.get(plan, "buffers", "plan.", (dict,)), c.get(abi, "buffers", "abi.", (dict,)),
+                   (spans["kv"][0], total), context, chunk, vocab)
     _check_weights(c, m, spans["weights"])
 
 
@@ -176,18 +177,26 @@ BUFFER_MINIMUM = {
 }
 
 
-def _check_buffers(c: _Check, buffers: dict, total: int, context: int, chunk: int, vocab: int) -> None:
+def _check_buffers(c: _Check, planned: dict, abi: dict, within: tuple[int, int], context: int, chunk: int, vocab: int) -> None:
+    """The ABI's buffers (what the hosts read and write) are the plan's (the generated C has those
+    offsets compiled in), lie after the weights, do not overlap, and are large enough for the model.
+    (Activations may share bytes by design: the plan reuses a slot once its value is dead.)"""
     spans = []
-    for name, minimum in BUFFER_MINIMUM.items():
-        where = f"abi.buffers.{name}."
-        start, end = c.span(c.get(buffers, name, "abi.buffers.", (dict,)), where, (0, total))
-        if end - start < minimum(context, chunk, vocab):
-            c.fail(f"{where}bytes", f"is {end - start}, expected at least {minimum(context, chunk, vocab)}")
-        spans.append((start, end, name))
+    for name, buffer in abi.items():
+        where = f"abi.buffers.{name}"
+        if not isinstance(buffer, dict) or not isinstance(planned.get(name), dict):
+            c.fail(where, "is not an object with a twin in plan.buffers")
+        if any(buffer.get(key) != planned[name].get(key) for key in ("offset", "bytes")):
+            c.fail(where, f"{_short(buffer)} differs from plan.buffers.{name} {_short(planned[name])}")
+        spans.append((*c.span(buffer, where + ".", within), name))
     spans.sort()
     for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
         if start < end:
             c.fail(f"abi.buffers.{first}/{second}", "overlap")
+    for name, minimum in BUFFER_MINIMUM.items():
+        nbytes = c.get(abi, name, "abi.buffers.", (dict,))["bytes"]
+        if nbytes < minimum(context, chunk, vocab):
+            c.fail(f"abi.buffers.{name}.bytes", f"is {nbytes}, expected at least {minimum(context, chunk, vocab)}")
 
 
 def _check_weights(c: _Check, m: dict, weights: tuple[int, int]) -> None:
@@ -211,11 +220,13 @@ def _check_weights(c: _Check, m: dict, weights: tuple[int, int]) -> None:
     tensors = c.get(m, "tensors", "", (dict,))
     if not tensors:
         c.fail("tensors", "is empty")
+    spans = []
     for name, tensor in tensors.items():
         where = f"tensors.{name}."
         if not isinstance(tensor, dict):
             c.fail(where.rstrip("."), "is not an object")
         start, end = c.span(tensor, where, weights)
+        spans.append((start, end, name))
         shape = c.get(tensor, "shape", where, (list,))
         if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
             c.fail(f"{where}shape", f"{_short(shape)} is not a list of positive sizes")
@@ -225,3 +236,7 @@ def _check_weights(c: _Check, m: dict, weights: tuple[int, int]) -> None:
             c.fail(f"{where}dtype", f"{dtype!r} is not one of {', '.join(DTYPE_BYTES)}")
         if dtype != "u8" and end - start != math.prod(shape) * DTYPE_BYTES[dtype]:
             c.fail(f"{where}bytes", f"is {end - start}, its shape {shape} of {dtype} takes {math.prod(shape) * DTYPE_BYTES[dtype]}")
+    spans.sort()
+    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+        if start < end:
+            c.fail(f"tensors.{first}/{second}", "overlap")
