@@ -29,7 +29,7 @@ from bitnet_wasm.compiler.graph import (
 from bitnet_wasm.compiler.kernel_choice import choose, manifest_table
 from bitnet_wasm.compiler.plan import plan_model
 from bitnet_wasm.compiler.shards import write_shards
-from bitnet_wasm.compiler.site import write_site
+from bitnet_wasm.compiler.site import model_card, write_site
 from bitnet_wasm.compiler.site_format import (
     ALIGN,
     FORMAT,
@@ -130,6 +130,7 @@ def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int |
         "build": {**{k: v for k, v in dataclasses.asdict(graph.options).items() if k != "shape_layouts"},  # see "kernels"
                   "linear_layout": graph.linear_layout, "source": str(checkpoint.source), "bitnet_wasm": __version__},
     }
+    manifest["card"] = model_card(manifest)
     path = write_manifest(model_dir, manifest)
     if wasm:
         write_site(Path(out_dir), manifest, coi_service_worker)

@@ -13,7 +13,7 @@ from pathlib import Path
 from bitnet_wasm.compiler.graph import DTYPE_BYTES, REGIONS
 
 FORMAT = "bitnet-wasm-site"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2        # 2: the model card is in the manifest
 ALIGN = 64                 # every region, buffer and tensor offset in the arena is a multiple of this
 MODEL_DIR = "model"        # SITE/model/ holds everything model-specific
 MANIFEST = "manifest.json"
@@ -159,7 +159,13 @@ def check_manifest(m, path: Path) -> None:
             c.fail(f"plan.regions.{name}.offset", f"is {spans[name][0]}, expected {cursor} (regions are contiguous, in the order {', '.join(REGIONS)})")
         cursor = spans[name][1]
 
+    card = c.get(m, "card", "", (dict,))
+    c.get(card, "name", "card.", (str,))
+    c.count(card, "parameters", "card.")
+    c.get(card, "bits_per_weight", "card.", (int, float), optional=True)
     abi = c.get(m, "abi", "", (dict,))
+    if c.get(abi, "arena_align", "abi.", (int,)) != ALIGN:
+        c.fail("abi.arena_align", f"is {abi['arena_align']}, expected {ALIGN}")
     if c.count(abi, "arena_bytes", "abi.", 1) != total:
         c.fail("abi.arena_bytes", f"is {abi['arena_bytes']}, plan.total_bytes is {total}")
     _check_buffers(c, c.get(plan, "buffers", "plan.", (dict,)), c.get(abi, "buffers", "abi.", (dict,)),
@@ -217,6 +223,8 @@ def _check_weights(c: _Check, m: dict, weights: tuple[int, int]) -> None:
         cursor = end
     if cursor != weights[1]:
         c.fail("shards", f"cover the weights region only up to byte {cursor} of {weights[1]} (a shard is missing)")
+    if c.count(m["card"], "download_bytes", "card.") != weights[1] - weights[0]:
+        c.fail("card.download_bytes", f"is {m['card']['download_bytes']}, the shards hold {weights[1] - weights[0]}")
     tensors = c.get(m, "tensors", "", (dict,))
     if not tensors:
         c.fail("tensors", "is empty")

@@ -6,15 +6,12 @@
 // also posts "piece" messages; "abort" {target} stops a running request between tokens.
 import { Tokenizer } from "./tokenizer.js";
 import { loadShards } from "./loader.js";
+import { ALIGN, FORMAT, FORMAT_VERSION, MODULE_RESERVE_BYTES } from "./format.js"; // generated at build
 
-const FORMAT_VERSION = 1;
 const PAGE = 65536;
 const DEFAULT_THREADS = 4;      // more rarely pays: decoding is bound by memory bandwidth
 const THREAD_STACK_BYTES = 1 << 20;
-const MODULE_RESERVE_BYTES = 2 << 20; // below the arena: the module's stack and static data (plan.py)
 const SIMD_VARIANTS = ["relaxed", "simd128"];
-const BITS_PER_WEIGHT = { mad: 1.58, lut: 1.58, binary: 1 };
-const NOT_PARAMETERS = new Set(["wscale", "q8_scale"]);
 
 // Smallest modules using a SIMD128 instruction and a relaxed-SIMD one (i32x4.relaxed_trunc_f32x4_s).
 const V128_CONST = [0xfd, 0x0c, ...new Array(16).fill(0)];
@@ -105,20 +102,20 @@ async function readManifest(url, signal) {
   } catch (e) {
     throw new Error(`manifest ${url}: not valid JSON (${e.message})`);
   }
-  if (manifest.format !== "bitnet-wasm-site" || manifest.format_version !== FORMAT_VERSION)
+  if (manifest.format !== FORMAT || manifest.format_version !== FORMAT_VERSION)
     throw new Error(`manifest ${url}: not a bitnet-wasm site of format version ${FORMAT_VERSION} (format ${manifest.format}, version ${manifest.format_version}); rebuild the site`);
   if (!manifest.wasm) throw new Error(`manifest ${url}: the site was built without wasm modules`);
   return manifest;
 }
 
-// The module's exports and memory; the arena starts at the first 64-byte boundary above
+// The module's exports and memory; the arena starts at the first ALIGN-byte boundary above
 // __heap_base, and extraBytes (the followers' stacks) follow it.
 class Machine {
   constructor(exports, memory, arenaBytes, extraBytes) {
     this.exports = exports;
     this.memory = memory;
     this.followers = [];
-    this.base = Math.ceil(exports.__heap_base.value / 64) * 64;
+    this.base = Math.ceil(exports.__heap_base.value / ALIGN) * ALIGN;
     const missing = this.base + arenaBytes + 16 + extraBytes - this.memory.buffer.byteLength;
     try {
       if (missing > 0) this.memory.grow(Math.ceil(missing / PAGE));
@@ -171,12 +168,11 @@ class Model {
     this.chunk = manifest.plan.chunk;
     this.eos = new Set(manifest.model.eos_token_ids ?? []);
     this.buffers = manifest.abi.buffers;
-    const tensors = Object.values(manifest.tensors);
     this.info = {
       name: manifest.model.name,
-      parameters: tensors.filter((t) => !NOT_PARAMETERS.has(t.layout)).reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0),
-      bitsPerWeight: BITS_PER_WEIGHT[manifest.build.linear_layout.split("+")[0]] ?? null, // "lut+mad": mixed, all ternary
-      downloadBytes: manifest.shards.reduce((sum, s) => sum + s.bytes, 0),
+      parameters: manifest.card.parameters,
+      bitsPerWeight: manifest.card.bits_per_weight,
+      downloadBytes: manifest.card.download_bytes,
       simd,
       threads,
       crossOriginIsolated: self.crossOriginIsolated === true,
