@@ -8,6 +8,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+
 from bitnet_wasm.compiler.checkpoint import Checkpoint
 from bitnet_wasm.compiler.graph import Graph, Weight
 from bitnet_wasm.compiler.plan import MemoryPlan

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import jinja2
+
 from bitnet_wasm.compiler.plan import MODULE_RESERVE_BYTES
 from bitnet_wasm.compiler.site_format import ALIGN, FORMAT, FORMAT_VERSION
 from bitnet_wasm.web import WEB_DIR

@@ -13,7 +13,7 @@ from pathlib import Path
 from bitnet_wasm.compiler.graph import DTYPE_BYTES, REGIONS
 
 FORMAT = "bitnet-wasm-site"
-FORMAT_VERSION = 2        # 2: the model card is in the manifest
+FORMAT_VERSION = 2        # 2: the model card and the other files' sha256 are in the manifest
 ALIGN = 64                 # every region, buffer and tensor offset in the arena is a multiple of this
 MODEL_DIR = "model"        # SITE/model/ holds everything model-specific
 MANIFEST = "manifest.json"
@@ -50,6 +50,37 @@ def write_manifest(model_dir: Path, manifest: dict) -> Path:
     check_manifest(json.loads(text), path)  # as a reader will see it (tuples become lists)
     path.write_text(text)
     return path
+
+
+def file_digests(model_dir: Path, names) -> dict[str, str]:
+    """manifest["files"]: the sha256 of each file of SITE/model/ besides the shards, so none is used damaged."""
+    return {name: hashlib.sha256((Path(model_dir) / name).read_bytes()).hexdigest() for name in names}
+
+
+def read_file(model_dir: Path, manifest: dict, name: str) -> bytes:
+    """A file of SITE/model/ named in manifest["files"], checked against its sha256."""
+    path = Path(model_dir) / name
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise SiteError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if hashlib.sha256(data).hexdigest() != manifest["files"][name]:
+        raise SiteError(f"{path}: sha256 does not match the manifest (corrupt or partial copy); rebuild or re-download the site")
+    return data
+
+
+def read_json_file(model_dir: Path, manifest: dict, name: str) -> dict:
+    """A JSON object file of SITE/model/ (tokenizer.json, tokenizer_config.json), checked and parsed."""
+    path = Path(model_dir) / name
+    try:
+        value = json.loads(read_file(model_dir, manifest, name).decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise SiteError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise SiteError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise SiteError(f"{path}: is {type(value).__name__}, expected a JSON object")
+    return value
 
 
 def read_shard(model_dir: Path, shard: dict) -> bytes:
@@ -114,7 +145,7 @@ def _short(value) -> str:
 
 
 MODEL_COUNTS = ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads", "num_kv_heads", "head_dim", "max_position")
-STRING_OR_NONE = {"tokenizer": ("file",), "chat": ("prefix", "suffix")}
+STRING_OR_NONE = {"tokenizer": ("file",), "chat": ("prefix", "suffix")}  # optional sections and their text fields
 
 
 def check_manifest(m, path: Path) -> None:
@@ -141,9 +172,16 @@ def check_manifest(m, path: Path) -> None:
         section = c.get(m, key, "", (dict,), optional=True)
         for field in fields if section is not None else ():
             c.get(section, field, f"{key}.", (str,))
+    files = c.get(m, "files", "", (dict,))
+    for name in files:
+        if not isinstance(files[name], str) or not SHA256.fullmatch(files[name]) or "/" in name or name.startswith("."):
+            c.fail(f"files.{name}", "is not a file name in model/ with a sha256 of 64 hex digits")
     wasm = c.get(m, "wasm", "", (dict,), optional=True) or {}
-    for key in wasm:
-        c.get(wasm, key, "wasm.", (str,))
+    named = [(f"wasm.{key}", c.get(wasm, key, "wasm.", (str,))) for key in wasm]
+    named += [(f"tokenizer.{key}", m["tokenizer"].get(key)) for key in ("file", "config") if m.get("tokenizer")]
+    for key, name in named:
+        if name is not None and name not in files:
+            c.fail(key, f"{name!r} is not listed in files (with its sha256)")
     c.get(m, "sources", "", (str,), optional=True)
 
     plan = c.get(m, "plan", "", (dict,))

@@ -6,9 +6,9 @@ import sys
 
 import numpy as np
 import pytest
+import reference.forward
 import wasmtime
 from models import write_1bitllm, write_bitnet_1bit, write_bitnet_fp, write_bitnet_packed, write_safetensors
-import reference.forward
 
 import bitnet_wasm
 from bitnet_wasm.cli import main as cli

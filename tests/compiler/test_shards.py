@@ -4,16 +4,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from bitnet_wasm.compiler.checkpoint import BitLinear, Checkpoint, ModelConfig
 from bitnet_wasm.compiler.graph import BuildOptions, build_graph
 from bitnet_wasm.compiler.plan import plan_memory
-from bitnet_wasm.compiler.shards import (
-    PackError,
-    ShardWriter,
-    pack_weight,
-    q8_rows,
-    write_shards,
-)
+from bitnet_wasm.compiler.shards import PackError, ShardWriter, pack_weight, q8_rows, write_shards
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 TINY = ModelConfig("bitnet", vocab_size=50, hidden_size=32, intermediate_size=40, num_layers=2, num_heads=2,

@@ -9,7 +9,7 @@ import pytest
 from models import write_bitnet_packed
 
 import bitnet_wasm
-from bitnet_wasm.compiler.site_format import SiteError, read_manifest
+from bitnet_wasm.compiler.site_format import SiteError, read_json_file, read_manifest
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +91,30 @@ def test_the_undamaged_manifest_reads_back_as_written(site):
     model_dir, manifest = read_manifest(site)
     assert model_dir == site / "model" and manifest == json.loads((model_dir / "manifest.json").read_text())
     assert copy.deepcopy(manifest) == read_manifest(model_dir)[1]
+
+
+@pytest.mark.parametrize("damage", [
+    lambda data: data[:-10],                                  # truncated
+    lambda data: data.replace(b'"', b"'", 1),                  # one byte changed
+])
+@pytest.mark.parametrize("name", ["tokenizer.json", "tokenizer_config.json"])
+def test_a_damaged_site_file_is_refused_before_use(site, tmp_path, damage, name):
+    damaged = tmp_path / "site"
+    shutil.copytree(site, damaged)
+    path = damaged / "model" / name
+    path.write_bytes(damage(path.read_bytes()))
+    _, manifest = read_manifest(damaged)
+    with pytest.raises(SiteError, match=f"{name}: sha256 does not match the manifest"):
+        read_json_file(damaged / "model", manifest, name)
+    if name == "tokenizer.json":
+        with pytest.raises(SiteError, match=f"{name}: sha256 does not match the manifest"):
+            bitnet_wasm.load(damaged)
+
+
+def test_a_damaged_wasm_module_is_refused_before_wasmtime_compiles_it(tmp_path):
+    written = write_bitnet_packed(tmp_path / "hf", hidden=32, layers=1, heads=2, kv_heads=1, intermediate=48, vocab=300)
+    bitnet_wasm.build(written.path, tmp_path / "site", progress=False)
+    wasm = tmp_path / "site/model/bitnet.wasm"
+    wasm.write_bytes(wasm.read_bytes()[:-100])
+    with pytest.raises(SiteError, match="bitnet.wasm: sha256 does not match the manifest"):
+        bitnet_wasm.load(tmp_path / "site", backend="wasm")
