@@ -177,7 +177,7 @@ def check_manifest(m, path: Path) -> None:
         if not isinstance(files[name], str) or not SHA256.fullmatch(files[name]) or "/" in name or name.startswith("."):
             c.fail(f"files.{name}", "is not a file name in model/ with a sha256 of 64 hex digits")
     wasm = c.get(m, "wasm", "", (dict,), optional=True) or {}
-    named = [(f"wasm.{key}", c.get(wasm, key, "wasm.", (str,))) for key in wasm]
+    named = [(f"wasm.{key}", c.get(wasm, key, "wasm.", (str,), optional=True)) for key in wasm]  # null: variant not built
     named += [(f"tokenizer.{key}", m["tokenizer"].get(key)) for key in ("file", "config") if m.get("tokenizer")]
     for key, name in named:
         if name is not None and name not in files:

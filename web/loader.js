@@ -8,6 +8,7 @@ const BACKOFF_MS = 300; // before the first retry; doubled for each next one
 const PROGRESS_INTERVAL_MS = 100;
 
 const hex = (buffer) => Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+export const sha256Hex = async (bytes) => hex(await crypto.subtle.digest("SHA-256", bytes));
 
 class ShardError extends Error {} // the bytes are wrong: refetch from scratch
 
@@ -35,7 +36,7 @@ async function openCache() {
 
 async function verify(shard, view) {
   const bytes = view.buffer instanceof ArrayBuffer ? view : view.slice(); // WebCrypto refuses shared memory
-  const digest = hex(await crypto.subtle.digest("SHA-256", bytes));
+  const digest = await sha256Hex(bytes);
   if (digest !== shard.sha256) throw new ShardError(`${shard.file}: sha256 ${digest} does not match the manifest's ${shard.sha256} (corrupt download)`);
 }
 

@@ -5,8 +5,9 @@
 // Protocol: {type, id, ...} requests are answered in order with "result" | "error"; "generate"
 // also posts "piece" messages; "abort" {target} stops a running request between tokens.
 import { Tokenizer } from "./tokenizer.js";
-import { loadShards } from "./loader.js";
-import { ALIGN, FORMAT, FORMAT_VERSION, MODULE_RESERVE_BYTES } from "./format.js"; // generated at build
+import { loadShards, sha256Hex } from "./loader.js";
+import { checkManifest } from "./manifest.js";
+import { ALIGN, MODULE_RESERVE_BYTES } from "./format.js"; // generated at build
 
 const PAGE = 65536;
 const DEFAULT_THREADS = 4;      // more rarely pays: decoding is bound by memory bandwidth
@@ -94,6 +95,14 @@ async function fetchOk(url, what, signal) {
   return response;
 }
 
+// A file of model/ (wasm module, tokenizer) as bytes, checked against the manifest's sha256.
+async function fetchChecked(manifest, name, what, manifestUrl, signal) {
+  const url = new URL(name, manifestUrl);
+  const bytes = await (await fetchOk(url, what, signal)).arrayBuffer();
+  if ((await sha256Hex(bytes)) !== manifest.files[name]) throw new Error(`${what} ${url}: sha256 does not match the manifest (corrupt or partial copy); rebuild or re-upload the site`);
+  return bytes;
+}
+
 async function readManifest(url, signal) {
   const response = await fetchOk(url, "manifest", signal);
   let manifest;
@@ -102,8 +111,7 @@ async function readManifest(url, signal) {
   } catch (e) {
     throw new Error(`manifest ${url}: not valid JSON (${e.message})`);
   }
-  if (manifest.format !== FORMAT || manifest.format_version !== FORMAT_VERSION)
-    throw new Error(`manifest ${url}: not a bitnet-wasm site of format version ${FORMAT_VERSION} (format ${manifest.format}, version ${manifest.format_version}); rebuild the site`);
+  checkManifest(manifest, url);
   if (!manifest.wasm) throw new Error(`manifest ${url}: the site was built without wasm modules`);
   return manifest;
 }
@@ -140,14 +148,13 @@ class Model {
     const simd = pickSimd(manifest.wasm, requestedSimd);
     const { threads, fallback } = pickThreads(manifest.wasm, manifest.abi.max_threads ?? 1, simd, requested);
     progress({ phase: "wasm" });
-    const wasmUrl = new URL(manifest.wasm[threads > 1 ? `${simd}_threads` : simd], manifestUrl);
-    const wasmBytes = await (await fetchOk(wasmUrl, "WebAssembly module", signal)).arrayBuffer();
+    const wasmBytes = await fetchChecked(manifest, manifest.wasm[threads > 1 ? `${simd}_threads` : simd], "WebAssembly module", manifestUrl, signal);
     const machine = await instantiate(wasmBytes, manifest.abi.arena_bytes, threads);
     let tokenizer = null;
     if (manifest.tokenizer) {
       progress({ phase: "tokenizer" });
-      const url = new URL(manifest.tokenizer.file, manifestUrl);
-      tokenizer = Tokenizer.fromJSON(await (await fetchOk(url, "tokenizer", signal)).text());
+      const bytes = await fetchChecked(manifest, manifest.tokenizer.file, "tokenizer", manifestUrl, signal);
+      tokenizer = Tokenizer.fromJSON(new TextDecoder().decode(bytes));
     }
     const { cacheError } = await loadShards({
       baseUrl: manifestUrl, shards: manifest.shards, signal,

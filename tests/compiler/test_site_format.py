@@ -4,12 +4,15 @@ import copy
 import hashlib
 import json
 import shutil
+import subprocess
 
 import pytest
 from models import write_bitnet_packed
 
 import bitnet_wasm
+from bitnet_wasm.compiler.site import format_module
 from bitnet_wasm.compiler.site_format import SiteError, read_json_file, read_manifest
+from bitnet_wasm.web import WEB_DIR
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +121,50 @@ def test_a_damaged_wasm_module_is_refused_before_wasmtime_compiles_it(tmp_path):
     wasm.write_bytes(wasm.read_bytes()[:-100])
     with pytest.raises(SiteError, match="bitnet.wasm: sha256 does not match the manifest"):
         bitnet_wasm.load(tmp_path / "site", backend="wasm")
+
+
+RUN_JS_CHECKS = """
+import { readFileSync } from "node:fs";
+import { checkManifest } from "./manifest.js";
+const results = JSON.parse(readFileSync(process.argv[2], "utf8")).map((text) => {
+  let manifest;
+  try { manifest = JSON.parse(text); } catch (e) { return `invalid JSON: ${e.message}`; }
+  try { checkManifest(manifest, "manifest.json"); return null; } catch (e) { return e.message; }
+});
+console.log(JSON.stringify(results));
+"""
+
+
+def js_check(tmp_path, texts: list[str]) -> list[str | None]:
+    """web/manifest.js's verdict on each manifest text, run by Node (an ES module, as in the page)."""
+    shutil.copy(WEB_DIR / "manifest.js", tmp_path / "manifest.js")
+    (tmp_path / "format.js").write_text(format_module())
+    (tmp_path / "run.mjs").write_text(RUN_JS_CHECKS)
+    (tmp_path / "manifests.json").write_text(json.dumps(texts))
+    out = subprocess.run(["node", str(tmp_path / "run.mjs"), str(tmp_path / "manifests.json")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_the_page_refuses_the_same_damaged_manifests_naming_the_same_key(site, tmp_path):
+    """One table, both readers: for every damage the JS check fails on the key the Python check names."""
+    cases, texts = [], [(site / "model/manifest.json").read_text()]
+    for name, (mutate, _) in MUTATIONS.items():
+        damaged = tmp_path / name.replace(" ", "-")
+        shutil.copytree(site, damaged)
+        manifest = json.loads((damaged / "model/manifest.json").read_text())
+        text = mutate(damaged, manifest)
+        texts.append(text if isinstance(text, str) else json.dumps(manifest))
+        (damaged / "model/manifest.json").write_text(texts[-1])
+        with pytest.raises(SiteError) as error:
+            read_manifest(damaged)
+        cases.append((name, str(error.value).split(": ", 1)[1]))
+    verdicts = js_check(tmp_path, texts)
+    assert verdicts[0] is None  # the undamaged manifest passes
+    for (name, python_error), js_error in zip(cases, verdicts[1:], strict=True):
+        key = python_error.split(" ")[0]
+        if name == "deeply nested JSON" and js_error is None:
+            continue  # V8 parses deep nesting that Python's recursion limit refuses; the extra key is ignored
+        assert js_error is not None, (name, python_error)
+        # NaN is JSON to Python, not to JSON.parse: the page refuses the text itself
+        assert key in js_error or js_error.startswith("invalid JSON") and name in ("rms_norm_eps NaN", "deeply nested JSON"), (name, python_error, js_error)
