@@ -50,7 +50,13 @@ def _tensor(weight: Weight, checkpoint: Checkpoint) -> np.ndarray:
     expected = weight.shape if weight.packing != "q8_scale" else weight.shape + (checkpoint.config.hidden_size,)
     if source.shape != expected:
         raise PackError(f"{checkpoint.source}: tensor {weight.source} has shape {source.shape}, expected {expected}")
-    return TENSOR_PACKERS[weight.packing](weight.source, np.asarray(source, np.float32))
+    values = np.asarray(source, np.float32)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        index = np.unravel_index(bad[0], values.shape)
+        raise PackError(f"{checkpoint.source}: tensor {weight.source} holds {values[index]} at index {list(map(int, index))} "
+                        f"({bad.size} non-finite values); a model's weights must be finite")
+    return TENSOR_PACKERS[weight.packing](weight.source, values)
 
 
 def _linear(weight: Weight, checkpoint: Checkpoint) -> np.ndarray:

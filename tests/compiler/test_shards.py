@@ -77,6 +77,8 @@ def test_q8_rows_round_trip_within_half_a_step():
     (lambda c: c.linears.update({"layers.0.k_proj": BitLinear(np.zeros((16, 31), np.int8), 1.0)}),
      r"memory: linear layers.0.k_proj has shape \(16, 31\), expected \(16, 32\)"),
     (lambda c: c.tensors["embed"].__setitem__((0, 0), 1e6), "embed: values up to 1e\\+06 overflow f16; build with --embed q8"),
+    (lambda c: c.tensors["embed"].__setitem__((3, 5), np.nan), r"memory: tensor embed holds nan at index \[3, 5\] \(1 non-finite values\)"),
+    (lambda c: c.tensors["layers.1.input_norm"].__setitem__(7, -np.inf), r"tensor layers.1.input_norm holds -inf at index \[7\]"),
 ])
 def test_bad_weights_are_named(tmp_path, breakage, message):
     ckpt = checkpoint()
