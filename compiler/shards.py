@@ -56,7 +56,7 @@ def _tensor(weight: Weight, checkpoint: Checkpoint) -> np.ndarray:
         index = np.unravel_index(bad[0], values.shape)
         raise PackError(f"{checkpoint.source}: tensor {weight.source} holds {values[index]} at index {list(map(int, index))} "
                         f"({bad.size} non-finite values); a model's weights must be finite")
-    return TENSOR_PACKERS[weight.packing](weight.source, values)
+    return TENSOR_PACKERS[weight.packing](f"{checkpoint.source}: tensor {weight.source}", values)
 
 
 def _linear(weight: Weight, checkpoint: Checkpoint) -> np.ndarray:

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from bitnet_wasm.compiler.graph import DTYPE_BYTES, REGIONS
+from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 FORMAT = "bitnet-wasm-site"
 FORMAT_VERSION = 2        # 2: the model card and the other files' sha256 are in the manifest
@@ -280,8 +281,12 @@ def _check_weights(c: _Check, m: dict, weights: tuple[int, int]) -> None:
         dtype = c.get(tensor, "dtype", where, (str,))
         if dtype not in DTYPE_BYTES:
             c.fail(f"{where}dtype", f"{dtype!r} is not one of {', '.join(DTYPE_BYTES)}")
-        if dtype != "u8" and end - start != math.prod(shape) * DTYPE_BYTES[dtype]:
-            c.fail(f"{where}bytes", f"is {end - start}, its shape {shape} of {dtype} takes {math.prod(shape) * DTYPE_BYTES[dtype]}")
+        layout = LAYOUTS.get(tensor["layout"])
+        if layout is not None and len(shape) != 2:
+            c.fail(f"{where}shape", f"{shape} is not (out, in) of a {tensor['layout']} matrix")
+        needed = layout.packed_bytes(*shape) if layout is not None else math.prod(shape) * DTYPE_BYTES[dtype]
+        if end - start != needed:
+            c.fail(f"{where}bytes", f"is {end - start}, its shape {shape} as {tensor['layout']} takes {needed}")
     spans.sort()
     for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
         if start < end:
