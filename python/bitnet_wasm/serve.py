@@ -55,6 +55,8 @@ PREFLIGHT_HEADERS = {
 ALLOWED_METHODS = "GET, HEAD, OPTIONS"
 SINGLE_RANGE = re.compile(r"bytes=(\d{0,18})-(\d{0,18})")  # more digits than a file can have: ignored
 SEND_CHUNK = 1 << 20  # bytes handed to sendfile per write deadline
+LINGER = 1.0  # seconds a closing connection reads what the client still sends, so that it gets the answer, not a reset
+SPARE_DESCRIPTORS = 64  # for the files being sent, the listening socket and the interpreter
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,16 @@ class Limits:
     max_connections: int = 4096    # at the cap, the connection waiting longest for its request is dropped
     max_line: int = 8192           # a longer request line is answered 414, a longer header line 431
     max_headers: int = 100
+
+
+def _connection_cap(wanted: int) -> int:
+    """At most `wanted`, and few enough that accepting never runs out of file descriptors."""
+    try:
+        import resource
+    except ImportError:  # Windows has no per-process descriptor limit
+        return wanted
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return wanted if soft == resource.RLIM_INFINITY else max(1, min(wanted, soft - SPARE_DESCRIPTORS))
 
 
 def port_number(text: str) -> int:
@@ -146,6 +158,7 @@ class SiteServer:
         self.root = Path(os.path.realpath(root))
         self.quiet = quiet
         self.limits = limits
+        self.max_connections = _connection_cap(limits.max_connections)
         self.headers = {**ISOLATION_HEADERS, **(CORS_HEADERS if cors else {})}
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
@@ -221,6 +234,8 @@ class SiteServer:
 
     def _loop_error(self, loop, context: dict) -> None:
         error = context.get("exception")
+        if isinstance(error, asyncio.CancelledError):
+            return  # stop() cancels the connections still open
         print(f"bitnet-wasm serve: {context['message']}{f': {error!r}' if error else ''}", file=sys.stderr, flush=True)
 
     def _log(self, connection: _Connection, line: str, status: int, size: int | None) -> None:
@@ -231,7 +246,7 @@ class SiteServer:
                   file=sys.stderr, flush=True)
 
     def _admit(self, connection: _Connection) -> bool:
-        if len(self._connections) >= self.limits.max_connections:
+        if len(self._connections) >= self.max_connections:
             oldest = next(iter(self._waiting), None)
             if oldest is None:
                 return False
@@ -251,7 +266,7 @@ class SiteServer:
         try:
             while await self._exchange(connection):
                 pass
-            connection.writer.close()
+            await self._close(connection)
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
             connection.drop()  # the client went away or was too slow: nothing to tell anyone
         except Exception as e:  # a bug here must not take the server down nor flood the log
@@ -259,6 +274,16 @@ class SiteServer:
             connection.drop()
         finally:
             self._forget(connection)
+
+    async def _close(self, connection: _Connection) -> None:
+        try:
+            connection.writer.write_eof()
+            async with asyncio.timeout(LINGER):
+                while await connection.reader.read(1 << 16):
+                    pass
+        except (OSError, TimeoutError):
+            pass  # the answer was sent; what the client does now no longer matters
+        connection.drop()
 
     async def _exchange(self, connection: _Connection) -> bool:
         """Reads one request and answers it; whether the connection stays open for another."""
@@ -407,11 +432,11 @@ class SiteServer:
             lines.append("Connection: close")
         writer = connection.writer
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        self._log(connection, request.line if request else "-", status.value, length)
         async with asyncio.timeout(self.limits.write_timeout):
             await writer.drain()
         if file is not None and request.method != "HEAD":
             await self._send_file(writer, file, span)
-        self._log(connection, request.line if request else "-", status.value, length)
 
     async def _send_file(self, writer: asyncio.StreamWriter, file: BinaryIO, span: tuple[int, int]) -> None:
         position, end = span
