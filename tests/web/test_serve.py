@@ -1,4 +1,5 @@
-"""bitnet_wasm.serve and `bitnet-wasm serve`: MIME types, isolation headers, no way out of SITE."""
+"""bitnet_wasm.serve and `bitnet-wasm serve`: MIME types, isolation headers, no way out of SITE, byte ranges,
+malformed requests, --cors (headers and a cross-origin import in Chromium), folders that are not sites."""
 from __future__ import annotations
 
 import http.client
@@ -11,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from bitnet_wasm import cli
-from bitnet_wasm.serve import Limits, ServeError, SiteServer
+from bitnet_wasm.serve import ServeError, SiteServer
 
 SECRET = "secret-outside-the-site"
 WEIGHTS = b"".join(i.to_bytes(2, "big") for i in range(512))  # 1,024 bytes: the 16-bit counts 0..511
@@ -334,10 +335,10 @@ def test_chromium_imports_and_fetches_across_origins_only_with_cors(site, served
 
 
 @pytest.mark.parametrize("files, served, message", [
-    ({"index.html": ""}, ".", "{tmp} is not a site (no model/manifest.json); build one with `bitnet-wasm build MODEL --out {tmp}`, "
-                              "or pass the folder build wrote"),
-    ({"config.json": "{}"}, ".", "{tmp} is a model checkpoint, not a site; build one first: bitnet-wasm build {tmp} --out SITE, "
-                                 "then bitnet-wasm serve SITE"),
+    ({"index.html": ""}, ".", ("{tmp} is not a site (no model/manifest.json); build one with `bitnet-wasm build MODEL --out {tmp}`, "
+                               "or pass the folder build wrote")),
+    ({"config.json": "{}"}, ".", ("{tmp} is a model checkpoint, not a site; build one first: bitnet-wasm build {tmp} --out SITE, "
+                                  "then bitnet-wasm serve SITE")),
     ({"model/manifest.json": "{}"}, "model", "{tmp}/model is the model folder inside a site; serve the site itself: bitnet-wasm serve {tmp}"),
 ])
 def test_cli_refuses_a_folder_that_is_not_a_site(tmp_path, capsys, files, served, message):
