@@ -200,3 +200,33 @@ def test_vanishing_clients_leave_no_trace_in_the_log(site, capfd):
         time.sleep(0.5)
     log = capfd.readouterr().err.splitlines()
     assert [line.split('"')[1:] for line in log] == [["GET /big.bin HTTP/1.1", f" 200 {BIG}"]] * 20 + [["GET /index.html HTTP/1.1", " 200 27"]]
+
+
+def test_a_client_that_stops_reading_is_dropped_after_the_write_deadline(site):
+    with open(site / "huge.bin", "wb") as f:
+        f.truncate(64 << 20)  # more than the kernel's socket buffers hold; sparse, so nothing is written
+    limits = Limits(write_timeout=1.0)
+    with SiteServer(site, "127.0.0.1", 0, quiet=True, limits=limits) as server:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(server.server_address[:2])
+            s.sendall(b"GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(limits.write_timeout + SLACK)  # not reading
+            s.settimeout(SLACK)
+            received, ended, give_up = b"", False, time.monotonic() + 2 * SLACK
+            try:
+                while not ended and time.monotonic() < give_up:  # what the kernel had buffered, then the end
+                    chunk = s.recv(1 << 20)
+                    received, ended = received + chunk, chunk == b""
+            except ConnectionResetError:
+                ended = True
+        assert fetch_sync(server, "/index.html") == 200
+    assert received.startswith(b"HTTP/1.1 200 OK") and ended and len(received) < 64 << 20
+
+
+def fetch_sync(server, path: str) -> int:
+    conn = http.client.HTTPConnection(*server.server_address[:2], timeout=SLACK)
+    conn.request("GET", path)
+    status = conn.getresponse().status
+    conn.close()
+    return status
