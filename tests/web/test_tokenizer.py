@@ -251,7 +251,7 @@ def stream_pieces(tok: Tokenizer, ids: list[int], skip: bool) -> tuple[list[str]
 
 
 @pytest.fixture(scope="module", params=list(TOKENIZERS))
-def case(request, browser, served_dir, tmp_path_factory):
+def case(request, engine, served_dir, tmp_path_factory):
     name = request.param
     tokenizer_json = TOKENIZERS[name]()
     tok = Tokenizer.from_str(tokenizer_json)  # Python and JS read the very same file
@@ -262,11 +262,9 @@ def case(request, browser, served_dir, tmp_path_factory):
     texts = texts_for(tok)
     encoded = [tok.encode(t).ids for t in texts]
     id_lists = encoded + random_id_lists(tok)
-    context = browser.new_context()
-    page = context.new_page()
-    page.goto(served_dir(folder) + "index.html")
-    js = page.evaluate(RUN_IN_PAGE, {"texts": texts, "idLists": id_lists})
-    context.close()
+    with engine.new_page() as page:
+        page.goto(served_dir(folder) + "index.html")
+        js = page.evaluate(RUN_IN_PAGE, {"texts": texts, "idLists": id_lists})
     return {"name": name, "tok": tok, "texts": texts, "encoded": encoded, "id_lists": id_lists, "valid": len(texts), "js": js}
 
 
@@ -361,3 +359,4 @@ def test_bad_files_and_inputs_raise_clear_errors(page, served_dir, tmp_path):
     for (_, expected), got in zip(BAD_FILES, messages["files"]):
         assert got is not None and expected in got, (expected, got)
     assert "Tokenizer.encode: text must be a string, got number" in messages["encodeNumber"]
+
