@@ -4,28 +4,13 @@ from __future__ import annotations
 
 import functools
 import threading
-from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from bitnet_wasm.bench import engines
 from bitnet_wasm.serve import SiteServer
-
-@dataclass(frozen=True)
-class Features:
-    """What the engine installed here gives a site, measured (README, Browser engines)."""
-    simd: str       # the module variant it picks by default
-    threads: bool   # wasm threads over a shared memory where the page is cross-origin isolated
-    persistent_cache: bool  # Cache Storage outlives the worker that filled it (WebKitGTK's ephemeral WebDriver session: no)
-
-
-FEATURES = {
-    "chromium": Features(simd="relaxed", threads=True, persistent_cache=True),
-    "firefox": Features(simd="relaxed", threads=True, persistent_cache=True),
-    "webkit": Features(simd="simd128", threads=False, persistent_cache=False),
-}
-
+from pages import FEATURES
 
 @pytest.fixture(scope="session")
 def engine_pool():

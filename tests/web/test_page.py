@@ -13,7 +13,7 @@ import pytest
 import bitnet_wasm
 from bitnet_wasm.runtime import load
 from models import write_bitnet_packed
-from pages import READY_OR_ERROR, open_ready
+from pages import FEATURES, READY_OR_ERROR, open_ready
 
 PROMPT = "The old lighthouse keeper"
 LONG = 1000  # new tokens: most of the session site's context
@@ -184,12 +184,14 @@ def test_a_broken_manifest_url_shows_the_error_panel(page, site, served_dir, tmp
     assert not seen["generateEnabled"]
 
 
-def test_bench_browser_matches_run(site):
-    bench = subprocess.run(CLI + ["bench", str(site), "--browser", "--json", "--tokens", "8", "--prompt", PROMPT,
-                                  "--threads", "2", "--simd", "simd128"], capture_output=True, text=True, timeout=120)
+@pytest.mark.parametrize("engine_name", list(FEATURES))
+def test_bench_browser_matches_run(site, engine_name):
+    bench = subprocess.run(CLI + ["bench", str(site), "--browser", "--engine", engine_name, "--json", "--tokens", "8", "--prompt", PROMPT,
+                                  "--threads", "2", "--simd", "simd128"], capture_output=True, text=True, timeout=300)
     assert bench.returncode == 0, bench.stderr
     result = json.loads(bench.stdout)
-    assert (result["info"]["threads"], result["info"]["simd"]) == (2, "simd128")
+    assert (result["info"]["threads"], result["info"]["simd"]) == (2 if FEATURES[engine_name].threads else 1, "simd128")
+    assert result["engine"] == engine_name and result["limits"]["memoryMiB"] > 0
     run = subprocess.run(CLI + ["run", str(site), "--json", "--temperature", "0", "--max-new-tokens", "8", "--prompt", PROMPT],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
