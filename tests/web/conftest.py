@@ -54,32 +54,18 @@ def chromium_page(engine_pool):
         yield page
 
 
-class _RecordingServer(SiteServer):
-    """SiteServer that remembers the path of every request, to count what a browser fetched."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.paths: list[str] = []
-        base = self.RequestHandlerClass
-        paths = self.paths
-
-        class Recording(base):
-            def send_head(self):
-                paths.append(self.path)
-                return super().send_head()
-
-        self.RequestHandlerClass = Recording
-
-
 @pytest.fixture(scope="session")
 def served():
     """served(folder) -> the folder served by bitnet_wasm.serve on 127.0.0.1 (any free port) until
     the end of the session: .url ends in '/', .paths lists every path requested."""
-    servers: list[_RecordingServer] = []
+    servers: list[SiteServer] = []
 
-    def serve(folder) -> _RecordingServer:
-        servers.append(_RecordingServer(folder, "127.0.0.1", 0, quiet=True).start())
-        return servers[-1]
+    def serve(folder) -> SiteServer:
+        paths: list[str] = []
+        server = SiteServer(folder, "127.0.0.1", 0, quiet=True, on_request=paths.append).start()
+        server.paths = paths
+        servers.append(server)
+        return server
 
     yield serve
     for server in servers:
