@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from bitnet_wasm.compiler.architectures import Architecture, architecture
+from bitnet_wasm.compiler.architectures import Architecture, architecture, linear_shapes
 from bitnet_wasm.compiler.checkpoint import ModelConfig
 from bitnet_wasm.wasm_kernels.abi import max_threads
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
@@ -189,6 +189,12 @@ def _layer(b: _Builder, context: int) -> list[Op]:
     H, I, hd = c.hidden_size, c.intermediate_size, c.head_dim
     q_dim, kv_dim = c.num_heads * hd, c.num_kv_heads * hd
     b.values["scores"] = Value("scores", "f32", (MAX_THREADS * context,))  # attention's per-query scratch, per thread
+    att, mlp = "att", "gate"
+    attn_sub_norm, ffn_sub_norm = [], []
+    if b.arch.has("attn_sub_norm"):
+        attn_sub_norm, att = [b.rmsnorm("att", "att_norm", "attn_sub_norm", q_dim)], "att_norm"
+    if b.arch.has("ffn_sub_norm"):
+        ffn_sub_norm, mlp = [b.rmsnorm("gate", "mlp", "ffn_sub_norm", I)], "mlp"
     return [
         b.rmsnorm("x", "h", "input_norm", H),
         *b.bitlinears("h", H, [("q_proj", "q", q_dim), ("k_proj", "k", kv_dim), ("v_proj", "v", kv_dim)]),
@@ -198,24 +204,16 @@ def _layer(b: _Builder, context: int) -> list[Op]:
         Op("kv_store", ("v",), ("v_cache",), attrs=dict(row=kv_dim)),
         Op("attention", ("q", "k_cache", "v_cache"), (b.act("att", q_dim), "scores"),
            attrs=dict(heads=c.num_heads, kv_heads=c.num_kv_heads, head_dim=hd)),
-        b.rmsnorm("att", "att_norm", "attn_sub_norm", q_dim),
-        *b.bitlinears("att_norm", q_dim, [("o_proj", "o", H)]),
+        *attn_sub_norm,
+        *b.bitlinears(att, q_dim, [("o_proj", "o", H)]),
         Op("add", ("x", "o"), ("x",), attrs=dict(dim=H)),
         b.rmsnorm("x", "h", "post_attention_norm", H),
         *b.bitlinears("h", H, [("gate_proj", "gate", I), ("up_proj", "up", I)]),
         Op(b.arch.gated_mlp, ("gate", "up"), ("gate",), attrs=dict(dim=I)),
-        b.rmsnorm("gate", "mlp", "ffn_sub_norm", I),
-        *b.bitlinears("mlp", I, [("down_proj", "down", H)]),
+        *ffn_sub_norm,
+        *b.bitlinears(mlp, I, [("down_proj", "down", H)]),
         Op("add", ("x", "down"), ("x",), attrs=dict(dim=H)),
     ]
-
-
-def linear_shapes(c: ModelConfig) -> dict[str, tuple[int, int]]:
-    """role -> (out, in) of every linear of a layer."""
-    H, I, hd = c.hidden_size, c.intermediate_size, c.head_dim
-    q_dim, kv_dim = c.num_heads * hd, c.num_kv_heads * hd
-    return dict(q_proj=(q_dim, H), k_proj=(kv_dim, H), v_proj=(kv_dim, H), o_proj=(H, q_dim),
-                gate_proj=(I, H), up_proj=(I, H), down_proj=(H, I))
 
 
 def _linear_layouts(c: ModelConfig, options: BuildOptions, binary: bool) -> dict[tuple[int, int], str]:
@@ -231,9 +229,7 @@ def _linear_layouts(c: ModelConfig, options: BuildOptions, binary: bool) -> dict
     return layouts
 
 
-def _weights(c: ModelConfig, embedding: EmbeddingFormat, layouts: dict[tuple[int, int], str]) -> dict[str, Weight]:
-    H, I, hd = c.hidden_size, c.intermediate_size, c.head_dim
-    q_dim, kv_dim = c.num_heads * hd, c.num_kv_heads * hd
+def _weights(c: ModelConfig, arch: Architecture, embedding: EmbeddingFormat, layouts: dict[tuple[int, int], str]) -> dict[str, Weight]:
     weights: list[Weight] = []
 
     def tensor(name, source, packing, dtype, shape):
@@ -241,18 +237,17 @@ def _weights(c: ModelConfig, embedding: EmbeddingFormat, layouts: dict[tuple[int
 
     def table(name):
         for suffix, packing, dtype in embedding.tensors:
-            tensor(name + suffix, name, packing, dtype, (c.vocab_size, H) if packing != "q8_scale" else (c.vocab_size,))
+            tensor(name + suffix, name, packing, dtype, (c.vocab_size, c.hidden_size) if packing != "q8_scale" else (c.vocab_size,))
 
-    norms = dict(input_norm=H, post_attention_norm=H, attn_sub_norm=q_dim, ffn_sub_norm=I)
     table("embed")
     for i in range(c.num_layers):
-        for role, dim in norms.items():
-            tensor(f"layers.{i}.{role}", f"layers.{i}.{role}", "f32", "f32", (dim,))
-        for role, shape in linear_shapes(c).items():
-            name, layout = f"layers.{i}.{role}", layouts[shape]
-            weights.append(Weight(name, name, layout, "u8", shape, LAYOUTS[layout].packed_bytes(*shape)))
+        for norm in arch.norms():
+            tensor(f"layers.{i}.{norm.role}", f"layers.{i}.{norm.role}", "f32", "f32", norm.dims(c))
+        for linear in arch.linears():
+            name, shape = f"layers.{i}.{linear.role}", linear.dims(c)
+            weights.append(Weight(name, name, layouts[shape], "u8", shape, LAYOUTS[layouts[shape]].packed_bytes(*shape)))
             tensor(name + ".wscale", name, "wscale", "f32", (1,))
-    tensor("norm", "norm", "f32", "f32", (H,))
+    tensor("norm", "norm", "f32", "f32", (c.hidden_size,))
     if not c.tie_embeddings:
         table("lm_head")
     return {w.name: w for w in weights}
@@ -289,4 +284,4 @@ def build_graph(config: ModelConfig, options: BuildOptions = BuildOptions(), bin
         epilogue.append(b.quantize("final", H))
         head_input = ("final_q", "final_s")
     epilogue.append(Op(embedding.head_op, head_input, ("logits",), tuple(head + s for s in suffixes), dict(dim=H, vocab=V)))
-    return Graph(c, arch, options, linear_layouts, b.values, _weights(c, embedding, linear_layouts), prologue, layer, epilogue)
+    return Graph(c, arch, options, linear_layouts, b.values, _weights(c, arch, embedding, linear_layouts), prologue, layer, epilogue)

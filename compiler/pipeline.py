@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bitnet_wasm import __version__
+from bitnet_wasm.compiler.architectures import linear_shapes
 from bitnet_wasm.compiler.chat import single_turn
 from bitnet_wasm.compiler.checkpoint import Checkpoint
 from bitnet_wasm.compiler.codegen import (
@@ -24,7 +25,6 @@ from bitnet_wasm.compiler.graph import (
     BuildOptionError,
     BuildOptions,
     check_config,
-    linear_shapes,
 )
 from bitnet_wasm.compiler.kernel_choice import choose, manifest_table
 from bitnet_wasm.compiler.plan import plan_model

@@ -10,7 +10,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
-from models import write_1bitllm, write_bitnet_1bit, write_bitnet_packed
+from bitnet_wasm.compiler.writers import write_1bitllm, write_bitnet_1bit, write_bitnet_packed
 
 import bitnet_wasm
 from bitnet_wasm.cli import main as cli

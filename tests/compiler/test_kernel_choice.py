@@ -15,7 +15,7 @@ from bitnet_wasm.compiler.kernel_choice import (
     format_table,
 )
 from bitnet_wasm.compiler.site import model_card
-from models import write_bitnet_1bit, write_bitnet_packed
+from bitnet_wasm.compiler.writers import write_bitnet_1bit, write_bitnet_packed
 
 SHAPE = dict(hidden=48, heads=3, kv_heads=1, intermediate=100, layers=2, vocab=320)
 LINEAR_SHAPES = {"q_proj": (48, 48), "k_proj": (16, 48), "v_proj": (16, 48), "o_proj": (48, 48),

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-import models
+from bitnet_wasm.compiler import writers as models
 from bitnet_wasm.compiler.loaders import CheckpointError, load_checkpoint
 from bitnet_wasm.compiler.loaders.encodings import unpack_output_packed
 

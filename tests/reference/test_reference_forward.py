@@ -3,7 +3,7 @@ import os
 import numpy as np
 import pytest
 
-import models
+from bitnet_wasm.compiler import writers as models
 from reference.forward import reference_logits
 
 WRITERS = [models.write_bitnet_packed, models.write_bitnet_fp, models.write_bitnet_1bit, models.write_1bitllm]

@@ -12,7 +12,7 @@ import pytest
 
 import bitnet_wasm
 from bitnet_wasm.runtime import load
-from models import write_bitnet_packed
+from bitnet_wasm.compiler.writers import write_bitnet_packed
 
 PROMPT = "The old lighthouse keeper"
 READY_OR_ERROR = "() => ['ready', 'error'].includes(document.documentElement.dataset.state)"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from models import write_bitnet_packed
+from bitnet_wasm.compiler.writers import write_bitnet_packed
 
 import bitnet_wasm
 

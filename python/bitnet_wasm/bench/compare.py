@@ -18,6 +18,7 @@ from typing import Callable
 
 import bitnet_wasm
 from bitnet_wasm.bench import compare_report, random_model, wllama
+from bitnet_wasm.compiler.writers import hf as writers_hf, tokenizer as writers_tokenizer
 from bitnet_wasm.bench.browser import CHROMIUM_ARGS, chromium_executable
 from bitnet_wasm.bench.compare_report import NATIVE, OURS, THREADS, WLLAMA
 from bitnet_wasm.compiler.cache import cache_dir
@@ -107,7 +108,7 @@ def _demo_site(cache: Path, log) -> tuple[Path, str]:
 
 def _large_site(cache: Path, log) -> tuple[Path, str]:
     folder, shape = cache / "bench-large", random_model.LARGE
-    writer = Path(random_model.__file__).read_bytes()
+    writer = b"".join(Path(m.__file__).read_bytes() for m in (random_model, writers_hf, writers_tokenizer))
     checkpoint = _cached(folder / "checkpoint", _digest(repr(shape), writer),
                          lambda path: random_model.write_random_bitnet(path, shape), log)
     site = _cached(folder / "site", _digest(inputs_digest(checkpoint), f"context={LARGE_CONTEXT}"),
