@@ -1,8 +1,10 @@
 """Hugging Face BitNet checkpoints (config.json + safetensors) -> Checkpoint.
 
-Two families share this reader; each is one row of data: transformers' BitNetForCausalLM
-(microsoft/bitnet-b1.58-2B-4T, packed or full precision, and our 1-bit export) and 1bitLLM's
-BitnetForCausalLM (bitnet_b1_58-large/3B)."""
+Every family is one row of data (a Family below; FORMATS in __init__.py maps config.json's
+architecture to it): transformers' BitNetForCausalLM (microsoft/bitnet-b1.58-2B-4T, packed or full
+precision, and our 1-bit export), 1bitLLM's BitnetForCausalLM (bitnet_b1_58-large/3B), and
+LlamaForCausalLM with a bitnet quantization_config (tiiuae Falcon3-*-1.58bit, Falcon-E,
+HF1BitLLM Llama3-8B-1.58). Tensor names and shapes come from the architecture's structure table."""
 from __future__ import annotations
 
 import math
@@ -13,7 +15,7 @@ import numpy as np
 
 from ..architectures import architecture
 from ..checkpoint import BitLinear, Checkpoint, ModelConfig
-from .encodings import ABSMEAN, FLOAT_DTYPES, PACKED, SIGN_MEAN, Encoding
+from .encodings import ABSMEAN, FLOAT_DTYPES, PACKED, PACKED_FORWARD, SIGN_MEAN, Encoding
 from .errors import CheckpointError
 from .safetensors_files import TensorFiles
 from .tokenizer import read_json, read_tokenizer
@@ -26,17 +28,18 @@ class Family:
     architecture: str                          # ModelConfig.architecture: its tensors and their names
     hidden_act: str                            # the activation its published modeling code runs
     defaults: dict                             # its config class's defaults for keys config.json may omit
-    weight_bits: dict                          # config "weight_bits" -> encoding of full-precision weights
+    weight_bits: dict                          # config "weight_bits" -> encoding of full-precision weights (none: needs a quantization_config)
     quantization_modes: dict                   # quantization_config (linear_class, quantization_mode) -> encoding
 
 
+# transformers' BitNetQuantConfig, defaults bitlinear/offline; the published 2B-4T says autobitlinear/offline
+QUANTIZATION_MODES = {("bitlinear", "offline"): PACKED, ("autobitlinear", "offline"): PACKED_FORWARD, ("autobitlinear", "online"): ABSMEAN}
 BITNET = Family(
     "bitnet", "relu2",
     {"num_key_value_heads": 5, "max_position_embeddings": 2048, "rms_norm_eps": 1e-5, "rope_theta": 500000.0,
      "tie_word_embeddings": False, "bos_token_id": 128000, "eos_token_id": 128001},
     {None: ABSMEAN, 1: SIGN_MEAN},  # weight_bits 1: our export of original 1-bit BitNet
-    # transformers' BitNetQuantConfig defaults to bitlinear/offline; autobitlinear/offline (scale multiplies) is not supported
-    {("bitlinear", "offline"): PACKED, ("autobitlinear", "online"): ABSMEAN},
+    QUANTIZATION_MODES,
 )
 ONEBITLLM = Family(
     "bitnet-llama", "silu",
@@ -47,18 +50,19 @@ ONEBITLLM = Family(
 )
 
 
+LLAMA = Family(
+    "llama", "silu",
+    {"num_key_value_heads": None, "max_position_embeddings": 2048, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+     "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": 2},
+    {},  # a Llama without a bitnet quantization_config is a full-precision model, not ours
+    QUANTIZATION_MODES,
+)
+
+
 @dataclass(frozen=True)
 class Expected:
     shape: tuple[int, ...]
     dtypes: tuple[str, ...]
-
-
-def load_bitnet(model_dir: Path, config: dict) -> Checkpoint:
-    return load(model_dir, config, BITNET)
-
-
-def load_1bitllm(model_dir: Path, config: dict) -> Checkpoint:
-    return load(model_dir, config, ONEBITLLM)
 
 
 def load(model_dir: Path, raw: dict, family: Family) -> Checkpoint:
@@ -161,10 +165,12 @@ def eos_token_ids(model_dir: Path, from_config) -> tuple[int, ...]:
 
 
 def weight_encoding(file: Path, raw: dict, family: Family) -> Encoding:
-    bits = raw.get("weight_bits")
-    if bits not in family.weight_bits:
+    bits, q = raw.get("weight_bits"), raw.get("quantization_config")
+    if q is None and not family.weight_bits:
+        raise CheckpointError(f"{file}: {raw['architectures'][0]} without a bitnet quantization_config is a full-precision model; "
+                              f"only its BitNet (1.58-bit) variants are supported, e.g. tiiuae/Falcon3-1B-Instruct-1.58bit")
+    if bits is not None and bits not in family.weight_bits:
         raise CheckpointError(f"{file}: weight_bits {bits!r} is not supported; expected one of {[b for b in family.weight_bits if b is not None]} or none")
-    q = raw.get("quantization_config")
     if q is None:
         return family.weight_bits[bits]
     if bits is not None and family.weight_bits[bits] is not ABSMEAN:

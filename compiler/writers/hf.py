@@ -84,7 +84,7 @@ def _model_config(arch: str, o: dict) -> ModelConfig:
 def write_bitnet_packed(path: str | Path, *, seed: int = 0, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2,
                         intermediate: int = 96, vocab: int = 320, dtype: str = "bfloat16", shards: int = 1, tied: bool = True,
                         tokenizer: bool = True, head_dim: int | None = None, max_position: int = 256,
-                        rope_theta: float = 500000.0, linear_class: str = "bitlinear") -> TinyModel:
+                        rope_theta: float = 500000.0, linear_class: str = "autobitlinear") -> TinyModel:
     """microsoft/bitnet-b1.58-2B-4T's layout: uint8 weights packed along the output dim and a weight_scale (1,)
     that multiplies the output (autobitlinear, as published) or divides it (bitlinear)."""
     quantization = {"autobitlinear": AUTOBITLINEAR_OFFLINE, "bitlinear": BITLINEAR_OFFLINE}[linear_class]
