@@ -43,10 +43,26 @@ DEFAULT_CONTEXT_CAP = 2048
 
 
 @dataclass(frozen=True)
+class KVFormat:
+    """The KV cache's element type and the kernels that write and read it."""
+
+    dtype: str
+    store: str
+    attention: str   # its threaded entry point is attention + "_parallel"
+
+
+KV_CACHES = {
+    "f16": KVFormat("f16", "bn_kv_store", "bn_attention"),          # half the memory; keys and values rounded to f16
+    "f32": KVFormat("f32", "bn_kv_store_f32", "bn_attention_f32"),  # exact mode: logits as transformers float32
+}
+
+
+@dataclass(frozen=True)
 class BuildOptions:
     context: int | None = None   # KV cache length; None: min(model max_position, 2048)
     chunk: int = 32              # most tokens one forward step takes (prefill chunk)
     embed: str = "f16"           # storage of embedding table and head: a key of EMBEDDINGS
+    kv: str = "f16"              # KV cache element type: a key of KV_CACHES
     layout: str = "mad"          # kernels.layouts layout of ternary weights, or "auto": per shape from shape_layouts
     shard_mb: float = 32         # weight shard size in MiB
     shape_layouts: tuple[tuple[tuple[int, int], str], ...] = ()  # ((out, in), layout) chosen per shape (kernel_choice)
@@ -60,6 +76,8 @@ class BuildOptions:
             raise BuildOptionError(f"chunk {self.chunk}: must be at least 1")
         if self.embed not in EMBEDDINGS:
             raise BuildOptionError(f"--embed {self.embed}: choose one of {', '.join(EMBEDDINGS)}")
+        if self.kv not in KV_CACHES:
+            raise BuildOptionError(f"--kv {self.kv}: choose one of {', '.join(KV_CACHES)}")
         if self.layout not in LAYOUT_CHOICES:
             raise BuildOptionError(f"--layout {self.layout}: choose one of {', '.join(LAYOUT_CHOICES)}")
         if not self.shard_mb * 2**20 >= 1:
@@ -149,8 +167,8 @@ def check_config(c: ModelConfig) -> None:
 class _Builder:
     """Collects values as ops mention them, so every buffer is declared where it is first used."""
 
-    def __init__(self, config: ModelConfig, arch: Architecture, layouts: dict[tuple[int, int], str]):
-        self.c, self.arch, self.layouts = config, arch, layouts
+    def __init__(self, config: ModelConfig, arch: Architecture, layouts: dict[tuple[int, int], str], kv: str):
+        self.c, self.arch, self.layouts, self.kv = config, arch, layouts, kv
         self.values: dict[str, Value] = {}
 
     def act(self, name: str, width: int, dtype: str = "f32") -> str:
@@ -189,6 +207,7 @@ def _layer(b: _Builder, context: int) -> list[Op]:
     H, I, hd = c.hidden_size, c.intermediate_size, c.head_dim
     q_dim, kv_dim = c.num_heads * hd, c.num_kv_heads * hd
     b.values["scores"] = Value("scores", "f32", (MAX_THREADS * context,))  # attention's per-query scratch, per thread
+    kv = KV_CACHES[b.kv]
     att, mlp = "att", "gate"
     attn_sub_norm, ffn_sub_norm = [], []
     if b.arch.has("attn_sub_norm"):
@@ -200,10 +219,10 @@ def _layer(b: _Builder, context: int) -> list[Op]:
         *b.bitlinears("h", H, [("q_proj", "q", q_dim), ("k_proj", "k", kv_dim), ("v_proj", "v", kv_dim)]),
         Op("rope", ("q",), ("q",), attrs=dict(heads=c.num_heads, head_dim=hd, theta=c.rope_theta)),
         Op("rope", ("k",), ("k",), attrs=dict(heads=c.num_kv_heads, head_dim=hd, theta=c.rope_theta)),
-        Op("kv_store", ("k",), ("k_cache",), attrs=dict(row=kv_dim)),
-        Op("kv_store", ("v",), ("v_cache",), attrs=dict(row=kv_dim)),
+        Op("kv_store", ("k",), ("k_cache",), attrs=dict(kernel=kv.store, row=kv_dim)),
+        Op("kv_store", ("v",), ("v_cache",), attrs=dict(kernel=kv.store, row=kv_dim)),
         Op("attention", ("q", "k_cache", "v_cache"), (b.act("att", q_dim), "scores"),
-           attrs=dict(heads=c.num_heads, kv_heads=c.num_kv_heads, head_dim=hd)),
+           attrs=dict(kernel=kv.attention, heads=c.num_heads, kv_heads=c.num_kv_heads, head_dim=hd)),
         *attn_sub_norm,
         *b.bitlinears(att, q_dim, [("o_proj", "o", H)]),
         Op("add", ("x", "o"), ("x",), attrs=dict(dim=H)),
@@ -262,15 +281,15 @@ def build_graph(config: ModelConfig, options: BuildOptions = BuildOptions(), bin
     linear_layouts = _linear_layouts(c, options, binary)
     H, V = c.hidden_size, c.vocab_size
     kv_shape = (options.context, c.num_kv_heads, c.head_dim)
-    b = _Builder(c, arch, linear_layouts)
+    b = _Builder(c, arch, linear_layouts, options.kv)
     for value in (
         Value("tokens", "i32", (options.context,), "io"),
         Value("logits", "f32", (N, V), "io"),
         Value("rng_state", "u64", (1,), "io"),
         Value("sample_p", "f32", (V,), "io"),
         Value("sample_idx", "i32", (V,), "io"),
-        Value("k_cache", "f16", kv_shape, "kv", per_layer=True),
-        Value("v_cache", "f16", kv_shape, "kv", per_layer=True),
+        Value("k_cache", KV_CACHES[options.kv].dtype, kv_shape, "kv", per_layer=True),
+        Value("v_cache", KV_CACHES[options.kv].dtype, kv_shape, "kv", per_layer=True),
     ):
         b.values[value.name] = value
 
