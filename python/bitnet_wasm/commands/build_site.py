@@ -15,7 +15,7 @@ HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from bitnet_wasm.compiler.graph import AUTO, EMBEDDINGS, KV_CACHES, LAYOUT_CHOICES
 
-    parser.add_argument("model", help="a local Hugging Face model directory, or a hub id (downloaded when online)")
+    parser.add_argument("model", help="a local Hugging Face model directory, a GGUF file, or a hub id (downloaded when online)")
     parser.add_argument("--out", required=True, type=Path, help="site directory (the model goes to OUT/model/)")
     parser.add_argument("--context", type=int, help="KV cache length in tokens (default: min(model max, 2048))")
     parser.add_argument("--shard-mb", type=float, default=32, help="weight shard size in MiB (default 32)")
@@ -32,11 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_model(name: str) -> Path:
-    """A local directory as is; a hub id through huggingface_hub (its cache, when online)."""
+    """A local directory or GGUF file as is; a hub id through huggingface_hub (its cache, when online)."""
     path = Path(name)
     if path.exists() or not HUB_ID.fullmatch(name):
-        if not path.is_dir():
-            raise FileNotFoundError(f"{name}: no such model directory")
+        if not path.is_dir() and not path.is_file():
+            raise FileNotFoundError(f"{name}: no such model directory or GGUF file")
         return path
     try:
         from huggingface_hub import snapshot_download
