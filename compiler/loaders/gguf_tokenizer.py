@@ -11,12 +11,12 @@ from ..checkpoint import TokenizerFiles
 LLAMA3_REGEX = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
                 "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
 BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
-PRE_TOKENIZERS = {  # tokenizer.ggml.pre -> tokenizer.json pre_tokenizer
-    "gpt-2": BYTE_LEVEL,
-    "default": BYTE_LEVEL,
-    "llama-bpe": {"type": "Sequence", "pretokenizers": [
+PRE_TOKENIZERS = {  # tokenizer.ggml.pre -> (tokenizer.json pre_tokenizer, whether whole words in the vocab skip the merges)
+    "gpt-2": (BYTE_LEVEL, False),
+    "default": (BYTE_LEVEL, False),
+    "llama-bpe": ({"type": "Sequence", "pretokenizers": [
         {"type": "Split", "pattern": {"Regex": LLAMA3_REGEX}, "behavior": "Isolated", "invert": False},
-        {**BYTE_LEVEL, "use_regex": False}]},
+        {**BYTE_LEVEL, "use_regex": False}]}, True),  # llama.cpp sets ignore_merges for this pre-tokenizer, as Llama 3's file does
 }
 CONTROL, USER_DEFINED = 3, 4  # tokenizer.ggml.token_type values of added tokens
 
@@ -34,17 +34,19 @@ def tokenizer_files(metadata: dict, vocab_size: int) -> TokenizerFiles:
     if len(tokens) > vocab_size:
         raise ValueError(f"{len(tokens)} tokens, but the model's vocabulary has {vocab_size} rows")
     added = [i for i, t in enumerate(types) if t in (CONTROL, USER_DEFINED)]
+    pre_tokenizer, ignore_merges = PRE_TOKENIZERS[pre]
+    added_ids = set(added)
     spec = {
         "version": "1.0", "truncation": None, "padding": None,
         "added_tokens": [{"id": i, "content": tokens[i], "single_word": False, "lstrip": False, "rstrip": False,
                           "normalized": False, "special": types[i] == CONTROL} for i in added],
         "normalizer": None,
-        "pre_tokenizer": PRE_TOKENIZERS[pre],
+        "pre_tokenizer": pre_tokenizer,
         "post_processor": _post_processor(metadata, tokens),
         "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
         "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None, "end_of_word_suffix": None,
-                  "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
-                  "vocab": {t: i for i, t in enumerate(tokens) if i not in set(added)}, "merges": list(merges)},
+                  "fuse_unk": False, "byte_fallback": False, "ignore_merges": ignore_merges,
+                  "vocab": {t: i for i, t in enumerate(tokens) if i not in added_ids}, "merges": list(merges)},
     }
     text = json.dumps(spec, ensure_ascii=False)
     try:

@@ -145,23 +145,32 @@ def _metadata(w, checkpoint: Checkpoint, arch: str) -> None:
         _tokenizer(w, checkpoint)
 
 
-def _tokenizer(w, checkpoint: Checkpoint) -> None:
-    spec, c = json.loads(checkpoint.tokenizer.tokenizer_json), checkpoint.config
-    tokens, types = [f"[PAD{i}]" for i in range(c.vocab_size)], [5] * c.vocab_size  # 5: unused
+def tokenizer_metadata(tokenizer_json: str, vocab_size: int, bos_token_id: int | None = None, eos_token_ids=(),
+                       chat_template: str | None = None, pre: str = "gpt-2") -> dict:
+    """A byte-level BPE tokenizer.json as llama.cpp's tokenizer.ggml.* metadata (what convert_hf_to_gguf writes)."""
+    spec = json.loads(tokenizer_json)
+    tokens, types = [f"[PAD{i}]" for i in range(vocab_size)], [5] * vocab_size  # 5: unused
     for text, i in spec["model"]["vocab"].items():
         tokens[i], types[i] = text, 1
     for added in spec["added_tokens"]:
         tokens[added["id"]], types[added["id"]] = added["content"], 3 if added["special"] else 4
-    w.add_string("tokenizer.ggml.model", "gpt2")
-    w.add_string("tokenizer.ggml.pre", "gpt-2")
-    w.add_array("tokenizer.ggml.tokens", tokens)
-    w.add_array("tokenizer.ggml.token_type", types)
-    w.add_array("tokenizer.ggml.merges", [m if isinstance(m, str) else " ".join(m) for m in spec["model"]["merges"]])
-    if c.bos_token_id is not None:
-        w.add_uint32("tokenizer.ggml.bos_token_id", c.bos_token_id)
-        w.add_bool("tokenizer.ggml.add_bos_token", spec.get("post_processor") is not None)
-    if c.eos_token_ids:
-        w.add_uint32("tokenizer.ggml.eos_token_id", c.eos_token_ids[0])
-        w.add_uint32("tokenizer.ggml.eot_token_id", c.eos_token_ids[-1])
-    if "chat_template" in checkpoint.tokenizer.config:
-        w.add_string("tokenizer.chat_template", checkpoint.tokenizer.config["chat_template"])
+    metadata = {"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": pre, "tokenizer.ggml.tokens": tokens,
+                "tokenizer.ggml.token_type": types,
+                "tokenizer.ggml.merges": [m if isinstance(m, str) else " ".join(m) for m in spec["model"]["merges"]]}
+    if bos_token_id is not None:
+        metadata["tokenizer.ggml.bos_token_id"] = bos_token_id
+        metadata["tokenizer.ggml.add_bos_token"] = spec.get("post_processor") is not None
+    if eos_token_ids:
+        metadata["tokenizer.ggml.eos_token_id"] = eos_token_ids[0]
+        metadata["tokenizer.ggml.eot_token_id"] = eos_token_ids[-1]
+    if chat_template is not None:
+        metadata["tokenizer.chat_template"] = chat_template
+    return metadata
+
+
+def _tokenizer(w, checkpoint: Checkpoint) -> None:
+    c = checkpoint.config
+    for key, value in tokenizer_metadata(checkpoint.tokenizer.tokenizer_json, c.vocab_size, c.bos_token_id, c.eos_token_ids,
+                                         checkpoint.tokenizer.config.get("chat_template")).items():
+        add = {str: w.add_string, bool: w.add_bool, int: w.add_uint32, list: w.add_array}[type(value)]
+        add(key, value)

@@ -1,8 +1,10 @@
 """GGUF import: TQ1_0 / TQ2_0 files written with the gguf package and I2_S files written like
 bitnet.cpp's quantize_i2_s build to the same logits as their safetensors source; our own export
 round-trips; the tokenizer comes from the metadata; damaged files are named with the tensor."""
+import gzip
 import json
 import struct
+from pathlib import Path
 
 import gguf
 import numpy as np
@@ -16,7 +18,8 @@ from bitnet_wasm.compiler.gguf_export import export_gguf
 from bitnet_wasm.compiler.loaders import CheckpointError, load_checkpoint
 from bitnet_wasm.compiler.loaders.gguf_file import GGUFFile, i2_s_codes
 from bitnet_wasm.compiler.loaders.gguf_model import unpermute
-from bitnet_wasm.compiler.writers.gguf import permute, quantize_i2_s, write_gguf
+from bitnet_wasm.compiler.loaders.gguf_tokenizer import tokenizer_files
+from bitnet_wasm.compiler.writers.gguf import permute, quantize_i2_s, tokenizer_metadata, write_gguf
 
 SHAPE = dict(hidden=256, heads=4, kv_heads=2, intermediate=512, layers=2)  # TQ blocks of 256 divide every row
 SOURCES = {  # name -> (HF writer, GGUF arch)
@@ -24,6 +27,7 @@ SOURCES = {  # name -> (HF writer, GGUF arch)
     "1bitllm": (lambda path: writers.write_1bitllm(path, seed=3, **SHAPE), "bitnet"),
     "falcon3": (lambda path: writers.write_llama_bitnet(path, seed=3, head_dim=128, **SHAPE), "llama"),
 }
+LLAMA3_JSON_GZ = Path(__file__).parents[1] / "data" / "llama3-tokenizer.json.gz"
 PROMPT = np.random.default_rng(0).integers(0, 300, 24)
 
 
@@ -129,7 +133,7 @@ def expect_error(path, *fragments):
 
 def test_truncated_gguf_names_the_cut_tensor(small_gguf):
     last = max(GGUFFile(small_gguf).tensors.values(), key=lambda t: t.offset)
-    small_gguf.write_bytes(small_gguf.read_bytes()[:last.offset + 10])
+    small_gguf.write_bytes(small_gguf.read_bytes()[:last.offset + last.nbytes - 1])
     expect_error(small_gguf, f"tensor '{last.name}'", "runs past the end of the file")
 
 
@@ -166,3 +170,14 @@ def test_unsupported_arch_and_garbage(tmp_path):
     expect_error(tmp_path / "other.gguf", "GGUF architecture 'qwen2' is not supported; supported: bitnet, bitnet-b1.58, bitnet-25, llama")
     (tmp_path / "garbage.gguf").write_bytes(b"not a gguf at all")
     expect_error(tmp_path / "garbage.gguf", "not a GGUF file")
+
+
+def test_llama3_tokenizer_survives_gguf_metadata():
+    """The real Llama-3 tokenizer (BitNet 2B-4T's) as llama.cpp's converter stores it, read back."""
+    text = gzip.decompress(LLAMA3_JSON_GZ.read_bytes()).decode()
+    original = Tokenizer.from_str(text)
+    metadata = tokenizer_metadata(text, original.get_vocab_size(), 128000, (128001, 128009), pre="llama-bpe")
+    converted = Tokenizer.from_str(tokenizer_files(metadata, original.get_vocab_size()).tokenizer_json)
+    for sample in (writers.TRAINING_TEXT, "  spaces\n\n tabs\t 12345 ünïcode 日本語 <|eot_id|> don't", "a" * 500):
+        assert converted.encode(sample, add_special_tokens=False).ids == original.encode(sample, add_special_tokens=False).ids
+    assert converted.encode("hi").ids[0] == 128000  # tokenizer.ggml.add_bos_token
