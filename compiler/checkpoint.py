@@ -38,7 +38,7 @@ class BitLinear:
     """A quantized linear layer: y = (x_q @ weights.T) / (input_scale * wscale)."""
 
     weights: np.ndarray        # int8 [out, in], values in {-1, 0, +1} (ternary) or {-1, +1} (binary)
-    wscale: float              # the INVERSE weight scale, as 2B4T's weight_scale
+    wscale: float              # the INVERSE weight scale: bitlinear's weight_scale, 1 / autobitlinear's
     binary: bool = False       # original 1-bit BitNet: weights are sign(W - mean W) in {-1, +1}
 
     @property

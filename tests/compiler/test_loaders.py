@@ -171,6 +171,14 @@ def test_wrong_shape(tmp_path):
     expect_error(tmp_path, "model.safetensors", "'model.layers.0.self_attn.k_proj.weight' has shape [32, 64], expected [8, 64]")
 
 
+def test_attn_sub_norm_is_as_wide_as_the_attention_output(tmp_path):
+    """heads x head_dim (128) != hidden (64): the norm before o_proj has 128 weights, not hidden_size."""
+    model = models.write_bitnet_packed(tmp_path, hidden=64, heads=4, head_dim=32)
+    assert load_checkpoint(tmp_path).tensors["layers.0.attn_sub_norm"].shape == (128,)
+    rewrite_tensors(model, lambda t: t.update({"model.layers.0.self_attn.attn_sub_norm.weight": ("float32", np.ones(64, np.float32))}))
+    expect_error(tmp_path, "'model.layers.0.self_attn.attn_sub_norm.weight' has shape [64], expected [128]")
+
+
 def test_wrong_dtype(tmp_path):
     model = models.write_bitnet_packed(tmp_path)
     rewrite_tensors(model, lambda t: t.update({"model.norm.weight": ("int32", np.ones(64, np.int32))}))
