@@ -208,13 +208,7 @@ def _layer(b: _Builder, context: int) -> list[Op]:
     q_dim, kv_dim = c.num_heads * hd, c.num_kv_heads * hd
     b.values["scores"] = Value("scores", "f32", (MAX_THREADS * context,))  # attention's per-query scratch, per thread
     kv = KV_CACHES[b.kv]
-    att, mlp = "att", "gate"
-    attn_sub_norm, ffn_sub_norm = [], []
-    if b.arch.has("attn_sub_norm"):
-        attn_sub_norm, att = [b.rmsnorm("att", "att_norm", "attn_sub_norm", q_dim)], "att_norm"
-    if b.arch.has("ffn_sub_norm"):
-        ffn_sub_norm, mlp = [b.rmsnorm("gate", "mlp", "ffn_sub_norm", I)], "mlp"
-    return [
+    ops = [
         b.rmsnorm("x", "h", "input_norm", H),
         *b.bitlinears("h", H, [("q_proj", "q", q_dim), ("k_proj", "k", kv_dim), ("v_proj", "v", kv_dim)]),
         Op("rope", ("q",), ("q",), attrs=dict(heads=c.num_heads, head_dim=hd, theta=c.rope_theta)),
@@ -223,13 +217,23 @@ def _layer(b: _Builder, context: int) -> list[Op]:
         Op("kv_store", ("v",), ("v_cache",), attrs=dict(kernel=kv.store, row=kv_dim)),
         Op("attention", ("q", "k_cache", "v_cache"), (b.act("att", q_dim), "scores"),
            attrs=dict(kernel=kv.attention, heads=c.num_heads, kv_heads=c.num_kv_heads, head_dim=hd)),
-        *attn_sub_norm,
+    ]
+    att = "att"
+    if b.arch.has("attn_sub_norm"):  # ops are built in order: values are declared, and the C written, in that order
+        ops.append(b.rmsnorm("att", "att_norm", "attn_sub_norm", q_dim))
+        att = "att_norm"
+    ops += [
         *b.bitlinears(att, q_dim, [("o_proj", "o", H)]),
         Op("add", ("x", "o"), ("x",), attrs=dict(dim=H)),
         b.rmsnorm("x", "h", "post_attention_norm", H),
         *b.bitlinears("h", H, [("gate_proj", "gate", I), ("up_proj", "up", I)]),
         Op(b.arch.gated_mlp, ("gate", "up"), ("gate",), attrs=dict(dim=I)),
-        *ffn_sub_norm,
+    ]
+    mlp = "gate"
+    if b.arch.has("ffn_sub_norm"):
+        ops.append(b.rmsnorm("gate", "mlp", "ffn_sub_norm", I))
+        mlp = "mlp"
+    return ops + [
         *b.bitlinears(mlp, I, [("down_proj", "down", H)]),
         Op("add", ("x", "down"), ("x",), attrs=dict(dim=H)),
     ]
