@@ -15,7 +15,8 @@ class ModelConfig:
     architecture: str          # key of compiler/architectures.py: the graph's shape, not its weight bits:
                                # "bitnet" (BitNetForCausalLM: ReLU^2 gated MLP, sub-norms),
                                # "bitnet-llama" (1bitLLM BitnetForCausalLM: SiLU gated MLP; its
-                               # inner_attn_ln / ffn_layernorm are sub-norms too)
+                               # inner_attn_ln / ffn_layernorm are sub-norms too),
+                               # "llama" (Llama + bitnet quantization: SiLU gated MLP, no sub-norms)
     vocab_size: int
     hidden_size: int
     intermediate_size: int
@@ -37,7 +38,7 @@ class BitLinear:
     """A quantized linear layer: y = (x_q @ weights.T) / (input_scale * wscale)."""
 
     weights: np.ndarray        # int8 [out, in], values in {-1, 0, +1} (ternary) or {-1, +1} (binary)
-    wscale: float              # the INVERSE weight scale, as 2B4T's weight_scale
+    wscale: float              # the INVERSE weight scale: bitlinear's weight_scale, 1 / autobitlinear's
     binary: bool = False       # original 1-bit BitNet: weights are sign(W - mean W) in {-1, +1}
 
     @property
@@ -53,11 +54,9 @@ class TokenizerFiles:
 
 @dataclass
 class Checkpoint:
-    """Canonical tensor names (per layer i):
-    embed [vocab, hidden] f32; lm_head [vocab, hidden] f32 (absent when tied); norm [hidden] f32;
-    layers.{i}.input_norm, layers.{i}.post_attention_norm [hidden] f32;
-    layers.{i}.attn_sub_norm [hidden], layers.{i}.ffn_sub_norm [intermediate] f32 (architectures with sub-norms);
-    linears: layers.{i}.{q,k,v,o,gate,up,down}_proj -> BitLinear."""
+    """Canonical tensor names and shapes: the roles of compiler/architectures.py's tables, e.g.
+    embed, norm, lm_head (absent when tied) and layers.{i}.input_norm (f32 arrays);
+    layers.{i}.q_proj ... layers.{i}.down_proj (BitLinear)."""
 
     config: ModelConfig
     tensors: dict[str, np.ndarray]

@@ -26,8 +26,8 @@ CALLS = {
     "quantize": "bn_quantize_rows({r0}, {w0}, {w1}, n, {dim});",
     "bitlinear": "{kernel}_parallel({W0}, *{W1}, {r0}, {r1}, {w0}, {scratch}{out_dim}, {in_dim}, n);",
     "rope": "bn_rope({r0}, n, {heads}, {head_dim}, pos0, {theta});",
-    "kv_store": "bn_kv_store({r0}, {w0}, n, {row}, pos0);",
-    "attention": "bn_attention_parallel({r0}, {r1}, {r2}, {w0}, {w1}, n, {heads}, {kv_heads}, {head_dim}, pos0);",
+    "kv_store": "{kernel}({r0}, {w0}, n, {row}, pos0);",
+    "attention": "{kernel}_parallel({r0}, {r1}, {r2}, {w0}, {w1}, n, {heads}, {kv_heads}, {head_dim}, pos0);",
     "relu2_mul": "bn_relu2_mul({r0}, {r1}, {w0}, n * {dim});",
     "silu_mul": "bn_silu_mul({r0}, {r1}, {w0}, n * {dim});",
     "add": "bn_add({r0}, {r1}, {w0}, n * {dim});",
@@ -91,11 +91,12 @@ def generate(graph: Graph, plan: MemoryPlan) -> tuple[str, str]:
             return f"arena + w->{role}.weights"
         return f"(const {ctype('layers.0.' + role)} *)(arena + w->{role})"
 
+    kv_ctype = ctype("k_cache")
     activations = sorted((v for v in graph.values.values() if v.region == "activations"), key=lambda v: slots[v.name].offset)
     global_weights = sorted({w for op in graph.prologue + graph.epilogue for w in op.weights}, key=lambda w: slots[w].offset)
     declarations = (
         [f"{ctype(v.name)} *{v.name} = ({ctype(v.name)} *)(arena + {slots[v.name].offset}u);" for v in activations]
-        + ["uint16_t *k_caches = (uint16_t *)(arena + K_CACHE);", "uint16_t *v_caches = (uint16_t *)(arena + V_CACHE);",
+        + [f"{kv_ctype} *k_caches = ({kv_ctype} *)(arena + K_CACHE);", f"{kv_ctype} *v_caches = ({kv_ctype} *)(arena + V_CACHE);",
            "float *logits = (float *)(arena + LOGITS);"]
         + [f"const {ctype(w)} *{c_name(w)} = (const {ctype(w)} *)(arena + {slots[w].offset}u);" for w in global_weights]
     )
@@ -110,6 +111,7 @@ def generate(graph: Graph, plan: MemoryPlan) -> tuple[str, str]:
         constants=constants,
         layer_norms=norms,
         layer_linears=linears,
+        kv_ctype=kv_ctype,
         layers=[layer_fields(i) for i in range(c.num_layers)],
         declarations=declarations,
         prologue=[_call(op, c_name) for op in graph.prologue],

@@ -35,6 +35,7 @@ from typing import Callable
 import gguf
 import numpy as np
 
+from bitnet_wasm.compiler.loaders.gguf_tokenizer import LLAMA3_REGEX
 from bitnet_wasm.compiler.site_format import SiteError, read_json_file, read_manifest, read_shard
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
@@ -84,8 +85,6 @@ LLAMA_CPP_GRAPH = {  # our architecture -> how llama.cpp's bitnet graph runs it
     "bitnet": "weights exact; llama.cpp has no ReLU^2 for bitnet and runs the FFN with SiLU",
     "bitnet-llama": "exact graph (SiLU gated FFN with sub-norms)",
 }
-LLAMA3_REGEX = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
-                "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
 PRE_TOKENIZERS = {  # tokenizer.json pre_tokenizer, reduced to (type, regex or use_regex) steps -> tokenizer.ggml.pre
     (("ByteLevel", True),): "gpt-2",
     (("Split", LLAMA3_REGEX), ("ByteLevel", False)): "llama-bpe",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from bitnet_wasm.compiler.architectures import Architecture, architecture
+from bitnet_wasm.compiler.architectures import Architecture, architecture, linear_shapes
 from bitnet_wasm.compiler.checkpoint import ModelConfig
 from bitnet_wasm.wasm_kernels.abi import max_threads
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
@@ -43,10 +43,26 @@ DEFAULT_CONTEXT_CAP = 2048
 
 
 @dataclass(frozen=True)
+class KVFormat:
+    """The KV cache's element type and the kernels that write and read it."""
+
+    dtype: str
+    store: str
+    attention: str   # its threaded entry point is attention + "_parallel"
+
+
+KV_CACHES = {
+    "f16": KVFormat("f16", "bn_kv_store", "bn_attention"),          # half the memory; keys and values rounded to f16
+    "f32": KVFormat("f32", "bn_kv_store_f32", "bn_attention_f32"),  # exact mode: logits as transformers float32
+}
+
+
+@dataclass(frozen=True)
 class BuildOptions:
     context: int | None = None   # KV cache length; None: min(model max_position, 2048)
     chunk: int = 32              # most tokens one forward step takes (prefill chunk)
     embed: str = "f16"           # storage of embedding table and head: a key of EMBEDDINGS
+    kv: str = "f16"              # KV cache element type: a key of KV_CACHES
     layout: str = "mad"          # kernels.layouts layout of ternary weights, or "auto": per shape from shape_layouts
     shard_mb: float = 32         # weight shard size in MiB
     shape_layouts: tuple[tuple[tuple[int, int], str], ...] = ()  # ((out, in), layout) chosen per shape (kernel_choice)
@@ -60,6 +76,8 @@ class BuildOptions:
             raise BuildOptionError(f"chunk {self.chunk}: must be at least 1")
         if self.embed not in EMBEDDINGS:
             raise BuildOptionError(f"--embed {self.embed}: choose one of {', '.join(EMBEDDINGS)}")
+        if self.kv not in KV_CACHES:
+            raise BuildOptionError(f"--kv {self.kv}: choose one of {', '.join(KV_CACHES)}")
         if self.layout not in LAYOUT_CHOICES:
             raise BuildOptionError(f"--layout {self.layout}: choose one of {', '.join(LAYOUT_CHOICES)}")
         if not self.shard_mb * 2**20 >= 1:
@@ -149,8 +167,8 @@ def check_config(c: ModelConfig) -> None:
 class _Builder:
     """Collects values as ops mention them, so every buffer is declared where it is first used."""
 
-    def __init__(self, config: ModelConfig, arch: Architecture, layouts: dict[tuple[int, int], str]):
-        self.c, self.arch, self.layouts = config, arch, layouts
+    def __init__(self, config: ModelConfig, arch: Architecture, layouts: dict[tuple[int, int], str], kv: str):
+        self.c, self.arch, self.layouts, self.kv = config, arch, layouts, kv
         self.values: dict[str, Value] = {}
 
     def act(self, name: str, width: int, dtype: str = "f32") -> str:
@@ -189,33 +207,36 @@ def _layer(b: _Builder, context: int) -> list[Op]:
     H, I, hd = c.hidden_size, c.intermediate_size, c.head_dim
     q_dim, kv_dim = c.num_heads * hd, c.num_kv_heads * hd
     b.values["scores"] = Value("scores", "f32", (MAX_THREADS * context,))  # attention's per-query scratch, per thread
-    return [
+    kv = KV_CACHES[b.kv]
+    ops = [
         b.rmsnorm("x", "h", "input_norm", H),
         *b.bitlinears("h", H, [("q_proj", "q", q_dim), ("k_proj", "k", kv_dim), ("v_proj", "v", kv_dim)]),
         Op("rope", ("q",), ("q",), attrs=dict(heads=c.num_heads, head_dim=hd, theta=c.rope_theta)),
         Op("rope", ("k",), ("k",), attrs=dict(heads=c.num_kv_heads, head_dim=hd, theta=c.rope_theta)),
-        Op("kv_store", ("k",), ("k_cache",), attrs=dict(row=kv_dim)),
-        Op("kv_store", ("v",), ("v_cache",), attrs=dict(row=kv_dim)),
+        Op("kv_store", ("k",), ("k_cache",), attrs=dict(kernel=kv.store, row=kv_dim)),
+        Op("kv_store", ("v",), ("v_cache",), attrs=dict(kernel=kv.store, row=kv_dim)),
         Op("attention", ("q", "k_cache", "v_cache"), (b.act("att", q_dim), "scores"),
-           attrs=dict(heads=c.num_heads, kv_heads=c.num_kv_heads, head_dim=hd)),
-        b.rmsnorm("att", "att_norm", "attn_sub_norm", q_dim),
-        *b.bitlinears("att_norm", q_dim, [("o_proj", "o", H)]),
+           attrs=dict(kernel=kv.attention, heads=c.num_heads, kv_heads=c.num_kv_heads, head_dim=hd)),
+    ]
+    att = "att"
+    if b.arch.has("attn_sub_norm"):  # ops are built in order: values are declared, and the C written, in that order
+        ops.append(b.rmsnorm("att", "att_norm", "attn_sub_norm", q_dim))
+        att = "att_norm"
+    ops += [
+        *b.bitlinears(att, q_dim, [("o_proj", "o", H)]),
         Op("add", ("x", "o"), ("x",), attrs=dict(dim=H)),
         b.rmsnorm("x", "h", "post_attention_norm", H),
         *b.bitlinears("h", H, [("gate_proj", "gate", I), ("up_proj", "up", I)]),
         Op(b.arch.gated_mlp, ("gate", "up"), ("gate",), attrs=dict(dim=I)),
-        b.rmsnorm("gate", "mlp", "ffn_sub_norm", I),
-        *b.bitlinears("mlp", I, [("down_proj", "down", H)]),
+    ]
+    mlp = "gate"
+    if b.arch.has("ffn_sub_norm"):
+        ops.append(b.rmsnorm("gate", "mlp", "ffn_sub_norm", I))
+        mlp = "mlp"
+    return ops + [
+        *b.bitlinears(mlp, I, [("down_proj", "down", H)]),
         Op("add", ("x", "down"), ("x",), attrs=dict(dim=H)),
     ]
-
-
-def linear_shapes(c: ModelConfig) -> dict[str, tuple[int, int]]:
-    """role -> (out, in) of every linear of a layer."""
-    H, I, hd = c.hidden_size, c.intermediate_size, c.head_dim
-    q_dim, kv_dim = c.num_heads * hd, c.num_kv_heads * hd
-    return dict(q_proj=(q_dim, H), k_proj=(kv_dim, H), v_proj=(kv_dim, H), o_proj=(H, q_dim),
-                gate_proj=(I, H), up_proj=(I, H), down_proj=(H, I))
 
 
 def _linear_layouts(c: ModelConfig, options: BuildOptions, binary: bool) -> dict[tuple[int, int], str]:
@@ -231,9 +252,7 @@ def _linear_layouts(c: ModelConfig, options: BuildOptions, binary: bool) -> dict
     return layouts
 
 
-def _weights(c: ModelConfig, embedding: EmbeddingFormat, layouts: dict[tuple[int, int], str]) -> dict[str, Weight]:
-    H, I, hd = c.hidden_size, c.intermediate_size, c.head_dim
-    q_dim, kv_dim = c.num_heads * hd, c.num_kv_heads * hd
+def _weights(c: ModelConfig, arch: Architecture, embedding: EmbeddingFormat, layouts: dict[tuple[int, int], str]) -> dict[str, Weight]:
     weights: list[Weight] = []
 
     def tensor(name, source, packing, dtype, shape):
@@ -241,18 +260,17 @@ def _weights(c: ModelConfig, embedding: EmbeddingFormat, layouts: dict[tuple[int
 
     def table(name):
         for suffix, packing, dtype in embedding.tensors:
-            tensor(name + suffix, name, packing, dtype, (c.vocab_size, H) if packing != "q8_scale" else (c.vocab_size,))
+            tensor(name + suffix, name, packing, dtype, (c.vocab_size, c.hidden_size) if packing != "q8_scale" else (c.vocab_size,))
 
-    norms = dict(input_norm=H, post_attention_norm=H, attn_sub_norm=q_dim, ffn_sub_norm=I)
     table("embed")
     for i in range(c.num_layers):
-        for role, dim in norms.items():
-            tensor(f"layers.{i}.{role}", f"layers.{i}.{role}", "f32", "f32", (dim,))
-        for role, shape in linear_shapes(c).items():
-            name, layout = f"layers.{i}.{role}", layouts[shape]
-            weights.append(Weight(name, name, layout, "u8", shape, LAYOUTS[layout].packed_bytes(*shape)))
+        for norm in arch.norms():
+            tensor(f"layers.{i}.{norm.role}", f"layers.{i}.{norm.role}", "f32", "f32", norm.dims(c))
+        for linear in arch.linears():
+            name, shape = f"layers.{i}.{linear.role}", linear.dims(c)
+            weights.append(Weight(name, name, layouts[shape], "u8", shape, LAYOUTS[layouts[shape]].packed_bytes(*shape)))
             tensor(name + ".wscale", name, "wscale", "f32", (1,))
-    tensor("norm", "norm", "f32", "f32", (H,))
+    tensor("norm", "norm", "f32", "f32", (c.hidden_size,))
     if not c.tie_embeddings:
         table("lm_head")
     return {w.name: w for w in weights}
@@ -267,15 +285,15 @@ def build_graph(config: ModelConfig, options: BuildOptions = BuildOptions(), bin
     linear_layouts = _linear_layouts(c, options, binary)
     H, V = c.hidden_size, c.vocab_size
     kv_shape = (options.context, c.num_kv_heads, c.head_dim)
-    b = _Builder(c, arch, linear_layouts)
+    b = _Builder(c, arch, linear_layouts, options.kv)
     for value in (
         Value("tokens", "i32", (options.context,), "io"),
         Value("logits", "f32", (N, V), "io"),
         Value("rng_state", "u64", (1,), "io"),
         Value("sample_p", "f32", (V,), "io"),
         Value("sample_idx", "i32", (V,), "io"),
-        Value("k_cache", "f16", kv_shape, "kv", per_layer=True),
-        Value("v_cache", "f16", kv_shape, "kv", per_layer=True),
+        Value("k_cache", KV_CACHES[options.kv].dtype, kv_shape, "kv", per_layer=True),
+        Value("v_cache", KV_CACHES[options.kv].dtype, kv_shape, "kv", per_layer=True),
     ):
         b.values[value.name] = value
 
@@ -289,4 +307,4 @@ def build_graph(config: ModelConfig, options: BuildOptions = BuildOptions(), bin
         epilogue.append(b.quantize("final", H))
         head_input = ("final_q", "final_s")
     epilogue.append(Op(embedding.head_op, head_input, ("logits",), tuple(head + s for s in suffixes), dict(dim=H, vocab=V)))
-    return Graph(c, arch, options, linear_layouts, b.values, _weights(c, embedding, linear_layouts), prologue, layer, epilogue)
+    return Graph(c, arch, options, linear_layouts, b.values, _weights(c, arch, embedding, linear_layouts), prologue, layer, epilogue)

@@ -12,10 +12,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bitnet_wasm import __version__
+from bitnet_wasm.compiler.architectures import linear_shapes
 from bitnet_wasm.compiler.chat import single_turn
 from bitnet_wasm.compiler.checkpoint import Checkpoint
 from bitnet_wasm.compiler.codegen import ABI_BUFFERS, compile_sources, generate, write_sources
-from bitnet_wasm.compiler.graph import AUTO, MAX_THREADS, BuildOptionError, BuildOptions, check_config, linear_shapes
+from bitnet_wasm.compiler.graph import AUTO, MAX_THREADS, BuildOptionError, BuildOptions, check_config
 from bitnet_wasm.compiler.kernel_choice import choose, manifest_table
 from bitnet_wasm.compiler.plan import plan_model
 from bitnet_wasm.compiler.shards import write_shards
@@ -61,10 +62,10 @@ def _write_tokenizer(checkpoint: Checkpoint, model_dir: Path) -> dict | None:
 
 
 def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int | None = None, shard_mb: float = 32,
-          embed: str = "f16", layout: str = AUTO, chunk: int = 32, wasm: bool = True, progress: bool = True,
+          embed: str = "f16", kv: str = "f16", layout: str = AUTO, chunk: int = 32, wasm: bool = True, progress: bool = True,
           coi_service_worker: bool = False) -> Path:
     """Build the site for `model` (a checkpoint directory or a loaded Checkpoint) into out_dir;
-    returns the manifest's path. wasm=False skips compiling the wasm modules (the Python
+    returns the manifest's path. kv "f32": an f32 KV cache (exact mode, twice the cache memory). wasm=False skips compiling the wasm modules (the Python
     runtime compiles its native library from the site's C itself). layout "auto" picks each linear
     shape's layout from kernel times measured here (compiler/kernel_choice.py). coi_service_worker: the
     page registers coi-sw.js, for static hosts that cannot send the COOP/COEP headers threads need."""
@@ -76,7 +77,7 @@ def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int |
         checkpoint = load_checkpoint(Path(model))
     binary = _is_binary(checkpoint)
     check_config(checkpoint.config)
-    options = BuildOptions(context=context, chunk=chunk, embed=embed, layout=layout, shard_mb=shard_mb)
+    options = BuildOptions(context=context, chunk=chunk, embed=embed, kv=kv, layout=layout, shard_mb=shard_mb)
     options.resolved(checkpoint.config)  # bad options fail before any kernel is timed
     kernels = choose(linear_shapes(checkpoint.config).values(), layout, binary, progress)
     options = dataclasses.replace(options, shape_layouts=tuple((k.shape, k.layout) for k in kernels))

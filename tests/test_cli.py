@@ -5,7 +5,8 @@ import subprocess
 import sys
 
 import pytest
-from models import write_bitnet_packed
+
+from bitnet_wasm.compiler.writers import write_bitnet_packed
 
 
 def safetensors_with_header(path, header: bytes):

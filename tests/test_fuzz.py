@@ -13,10 +13,10 @@ import signal
 import numpy as np
 import pytest
 from fuzzing import cases, mutate_file, names_a_file
-from models import write_bitnet_packed
 
 import bitnet_wasm
 from bitnet_wasm.compiler.gguf_export import export_gguf
+from bitnet_wasm.compiler.writers import write_bitnet_packed
 
 IDS = [1, 5, 9, 200, 17, 3]
 CASE_SECONDS = 60  # a case slower than this on a loaded 2-core machine counts as a hang

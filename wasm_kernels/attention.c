@@ -1,6 +1,7 @@
-/* Causal GQA attention over an f16 KV cache, one (token, head) at a time: scores = (q . k_j) *
- * 1/sqrt(head_dim) (four-lane dot), p_j = bn_expf(score_j - max) summed in four lanes, then
- * out = (sum_j p_j v_j, j in order) / sum p. */
+/* Causal GQA attention over an f16 or f32 KV cache, one (token, head) at a time: scores =
+ * (q . k_j) * 1/sqrt(head_dim) (four-lane dot), p_j = bn_expf(score_j - max) summed in four
+ * lanes, then out = (sum_j p_j v_j, j in order) / sum p. The f16 cache halves the memory; the f32
+ * one (bn_*_f32, build option --kv f32) keeps keys and values exactly as computed. */
 #include "bitnet.h"
 #include "dot_f16.h"
 
@@ -21,88 +22,53 @@ static Shape shape_of(int heads, int kv_heads, int head_dim) {
 /* kv head of query head h: h / (heads / kv_heads), written so it stays < kv_heads for any shape */
 static size_t kv_offset(const Shape *s, int h) { return (size_t)(h * s->kv_heads / s->heads) * s->head_dim; }
 
-static void head_ref(const Shape *s, const float *q, const uint16_t *k, const uint16_t *v, float *o, float *p, int len) {
-    float mx = -__builtin_inff();
-    for (int j = 0; j < len; j++) {
-        p[j] = bn_dot_f16_ref(q, k + (size_t)j * s->row, s->head_dim) * s->scale;
-        mx = p[j] > mx ? p[j] : mx;
-    }
+
+static inline float dot_f32_ref(const float *x, const float *e, int d) {
     float lanes[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
-    for (int j = 0; j < len; j++) {
-        p[j] = bn_expf(p[j] - mx);
-        lanes[j & 3] += p[j];
-    }
-    const float sum = bn_lanes_total(lanes);
-    for (int d = 0; d < s->head_dim; d++) o[d] = p[0] * bn_f16_to_f32(v[d]);
-    for (int j = 1; j < len; j++)
-        for (int d = 0; d < s->head_dim; d++) o[d] += p[j] * bn_f16_to_f32(v[(size_t)j * s->row + d]);
-    for (int d = 0; d < s->head_dim; d++) o[d] = o[d] / sum;
+    for (int i = 0; i < d; i++) lanes[i & 3] += x[i] * e[i];
+    return bn_lanes_total(lanes);
 }
 
-void bn_attention_ref(const float *q, const uint16_t *k_cache, const uint16_t *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0) {
-    if (!valid(n, heads, kv_heads, head_dim, pos0)) return;
-    const Shape s = shape_of(heads, kv_heads, head_dim);
-    for (int t = 0; t < n; t++)
-        for (int h = 0; h < heads; h++) {
-            size_t qo = ((size_t)t * heads + h) * head_dim;
-            head_ref(&s, q + qo, k_cache + kv_offset(&s, h), v_cache + kv_offset(&s, h), out + qo, scratch, pos0 + t + 1);
-        }
-}
-
-static void head(const Shape *s, const float *q, const uint16_t *k, const uint16_t *v, float *o, float *p, int len) {
-    const int d = s->head_dim;
-    int j = 0;
-    for (; j + 4 <= len; j += 4) bn_dot4_f16(q, k + (size_t)j * s->row, s->row, d, p + j);
-    for (; j < len; j++) p[j] = bn_dot_f16(q, k + (size_t)j * s->row, d);
-    float mx = -__builtin_inff();
-    for (j = 0; j < len; j++) {
-        p[j] = p[j] * s->scale;
-        mx = p[j] > mx ? p[j] : mx;
-    }
-
-    const v128_t vmx = wasm_f32x4_splat(mx);
+static inline float dot_f32(const float *x, const float *e, int d) {
     v128_t acc = wasm_f32x4_splat(0.0f);
-    for (j = 0; j + 4 <= len; j += 4) {
-        v128_t e = bn_expf4(wasm_f32x4_sub(wasm_v128_load(p + j), vmx));
-        wasm_v128_store(p + j, e);
-        acc = wasm_f32x4_add(acc, e);
-    }
+    int i = 0;
+    for (; i + 4 <= d; i += 4) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(x + i), wasm_v128_load(e + i)));
     float lanes[4];
     wasm_v128_store(lanes, acc);
-    for (int l = 0; j < len; j++, l++) {
-        p[j] = bn_expf(p[j] - mx);
-        lanes[l] += p[j];
-    }
-    const float sum = bn_lanes_total(lanes);
-
-    int i = 0;
-    const v128_t w0 = wasm_f32x4_splat(p[0]);
-    for (; i + 4 <= d; i += 4) wasm_v128_store(o + i, wasm_f32x4_mul(w0, bn_load_f16x4(v + i)));
-    for (; i < d; i++) o[i] = p[0] * bn_f16_to_f32(v[i]);
-    for (j = 1; j < len; j++) {
-        const uint16_t *vj = v + (size_t)j * s->row;
-        const v128_t w = wasm_f32x4_splat(p[j]);
-        for (i = 0; i + 4 <= d; i += 4) wasm_v128_store(o + i, wasm_f32x4_add(wasm_v128_load(o + i), wasm_f32x4_mul(w, bn_load_f16x4(vj + i))));
-        for (; i < d; i++) o[i] += p[j] * bn_f16_to_f32(vj[i]);
-    }
-    const v128_t vsum = wasm_f32x4_splat(sum);
-    for (i = 0; i + 4 <= d; i += 4) wasm_v128_store(o + i, wasm_f32x4_div(wasm_v128_load(o + i), vsum));
-    for (; i < d; i++) o[i] = o[i] / sum;
+    for (int l = 0; i < d; i++, l++) lanes[l] += x[i] * e[i];
+    return bn_lanes_total(lanes);
 }
 
-void bn_attention_heads(const float *q, const uint16_t *k_cache, const uint16_t *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0, int h0, int h1) {
-    if (!valid(n, heads, kv_heads, head_dim, pos0)) return;
-    const Shape s = shape_of(heads, kv_heads, head_dim);
-    for (int t = 0; t < n; t++)
-        for (int h = h0 > 0 ? h0 : 0; h < h1 && h < heads; h++) {
-            size_t qo = ((size_t)t * heads + h) * head_dim;
-            head(&s, q + qo, k_cache + kv_offset(&s, h), v_cache + kv_offset(&s, h), out + qo, scratch, pos0 + t + 1);
-        }
+static inline void dot4_f32(const float *x, const float *e, size_t stride, int d, float *out) {
+    for (int r = 0; r < 4; r++) out[r] = dot_f32(x, e + r * stride, d);
 }
 
-void bn_attention(const float *q, const uint16_t *k_cache, const uint16_t *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0) {
-    bn_attention_heads(q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0, 0, heads);
-}
+static inline float f32_value(float x) { return x; }
+
+#define KV uint16_t
+#define KV_NAME(f, rest) f##rest
+#define KV_TO_F32 bn_f16_to_f32
+#define KV_LOAD4 bn_load_f16x4
+#define KV_DOT_REF bn_dot_f16_ref
+#define KV_DOT bn_dot_f16
+#define KV_DOT4 bn_dot4_f16
+#include "attention_kv.h"
+#undef KV
+#undef KV_NAME
+#undef KV_TO_F32
+#undef KV_LOAD4
+#undef KV_DOT_REF
+#undef KV_DOT
+#undef KV_DOT4
+
+#define KV float
+#define KV_NAME(f, rest) f##_f32##rest
+#define KV_TO_F32 f32_value
+#define KV_LOAD4 wasm_v128_load
+#define KV_DOT_REF dot_f32_ref
+#define KV_DOT dot_f32
+#define KV_DOT4 dot4_f32
+#include "attention_kv.h"
 
 void bn_kv_store(const float *x, uint16_t *cache, int n, int row, int pos0) {
     if (pos0 < 0 || n <= 0 || row <= 0) return;
@@ -114,4 +80,10 @@ void bn_kv_store(const float *x, uint16_t *cache, int n, int row, int pos0) {
         wasm_v128_store(dst + i, wasm_u16x8_narrow_i32x4(lo, hi));
     }
     for (; i < total; i++) dst[i] = bn_f32_to_f16(x[i]);
+}
+
+void bn_kv_store_f32(const float *x, float *cache, int n, int row, int pos0) {
+    if (pos0 < 0 || n <= 0 || row <= 0) return;
+    float *dst = cache + (size_t)pos0 * row;
+    for (size_t i = 0; i < (size_t)n * row; i++) dst[i] = x[i];
 }

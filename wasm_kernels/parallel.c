@@ -22,7 +22,7 @@ struct Job {
     union {
         struct { const uint8_t *w; float wscale; const int8_t *q; const float *scale; float *y; uint8_t *scratch; int out, in, n; } linear;
         struct { const void *E; const float *row_scale; const void *x; const float *xscale; float *logits; int n, vocab, dim; } head;
-        struct { const float *q; const uint16_t *k, *v; float *out, *scratch; int n, heads, kv_heads, head_dim, pos0; } attention;
+        struct { const float *q; const void *k, *v; float *out, *scratch; int n, heads, kv_heads, head_dim, pos0; } attention;  /* k, v: f16 or f32 */
     };
 };
 
@@ -126,6 +126,12 @@ static void attention_heads(const Job *j, int begin, int end, int thread) {
                        j->attention.n, j->attention.heads, j->attention.kv_heads, j->attention.head_dim, j->attention.pos0, begin, end);
 }
 
+static void attention_heads_f32(const Job *j, int begin, int end, int thread) {
+    const int len = j->attention.pos0 + j->attention.n;
+    bn_attention_f32_heads(j->attention.q, j->attention.k, j->attention.v, j->attention.out, j->attention.scratch + (size_t)thread * len,
+                           j->attention.n, j->attention.heads, j->attention.kv_heads, j->attention.head_dim, j->attention.pos0, begin, end);
+}
+
 void bn_bitlinear_mad_parallel(const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, int out, int in, int n) {
     dispatch((Job){ .run = mad_rows, .count = out, .grain = ROW_GRAIN, .linear = { w, wscale, q, scale, y, 0, out, in, n } }, (long long)out * in * n);
 }
@@ -149,5 +155,11 @@ void bn_head_q8_parallel(const int8_t *E, const float *row_scale, const int8_t *
 void bn_attention_parallel(const float *q, const uint16_t *k_cache, const uint16_t *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0) {
     if (n < 1 || pos0 < 0) return;  /* as bn_attention: nothing to do */
     dispatch((Job){ .run = attention_heads, .count = heads, .grain = 1, .attention = { q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0 } },
+             2LL * heads * head_dim * (pos0 + n) * n);
+}
+
+void bn_attention_f32_parallel(const float *q, const float *k_cache, const float *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0) {
+    if (n < 1 || pos0 < 0) return;
+    dispatch((Job){ .run = attention_heads_f32, .count = heads, .grain = 1, .attention = { q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0 } },
              2LL * heads * head_dim * (pos0 + n) * n);
 }

@@ -45,9 +45,17 @@ def binarize_sign_mean(w: np.ndarray) -> BitLinear:
     return BitLinear(np.where(w >= w.mean(), 1, -1).astype(np.int8), wscale=1.0 / beta, binary=True)
 
 
-PACKED = Encoding(
-    "2-bit packed along the output dim (2B4T offline)", ("U8",), lambda out, in_: (-(-out // CODES_PER_BYTE), in_), True,
+def packed_shape(out: int, in_: int) -> tuple[int, int]:
+    return -(-out // CODES_PER_BYTE), in_
+
+
+PACKED = Encoding(  # transformers BitLinear: the output is divided by weight_scale
+    "2-bit packed along the output dim, inverse weight_scale (bitlinear offline)", ("U8",), packed_shape, True,
     lambda stored, out, scale: BitLinear(unpack_output_packed(stored, out), wscale=scale),
+)
+PACKED_FORWARD = Encoding(  # transformers AutoBitLinear: the output is multiplied by weight_scale
+    "2-bit packed along the output dim, forward weight_scale (autobitlinear offline)", ("U8",), packed_shape, True,
+    lambda stored, out, scale: BitLinear(unpack_output_packed(stored, out), wscale=1.0 / scale),
 )
 ABSMEAN = Encoding("full precision, ternarized at build", FLOAT_DTYPES, lambda out, in_: (out, in_), False,
                    lambda stored, out, scale: ternarize_absmean(stored))

@@ -1,8 +1,10 @@
 """Hugging Face BitNet checkpoints (config.json + safetensors) -> Checkpoint.
 
-Two families share this reader; each is one row of data: transformers' BitNetForCausalLM
-(microsoft/bitnet-b1.58-2B-4T, packed or full precision, and our 1-bit export) and 1bitLLM's
-BitnetForCausalLM (bitnet_b1_58-large/3B)."""
+Every family is one row of data (a Family below; FORMATS in __init__.py maps config.json's
+architecture to it): transformers' BitNetForCausalLM (microsoft/bitnet-b1.58-2B-4T, packed or full
+precision, and our 1-bit export), 1bitLLM's BitnetForCausalLM (bitnet_b1_58-large/3B), and
+LlamaForCausalLM with a bitnet quantization_config (tiiuae Falcon3-*-1.58bit, Falcon-E,
+HF1BitLLM Llama3-8B-1.58). Tensor names and shapes come from the architecture's structure table."""
 from __future__ import annotations
 
 import math
@@ -11,47 +13,49 @@ from pathlib import Path
 
 import numpy as np
 
+from ..architectures import architecture
 from ..checkpoint import BitLinear, Checkpoint, ModelConfig
-from .encodings import ABSMEAN, FLOAT_DTYPES, PACKED, SIGN_MEAN, Encoding
+from .encodings import ABSMEAN, FLOAT_DTYPES, PACKED, PACKED_FORWARD, SIGN_MEAN, Encoding
 from .errors import CheckpointError
 from .safetensors_files import TensorFiles
 from .tokenizer import read_json, read_tokenizer
 
-LINEARS = {  # canonical name -> name under model.layers.{i}.
-    "q_proj": "self_attn.q_proj", "k_proj": "self_attn.k_proj", "v_proj": "self_attn.v_proj", "o_proj": "self_attn.o_proj",
-    "gate_proj": "mlp.gate_proj", "up_proj": "mlp.up_proj", "down_proj": "mlp.down_proj",
-}
 REQUIRED_SIZES = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
 
 
 @dataclass(frozen=True)
 class Family:
-    architecture: str                          # ModelConfig.architecture
+    architecture: str                          # ModelConfig.architecture: its tensors and their names
     hidden_act: str                            # the activation its published modeling code runs
-    norms: dict[str, str]                      # canonical per-layer norm -> name under model.layers.{i}.
     defaults: dict                             # its config class's defaults for keys config.json may omit
-    weight_bits: dict                          # config "weight_bits" -> encoding of full-precision weights
+    weight_bits: dict                          # config "weight_bits" -> encoding of full-precision weights (none: needs a quantization_config)
     quantization_modes: dict                   # quantization_config (linear_class, quantization_mode) -> encoding
 
 
+# transformers' BitNetQuantConfig, defaults bitlinear/offline; the published 2B-4T says autobitlinear/offline
+QUANTIZATION_MODES = {("bitlinear", "offline"): PACKED, ("autobitlinear", "offline"): PACKED_FORWARD, ("autobitlinear", "online"): ABSMEAN}
 BITNET = Family(
     "bitnet", "relu2",
-    {"input_norm": "input_layernorm", "post_attention_norm": "post_attention_layernorm",
-     "attn_sub_norm": "self_attn.attn_sub_norm", "ffn_sub_norm": "mlp.ffn_sub_norm"},
     {"num_key_value_heads": 5, "max_position_embeddings": 2048, "rms_norm_eps": 1e-5, "rope_theta": 500000.0,
      "tie_word_embeddings": False, "bos_token_id": 128000, "eos_token_id": 128001},
     {None: ABSMEAN, 1: SIGN_MEAN},  # weight_bits 1: our export of original 1-bit BitNet
-    # transformers' BitNetQuantConfig defaults to bitlinear/offline; autobitlinear/offline (scale multiplies) is not supported
-    {("bitlinear", "offline"): PACKED, ("autobitlinear", "online"): ABSMEAN},
+    QUANTIZATION_MODES,
 )
 ONEBITLLM = Family(
     "bitnet-llama", "silu",
-    {"input_norm": "input_layernorm", "post_attention_norm": "post_attention_layernorm",
-     "attn_sub_norm": "self_attn.inner_attn_ln", "ffn_sub_norm": "mlp.ffn_layernorm"},
     {"num_key_value_heads": None, "max_position_embeddings": 2048, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
      "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": 2},
     {None: ABSMEAN, 1: ABSMEAN},  # its weight_quant ternarizes whatever weight_bits says (1 in the released configs)
     {},
+)
+
+
+LLAMA = Family(
+    "llama", "silu",
+    {"num_key_value_heads": None, "max_position_embeddings": 2048, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+     "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": 2},
+    {},  # a Llama without a bitnet quantization_config is a full-precision model, not ours
+    QUANTIZATION_MODES,
 )
 
 
@@ -61,20 +65,12 @@ class Expected:
     dtypes: tuple[str, ...]
 
 
-def load_bitnet(model_dir: Path, config: dict) -> Checkpoint:
-    return load(model_dir, config, BITNET)
-
-
-def load_1bitllm(model_dir: Path, config: dict) -> Checkpoint:
-    return load(model_dir, config, ONEBITLLM)
-
-
 def load(model_dir: Path, raw: dict, family: Family) -> Checkpoint:
     config_file = model_dir / "config.json"
     config = model_config(model_dir, raw, family)
     encoding = weight_encoding(config_file, raw, family)
     files = TensorFiles(model_dir)
-    floats, linears = float_tensor_names(config, family), linear_names(config)
+    floats, linears = float_tensor_names(config), linear_names(config)
     expected = {hf: Expected(shape, FLOAT_DTYPES) for hf, shape in floats.values()}
     for prefix, (out, in_) in linears.values():
         expected[f"{prefix}.weight"] = Expected(encoding.stored_shape(out, in_), encoding.weight_dtypes)
@@ -169,10 +165,12 @@ def eos_token_ids(model_dir: Path, from_config) -> tuple[int, ...]:
 
 
 def weight_encoding(file: Path, raw: dict, family: Family) -> Encoding:
-    bits = raw.get("weight_bits")
-    if bits not in family.weight_bits:
+    bits, q = raw.get("weight_bits"), raw.get("quantization_config")
+    if q is None and not family.weight_bits:
+        raise CheckpointError(f"{file}: {raw['architectures'][0]} without a bitnet quantization_config is a full-precision model; "
+                              f"only its BitNet (1.58-bit) variants are supported, e.g. tiiuae/Falcon3-1B-Instruct-1.58bit")
+    if bits is not None and bits not in family.weight_bits:
         raise CheckpointError(f"{file}: weight_bits {bits!r} is not supported; expected one of {[b for b in family.weight_bits if b is not None]} or none")
-    q = raw.get("quantization_config")
     if q is None:
         return family.weight_bits[bits]
     if bits is not None and family.weight_bits[bits] is not ABSMEAN:
@@ -192,23 +190,19 @@ def weight_encoding(file: Path, raw: dict, family: Family) -> Encoding:
     return family.quantization_modes[mode]
 
 
-def float_tensor_names(c: ModelConfig, family: Family) -> dict[str, tuple[str, tuple[int, ...]]]:
+def float_tensor_names(c: ModelConfig) -> dict[str, tuple[str, tuple[int, ...]]]:
     """canonical name -> (HF name, shape) of every float tensor."""
-    names = {"embed": ("model.embed_tokens.weight", (c.vocab_size, c.hidden_size)), "norm": ("model.norm.weight", (c.hidden_size,))}
-    if not c.tie_embeddings:
-        names["lm_head"] = ("lm_head.weight", (c.vocab_size, c.hidden_size))
-    widths = {"ffn_sub_norm": c.intermediate_size}
+    arch = architecture(c.architecture)
+    names = {t.role: (f"{t.hf}.weight", t.dims(c)) for t in arch.globals(c)}
     for i in range(c.num_layers):
-        for norm, hf in family.norms.items():
-            names[f"layers.{i}.{norm}"] = (f"model.layers.{i}.{hf}.weight", (widths.get(norm, c.hidden_size),))
+        names.update({f"layers.{i}.{t.role}": (f"model.layers.{i}.{t.hf}.weight", t.dims(c)) for t in arch.norms()})
     return names
 
 
 def linear_names(c: ModelConfig) -> dict[str, tuple[str, tuple[int, int]]]:
     """canonical name -> (HF module name, (out, in)) of every BitLinear."""
-    q, kv, h, i = c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim, c.hidden_size, c.intermediate_size
-    shapes = {"q_proj": (q, h), "k_proj": (kv, h), "v_proj": (kv, h), "o_proj": (h, q), "gate_proj": (i, h), "up_proj": (i, h), "down_proj": (h, i)}
-    return {f"layers.{n}.{name}": (f"model.layers.{n}.{hf}", shapes[name]) for n in range(c.num_layers) for name, hf in LINEARS.items()}
+    return {f"layers.{i}.{t.role}": (f"model.layers.{i}.{t.hf}", t.dims(c))
+            for i in range(c.num_layers) for t in architecture(c.architecture).linears()}
 
 
 def check_tensors(files: TensorFiles, expected: dict[str, Expected], config: ModelConfig) -> None:

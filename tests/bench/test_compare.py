@@ -14,9 +14,10 @@ from tokenizers import Tokenizer
 
 import bitnet_wasm
 from bitnet_wasm.bench import compare, compare_report, wllama
-from bitnet_wasm.bench.random_model import LARGE, Shape, tokenizer_json, write_random_bitnet
+from bitnet_wasm.bench.random_model import LARGE, Shape, write_random_bitnet
+from bitnet_wasm.compiler.writers import tokenizer_json
 from bitnet_wasm.compiler.loaders import load_checkpoint
-from models import write_1bitllm
+from bitnet_wasm.compiler.writers import write_1bitllm
 
 TINY = Shape(hidden=64, layers=2, heads=4, kv_heads=2, intermediate=128, vocab=300, max_position=128)
 
@@ -140,7 +141,7 @@ def test_random_model_has_the_shape_and_ternary_weights(tmp_path):
     assert c.tie_embeddings and checkpoint.tokenizer is not None
     codes = np.concatenate([linear.weights.ravel() for linear in checkpoint.linears.values()])
     values, counts = np.unique(codes, return_counts=True)
-    assert values.tolist() == [-1, 0, 1] and counts.min() > 0.3 * codes.size
+    assert values.tolist() == [-1, 0, 1] and counts.min() > 0.25 * codes.size
     assert len(checkpoint.linears) == 7 * 2
     first = (tmp_path / "m" / "model.safetensors").read_bytes()
     write_random_bitnet(tmp_path / "again", TINY, seed=3)

@@ -11,7 +11,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
-from models import write_1bitllm, write_bitnet_1bit, write_bitnet_packed
+from bitnet_wasm.compiler.writers import write_1bitllm, write_bitnet_1bit, write_bitnet_packed
 
 import bitnet_wasm
 from bitnet_wasm.cli import main as cli
@@ -50,7 +50,7 @@ def linear_values(tensors, layer, gguf_name):
 
 @pytest.mark.parametrize("weight_type, qtype", [("tq2_0", gguf.GGMLQuantizationType.TQ2_0), ("tq1_0", gguf.GGMLQuantizationType.TQ1_0)])
 def test_ternary_weights_and_scales_read_back_exactly(tmp_path, weight_type, qtype):
-    written = write_bitnet_packed(tmp_path / "hf", seed=1, **TQ_SHAPE)
+    written = write_bitnet_packed(tmp_path / "hf", seed=1, linear_class="bitlinear", **TQ_SHAPE)  # weight_scale: the inverse scale
     path = export_gguf(build_site(tmp_path, written), tmp_path / "m.gguf", weight_type)
     tensors, fields = read_back(path)
     for n in range(TQ_SHAPE["layers"]):
@@ -106,7 +106,7 @@ def test_pre_tokenizer_names():
 
 
 def test_rows_not_a_multiple_of_256_fall_back_to_exact_types(tmp_path):
-    written = write_bitnet_packed(tmp_path / "hf", **MIXED_SHAPE)
+    written = write_bitnet_packed(tmp_path / "hf", linear_class="bitlinear", **MIXED_SHAPE)  # weight_scale: the inverse scale
     tensors, fields = read_back(export_gguf(build_site(tmp_path, written, embed="q8"), tmp_path / "m.gguf", "tq1_0"))
     kinds = {name: linear_values(tensors, 0, name)[0] for name in LINEARS.values()}
     assert kinds.pop("ffn_down") == gguf.GGMLQuantizationType.Q8_0

@@ -27,6 +27,25 @@ def test_layer_follows_the_architecture(arch):
     assert norms == ["input_norm", "attn_sub_norm", "post_attention_norm", "ffn_sub_norm"]
 
 
+def test_llama_layer_has_no_sub_norms():
+    graph = build_graph(replace(TINY, architecture="llama"))
+    kinds = [op.kind for op in graph.layer]
+    assert kinds.count("rmsnorm") == 2 and "silu_mul" in kinds
+    o_proj = next(op for op in graph.layer if op.weights[:1] == ("o_proj",))
+    down = next(op for op in graph.layer if op.weights[:1] == ("down_proj",))
+    assert o_proj.reads == ("att_q", "att_s") and down.reads == ("gate_q", "gate_s")  # straight from attention / the gate
+    assert not [w for w in graph.weights if "sub_norm" in w]
+
+
+@pytest.mark.parametrize("kv, dtype, kernel", [("f16", "f16", "bn_attention"), ("f32", "f32", "bn_attention_f32")])
+def test_kv_cache_type_sets_the_cache_and_its_kernels(kv, dtype, kernel):
+    graph = build_graph(TINY, BuildOptions(kv=kv))
+    assert graph.values["k_cache"].dtype == graph.values["v_cache"].dtype == dtype
+    assert {op.attrs["kernel"] for op in graph.layer if op.kind == "attention"} == {kernel}
+    with pytest.raises(BuildOptionError, match="--kv f8: choose one of f16, f32"):
+        build_graph(TINY, BuildOptions(kv="f8"))
+
+
 def test_bitlinear_shapes_follow_gqa_config():
     config = replace(TINY, num_heads=4, num_kv_heads=2, head_dim=8, hidden_size=40, intermediate_size=72)
     graph = build_graph(config)

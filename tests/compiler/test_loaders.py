@@ -1,14 +1,23 @@
+import functools
 import json
 
 import numpy as np
 import pytest
 
-import models
+from bitnet_wasm.compiler import writers as models
 from bitnet_wasm.compiler.loaders import CheckpointError, load_checkpoint
 from bitnet_wasm.compiler.loaders.encodings import unpack_output_packed
 
 LINEARS = {"q_proj": "self_attn.q_proj", "k_proj": "self_attn.k_proj", "v_proj": "self_attn.v_proj", "o_proj": "self_attn.o_proj",
            "gate_proj": "mlp.gate_proj", "up_proj": "mlp.up_proj", "down_proj": "mlp.down_proj"}
+SUB_NORMS = {  # config architecture -> canonical sub-norm -> HF name under model.layers.{i}.
+    "BitNetForCausalLM": {"attn_sub_norm": "self_attn.attn_sub_norm", "ffn_sub_norm": "mlp.ffn_sub_norm"},
+    "BitnetForCausalLM": {"attn_sub_norm": "self_attn.inner_attn_ln", "ffn_sub_norm": "mlp.ffn_layernorm"},
+    "LlamaForCausalLM": {},
+}
+BITLINEAR_PACKED = functools.partial(models.write_bitnet_packed, linear_class="bitlinear")  # weight_scale divides
+ARCHITECTURES = {models.write_bitnet_packed: "bitnet", BITLINEAR_PACKED: "bitnet", models.write_bitnet_fp: "bitnet", models.write_bitnet_1bit: "bitnet",
+                 models.write_1bitllm: "bitnet-llama", models.write_llama_bitnet: "llama"}
 ODD = dict(hidden=30, heads=5, kv_heads=1, intermediate=45)  # out dims 30, 6, 45: none a multiple of 4
 
 
@@ -24,7 +33,9 @@ def sign_mean(w):
 
 def expected_linear(model, prefix):
     if model.ternary:
-        return model.ternary[prefix], float(model.tensors[f"{prefix}.weight_scale"][0])
+        scale = float(model.tensors[f"{prefix}.weight_scale"][0])
+        forward = model.config["quantization_config"].get("linear_class") == "autobitlinear"  # the scale multiplies
+        return model.ternary[prefix], 1 / scale if forward else scale
     w = model.tensors[f"{prefix}.weight"]
     return sign_mean(w) if model.config.get("weight_bits") == 1 and model.config["model_type"] == "bitnet" else absmean(w)
 
@@ -35,14 +46,15 @@ def assert_loads_as_written(model):
     assert (ck.config.vocab_size, ck.config.hidden_size, ck.config.intermediate_size, ck.config.num_layers) == (
         c["vocab_size"], c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"])
     assert (ck.config.num_heads, ck.config.num_kv_heads, ck.config.head_dim) == (
-        c["num_attention_heads"], c["num_key_value_heads"], c["hidden_size"] // c["num_attention_heads"])
+        c["num_attention_heads"], c["num_key_value_heads"], c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"])
     assert ck.config.tie_embeddings == c["tie_word_embeddings"] and ck.config.rope_theta == c["rope_theta"]
     np.testing.assert_array_equal(ck.tensors["embed"], model.tensors["model.embed_tokens.weight"])
     assert ("lm_head" in ck.tensors) != c["tie_word_embeddings"]
-    sub_norms = ("inner_attn_ln", "ffn_layernorm") if c["model_type"] == "llama" else ("attn_sub_norm", "ffn_sub_norm")
+    norms = {"input_norm": "input_layernorm", "post_attention_norm": "post_attention_layernorm", **SUB_NORMS[c["architectures"][0]]}
     for i in range(c["num_hidden_layers"]):
-        np.testing.assert_array_equal(ck.tensors[f"layers.{i}.attn_sub_norm"], model.tensors[f"model.layers.{i}.self_attn.{sub_norms[0]}.weight"])
-        np.testing.assert_array_equal(ck.tensors[f"layers.{i}.ffn_sub_norm"], model.tensors[f"model.layers.{i}.mlp.{sub_norms[1]}.weight"])
+        assert {k for k in ck.tensors if k.startswith(f"layers.{i}.")} == {f"layers.{i}.{n}" for n in norms}
+        for norm, hf in norms.items():
+            np.testing.assert_array_equal(ck.tensors[f"layers.{i}.{norm}"], model.tensors[f"model.layers.{i}.{hf}.weight"])
         for name, hf in LINEARS.items():
             codes, scale = expected_linear(model, f"model.layers.{i}.{hf}")
             linear = ck.linears[f"layers.{i}.{name}"]
@@ -54,10 +66,10 @@ def assert_loads_as_written(model):
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32"])
-@pytest.mark.parametrize("writer", [models.write_bitnet_packed, models.write_bitnet_fp, models.write_bitnet_1bit, models.write_1bitllm])
+@pytest.mark.parametrize("writer", list(ARCHITECTURES))
 def test_every_format_loads_to_the_weights_written(tmp_path, writer, dtype):
     ck = assert_loads_as_written(writer(tmp_path, seed=len(dtype), dtype=dtype))
-    assert ck.config.architecture == ("bitnet-llama" if writer is models.write_1bitllm else "bitnet")
+    assert ck.config.architecture == ARCHITECTURES[writer]
     assert all(l.binary == (writer is models.write_bitnet_1bit) for l in ck.linears.values())
 
 
@@ -67,9 +79,10 @@ def test_binary_weights_are_plus_minus_one_and_ternary_use_zero(tmp_path):
     assert set(np.unique(binary)) == {-1, 1} and set(np.unique(ternary)) == {-1, 0, 1}
 
 
-@pytest.mark.parametrize("writer", [models.write_bitnet_packed, models.write_1bitllm])
+@pytest.mark.parametrize("writer", [models.write_bitnet_packed, models.write_1bitllm, models.write_llama_bitnet])
 def test_odd_sizes_sharded_untied(tmp_path, writer):
-    model = writer(tmp_path, seed=5, shards=3, tied=False, **ODD)
+    untied = {} if writer is models.write_llama_bitnet else dict(tied=False)  # Llama checkpoints are always untied
+    model = writer(tmp_path, seed=5, shards=3, **untied, **ODD)
     assert (tmp_path / "model.safetensors.index.json").exists() and not (tmp_path / "model.safetensors").exists()
     assert_loads_as_written(model)
 
@@ -158,6 +171,14 @@ def test_wrong_shape(tmp_path):
     expect_error(tmp_path, "model.safetensors", "'model.layers.0.self_attn.k_proj.weight' has shape [32, 64], expected [8, 64]")
 
 
+def test_attn_sub_norm_is_as_wide_as_the_attention_output(tmp_path):
+    """heads x head_dim (128) != hidden (64): the norm before o_proj has 128 weights, not hidden_size."""
+    model = models.write_bitnet_packed(tmp_path, hidden=64, heads=4, head_dim=32)
+    assert load_checkpoint(tmp_path).tensors["layers.0.attn_sub_norm"].shape == (128,)
+    rewrite_tensors(model, lambda t: t.update({"model.layers.0.self_attn.attn_sub_norm.weight": ("float32", np.ones(64, np.float32))}))
+    expect_error(tmp_path, "'model.layers.0.self_attn.attn_sub_norm.weight' has shape [64], expected [128]")
+
+
 def test_wrong_dtype(tmp_path):
     model = models.write_bitnet_packed(tmp_path)
     rewrite_tensors(model, lambda t: t.update({"model.norm.weight": ("int32", np.ones(64, np.int32))}))
@@ -184,7 +205,7 @@ def test_nonpositive_weight_scale(tmp_path):
 
 @pytest.mark.parametrize("quantization_config, message", [
     ({"quant_method": "gptq", "bits": 4}, "quant_method 'gptq' is not supported, expected 'bitnet'"),
-    ({"quant_method": "bitnet", "linear_class": "autobitlinear", "quantization_mode": "offline"}, "autobitlinear/offline is not supported"),
+    ({"quant_method": "bitnet", "linear_class": "autobitlinear", "quantization_mode": "qat"}, "autobitlinear/qat is not supported"),
     ({"quant_method": "bitnet", "linear_class": "bitlinear", "quantization_mode": "offline", "use_rms_norm": True}, "use_rms_norm"),
     ({"quant_method": "bitnet", "modules_to_not_convert": ["model.layers.0.mlp.up_proj"]}, "modules_to_not_convert"),
     ("bitnet", "quant_method 'bitnet' is not supported"),
@@ -195,6 +216,14 @@ def test_bad_quantization_config(tmp_path, quantization_config, message):
     expect_error(tmp_path, "config.json", message)
 
 
+def test_llama_without_bitnet_quantization_is_full_precision(tmp_path):
+    models.write_llama_bitnet(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["quantization_config"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    expect_error(tmp_path, "config.json", "LlamaForCausalLM without a bitnet quantization_config is a full-precision model")
+
+
 def test_1bitllm_rejects_quantization_config(tmp_path):
     models.write_1bitllm(tmp_path)
     edit_config(tmp_path, quantization_config={"quant_method": "bitnet"})
@@ -202,7 +231,7 @@ def test_1bitllm_rejects_quantization_config(tmp_path):
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"architectures": ["LlamaForCausalLM"]}, "unsupported architecture ['LlamaForCausalLM']; supported: BitNetForCausalLM, BitnetForCausalLM"),
+    ({"architectures": ["MistralForCausalLM"]}, "unsupported architecture ['MistralForCausalLM']; supported: BitNetForCausalLM"),
     ({"architectures": None}, "unsupported architecture None"),
     ({"hidden_act": "silu"}, "hidden_act 'silu' is not supported for BitNetForCausalLM, expected 'relu2'"),
     ({"num_key_value_heads": 3}, "num_attention_heads 4 is not a multiple of num_key_value_heads 3"),

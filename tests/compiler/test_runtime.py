@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import reference.forward
 import wasmtime
-from models import write_1bitllm, write_bitnet_1bit, write_bitnet_fp, write_bitnet_packed, write_safetensors
 
 import bitnet_wasm
 from bitnet_wasm.cli import main as cli
 from bitnet_wasm.compiler.plan import MODULE_RESERVE_BYTES
 from bitnet_wasm.compiler.site_format import FORMAT_VERSION, SiteError
+from bitnet_wasm.compiler.writers import write_1bitllm, write_bitnet_1bit, write_bitnet_fp, write_bitnet_packed, write_llama_bitnet, write_safetensors
 
 # Odd sizes and GQA; same shapes share one compiled forward pass (the C depends only on shapes).
 SHAPE_A = dict(hidden=48, heads=3, kv_heads=1, intermediate=100, layers=2, vocab=320)
@@ -23,11 +23,15 @@ WRITERS = {
     "bitnet-fp": lambda path, seed: write_bitnet_fp(path, seed=seed, **SHAPE_A),
     "1bitllm": lambda path, seed: write_1bitllm(path, seed=seed, **SHAPE_B),
     "1bit": lambda path, seed: write_bitnet_1bit(path, seed=seed, dtype="float16", **SHAPE_A),
+    "falcon3-llama": lambda path, seed: write_llama_bitnet(path, seed=seed, hidden=40, heads=4, kv_heads=2, head_dim=12,
+                                                           intermediate=72, layers=2, shards=2),
+    # heads x head_dim (128) != hidden (64): attn_sub_norm and o_proj read the 128-wide attention output
+    "wide-heads": lambda path, seed: write_bitnet_packed(path, seed=seed, hidden=64, heads=4, kv_heads=2, head_dim=32),
 }
 # Seeds whose 45 positions meet no int8 rounding tie: at a tie, f32 and f64 arithmetic round one
 # activation to neighbouring integers and the KV cache carries the step on (2b4t-packed seed 2 shows
 # 2.4e-2 from position 12, and so does the reference against itself with 1e-7 noise on its embeddings).
-CASES = [("2b4t-packed", 0), ("bitnet-fp", 0), ("bitnet-fp", 3), ("1bitllm", 0), ("1bitllm", 1), ("1bit", 0)]
+CASES = [("2b4t-packed", 0), ("bitnet-fp", 0), ("bitnet-fp", 3), ("1bitllm", 0), ("1bitllm", 1), ("1bit", 0), ("wide-heads", 0), ("falcon3-llama", 0)]
 GREEDY_STEPS = 64
 
 

@@ -7,11 +7,11 @@ import shutil
 import subprocess
 
 import pytest
-from models import write_bitnet_packed
 
 import bitnet_wasm
 from bitnet_wasm.compiler.site import format_module
 from bitnet_wasm.compiler.site_format import SiteError, read_json_file, read_manifest
+from bitnet_wasm.compiler.writers import write_bitnet_packed
 from bitnet_wasm.web import WEB_DIR
 
 

@@ -1,5 +1,5 @@
-"""bn_attention (causal GQA over an f16 KV cache) against HF eager attention in float64 numpy,
-and bn_kv_store against numpy's float16 rounding."""
+"""bn_attention (causal GQA over an f16 KV cache) and bn_attention_f32 (over an f32 one) against
+HF eager attention in float64 numpy, and bn_kv_store against numpy's float16 rounding."""
 import numpy as np
 import pytest
 
@@ -22,11 +22,15 @@ def reference_attention(q, k_cache, v_cache, pos0):
     return np.einsum("thj,jhd->thd", p / p.sum(axis=-1, keepdims=True), v)
 
 
-def make(rng, n, heads, kv_heads, d, pos0):
+KV = {"bn_attention": np.float16, "bn_attention_f32": np.float32}  # kernel -> its cache's element type
+CACHE_VIEW = {np.float16: np.uint16, np.float32: np.float32}  # how the C signature takes the cache
+
+
+def make(rng, n, heads, kv_heads, d, pos0, kv=np.float16):
     rows = pos0 + n
     q = (rng.standard_normal((n, heads, d)) * 2).astype(np.float32)
-    k = (rng.standard_normal((rows, kv_heads, d)) * 2).astype(np.float16)
-    v = rng.standard_normal((rows, kv_heads, d)).astype(np.float16)
+    k = (rng.standard_normal((rows, kv_heads, d)) * 2).astype(kv)
+    v = rng.standard_normal((rows, kv_heads, d)).astype(kv)
     return q, k, v
 
 
@@ -34,15 +38,16 @@ def run(lib, name, q, k, v, kv_heads, pos0):
     n, heads, d = q.shape
     out = np.zeros_like(q)
     scratch = np.zeros(pos0 + n, np.float32)
-    getattr(lib, name)(q, k.view(np.uint16), v.view(np.uint16), out, scratch, n, heads, kv_heads, d, pos0)
+    getattr(lib, name)(q, k.view(CACHE_VIEW[k.dtype.type]), v.view(CACHE_VIEW[v.dtype.type]), out, scratch, n, heads, kv_heads, d, pos0)
     return out
 
 
+@pytest.mark.parametrize("kernel", KV)
 @pytest.mark.parametrize("shape", SHAPES)
-def test_attention_simd_equals_scalar_and_reference(lib, shape):
+def test_attention_simd_equals_scalar_and_reference(lib, shape, kernel):
     n, heads, kv_heads, d, pos0 = shape
-    q, k, v = make(np.random.default_rng(sum(shape)), *shape)
-    fast, ref = run(lib, "bn_attention", q, k, v, kv_heads, pos0), run(lib, "bn_attention_ref", q, k, v, kv_heads, pos0)
+    q, k, v = make(np.random.default_rng(sum(shape)), *shape, kv=KV[kernel])
+    fast, ref = run(lib, kernel, q, k, v, kv_heads, pos0), run(lib, kernel + "_ref", q, k, v, kv_heads, pos0)
     np.testing.assert_array_equal(fast.view(np.uint32), ref.view(np.uint32))
     # the output is a convex combination of v rows: error relative to their magnitude
     err = np.abs(fast - reference_attention(q, k, v, pos0))
@@ -83,10 +88,11 @@ def test_kv_store_ties_subnormals_and_specials(lib):
     assert np.isnan(cache[nan].view(np.float16)).all()
 
 
-def test_all_builds_agree_bit_for_bit(libs):
-    shape = (3, 8, 2, 64, 40)
-    q, k, v = make(np.random.default_rng(5), *shape)
-    outs = [run(l, name, q, k, v, 2, 40).view(np.uint32) for l in libs.values() for name in ("bn_attention", "bn_attention_ref")]
+@pytest.mark.parametrize("kernel", KV)
+def test_all_builds_agree_bit_for_bit(libs, kernel):
+    shape = (3, 8, 2, 63, 40)
+    q, k, v = make(np.random.default_rng(5), *shape, kv=KV[kernel])
+    outs = [run(l, name, q, k, v, 2, 40).view(np.uint32) for l in libs.values() for name in (kernel, kernel + "_ref")]
     for out in outs[1:]:
         np.testing.assert_array_equal(out, outs[0])
     x = np.random.default_rng(6).standard_normal((2, 333)).astype(np.float32) * 1000
@@ -97,3 +103,12 @@ def test_all_builds_agree_bit_for_bit(libs):
         caches.append(cache)
     for cache in caches[1:]:
         np.testing.assert_array_equal(cache, caches[0])
+
+
+def test_kv_store_f32_copies_exactly_and_leaves_other_rows(libs):
+    x = np.random.default_rng(7).standard_normal((3, 17)).astype(np.float32) * 1e5
+    for lib in libs.values():
+        cache = np.full((5, 17), 7.0, np.float32)
+        lib.bn_kv_store_f32(x, cache, 3, 17, 2)
+        np.testing.assert_array_equal(cache[2:].view(np.uint32), x.view(np.uint32))
+        assert (cache[:2] == 7.0).all()

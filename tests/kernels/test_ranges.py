@@ -65,18 +65,20 @@ def test_head_rows_pieces_equal_the_whole(lib):
             check_pieces(lib, f"bn_head_{kind}_rows", bounds, expected, args_of)
 
 
-def test_attention_heads_pieces_equal_the_whole(lib):
+@pytest.mark.parametrize("kernel, cache", [("bn_attention", lambda a: a.astype(np.float16).view(np.uint16)),
+                                           ("bn_attention_f32", lambda a: a.astype(np.float32))])
+def test_attention_heads_pieces_equal_the_whole(lib, kernel, cache):
     rng = np.random.default_rng(5)
     n, heads, kv_heads, d, pos0 = 3, 6, 2, 12, 4
     q = rng.standard_normal((n, heads, d)).astype(np.float32)
-    k, v = (rng.standard_normal((pos0 + n, kv_heads, d)).astype(np.float16).view(np.uint16) for _ in range(2))
+    k, v = (cache(rng.standard_normal((pos0 + n, kv_heads, d))) for _ in range(2))
     scratch = np.zeros(pos0 + n, np.float32)
     expected = np.zeros_like(q)
-    lib.bn_attention(q, k, v, expected, scratch, n, heads, kv_heads, d, pos0)
+    lib.call(kernel, q, k, v, expected, scratch, n, heads, kv_heads, d, pos0)
     def args(out, lo, hi):
         return q, k, v, out, scratch, n, heads, kv_heads, d, pos0, lo, hi
     for bounds in [(0, 6), (0, 1, 5, 6), (0, 2, 3, 4, 6)]:
-        check_pieces(lib, "bn_attention_heads", bounds, expected, args)
+        check_pieces(lib, kernel + "_heads", bounds, expected, args)
 
 
 def test_parallel_entry_points_run_whole_ops_on_one_thread(lib):

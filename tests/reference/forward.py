@@ -1,8 +1,9 @@
 """An independent numpy forward pass of the published BitNet models, used only by tests.
 
 Written from the published definitions, not from our C or compiler (it imports neither):
-transformers' models/bitnet/modeling_bitnet.py + integrations/bitnet.py (BitNetForCausalLM) and
-1bitLLM's modeling_bitnet.py + utils_quant.py (BitnetForCausalLM). It reads the HF folder itself."""
+transformers' models/bitnet/modeling_bitnet.py + integrations/bitnet.py (BitNetForCausalLM, and
+LlamaForCausalLM whose linears the bitnet quantizer replaces) and 1bitLLM's modeling_bitnet.py +
+utils_quant.py (BitnetForCausalLM). It reads the HF folder itself."""
 from __future__ import annotations
 
 import json
@@ -20,6 +21,11 @@ FAMILIES = {
     "BitnetForCausalLM": {
         "act": lambda x: x / (1 + np.exp(-x)),  # nn.SiLU
         "sub_norms": ("self_attn.inner_attn_ln", "mlp.ffn_layernorm"),
+        "defaults": {"num_key_value_heads": None, "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "tie_word_embeddings": False},
+    },
+    "LlamaForCausalLM": {
+        "act": lambda x: x / (1 + np.exp(-x)),  # nn.SiLU
+        "sub_norms": None,  # modeling_llama: no norm before o_proj or down_proj
         "defaults": {"num_key_value_heads": None, "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "tie_word_embeddings": False},
     },
 }
@@ -57,8 +63,9 @@ def unpack_weights(packed: np.ndarray, out: int) -> np.ndarray:
 
 def quantized_weights(config: dict, w: np.ndarray, weight_scale: np.ndarray | None, out: int) -> tuple[np.ndarray, float]:
     """(integer weights W_q, divisor d) with linear(x) = (x_q @ W_q.T) / (input_scale * d)."""
-    if weight_scale is not None:  # BitLinear, offline: packed codes and the inverse weight_scale
-        return unpack_weights(w, out), float(weight_scale[0])
+    if weight_scale is not None:  # offline: packed codes; BitLinear divides by weight_scale, AutoBitLinear multiplies
+        forward = (config.get("quantization_config") or {}).get("linear_class") == "autobitlinear"
+        return unpack_weights(w, out), 1 / float(weight_scale[0]) if forward else float(weight_scale[0])
     if config.get("architectures") == ["BitNetForCausalLM"] and config.get("weight_bits") == 1:
         beta = max(np.abs(w).mean(), 1e-5)  # original BitNet: sign(W - mean W), scaled by mean|W|
         return np.where(w - w.mean() >= 0, 1.0, -1.0), 1 / beta
@@ -113,12 +120,14 @@ def reference_logits(model_dir: str | Path, token_ids, kv_dtype=None) -> np.ndar
         scores = q @ k.transpose(0, 2, 1) * d ** -0.5 + causal
         weights = np.exp(scores - scores.max(-1, keepdims=True))
         attn = ((weights / weights.sum(-1, keepdims=True)) @ v).transpose(1, 0, 2).reshape(n, heads * d)
-        attn = rms_norm(attn, t[f"{p}.{family['sub_norms'][0]}.weight"], eps)
+        if family["sub_norms"]:
+            attn = rms_norm(attn, t[f"{p}.{family['sub_norms'][0]}.weight"], eps)
         h = h + linear(attn, f"{p}.self_attn.o_proj", hidden)
         x = rms_norm(h, t[f"{p}.post_attention_layernorm.weight"], eps)
         inter = c["intermediate_size"]
         m = family["act"](linear(x, f"{p}.mlp.gate_proj", inter)) * linear(x, f"{p}.mlp.up_proj", inter)
-        m = rms_norm(m, t[f"{p}.{family['sub_norms'][1]}.weight"], eps)
+        if family["sub_norms"]:
+            m = rms_norm(m, t[f"{p}.{family['sub_norms'][1]}.weight"], eps)
         h = h + linear(m, f"{p}.mlp.down_proj", hidden)
     h = rms_norm(h, t["model.norm.weight"], eps)
     head = t["model.embed_tokens.weight"] if c["tie_word_embeddings"] else t["lm_head.weight"]

@@ -6,9 +6,9 @@ import json
 import shutil
 
 import pytest
-from models import write_bitnet_packed
 
 import bitnet_wasm
+from bitnet_wasm.compiler.writers import write_bitnet_packed
 
 LOAD_ERROR = """async () => {
   const { BitNet } = await import("/bitnet.js");

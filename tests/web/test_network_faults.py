@@ -10,9 +10,9 @@ import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from models import write_bitnet_packed
 
 import bitnet_wasm
+from bitnet_wasm.compiler.writers import write_bitnet_packed
 
 SHARD = "weights-00001.bin"
 LOAD = """async () => {

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from pages import FEATURES, READY_OR_ERROR, open_ready
 
 import bitnet_wasm
+from bitnet_wasm.compiler.writers import write_bitnet_packed
 from bitnet_wasm.runtime import load
-from models import write_bitnet_packed
-from pages import FEATURES, READY_OR_ERROR, open_ready
 
 PROMPT = "The old lighthouse keeper"
 LONG = 1000  # new tokens: most of the session site's context

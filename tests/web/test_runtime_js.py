@@ -8,11 +8,11 @@ import shutil
 
 import numpy as np
 import pytest
-from models import write_bitnet_packed
 
 import bitnet_wasm
 from bitnet_wasm.cli import main as cli
 from bitnet_wasm.compiler.site import model_card
+from bitnet_wasm.compiler.writers import write_bitnet_packed
 
 PROMPT = ("The old lighthouse keeper climbed the stairs every evening before the sun went down. "
           "He carried a small lamp, a book of poems, and a flask of tea.")

@@ -8,10 +8,10 @@ import shutil
 
 import numpy as np
 import pytest
-from models import write_bitnet_packed
 from pages import open_ready
 
 import bitnet_wasm
+from bitnet_wasm.compiler.writers import write_bitnet_packed
 
 PROMPT = "The old lighthouse keeper climbed the stairs every evening before the sun went down."
 TOKENS = 24

@@ -15,6 +15,8 @@ from tokenizers import AddedToken, ByteLevelBPETokenizer, Regex, SentencePieceBP
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 from tokenizers.decoders import DecodeStream
 
+from bitnet_wasm.compiler.loaders.gguf_tokenizer import tokenizer_files
+from bitnet_wasm.compiler.writers.gguf import tokenizer_metadata
 from bitnet_wasm.web import WEB_DIR
 
 LLAMA3_JSON_GZ = Path(__file__).parents[1] / "data" / "llama3-tokenizer.json.gz"
@@ -180,7 +182,14 @@ def llama3() -> str:
     return json.dumps(config, ensure_ascii=False)
 
 
-LOSSLESS = {"byte-level-gpt2", "llama3"}  # no normalizer, no unknown characters
+def llama3_through_gguf() -> str:
+    """The Llama-3 tokenizer as GGUF metadata (what llama.cpp's converter writes), converted back by our GGUF loader."""
+    text = llama3()
+    metadata = tokenizer_metadata(text, Tokenizer.from_str(text).get_vocab_size(), 128000, (128001, 128009), pre="llama-bpe")
+    return tokenizer_files(metadata, len(metadata["tokenizer.ggml.tokens"])).tokenizer_json
+
+
+LOSSLESS = {"byte-level-gpt2", "llama3", "llama3-from-gguf"}  # no normalizer, no unknown characters
 TOKENIZERS = {
     "byte-level-gpt2": byte_level_gpt2_style,
     "byte-level-featured": byte_level_featured,
@@ -189,6 +198,7 @@ TOKENIZERS = {
     "sentencepiece-unk": sentencepiece_bpe_unk,
     "bpe-affixes": bpe_with_affixes,
     "llama3": llama3,
+    "llama3-from-gguf": llama3_through_gguf,
 }  # name -> tokenizer.json text
 
 # Runs the whole comparison for one tokenizer in one round trip to the page.

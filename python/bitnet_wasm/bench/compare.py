@@ -21,6 +21,8 @@ from bitnet_wasm.bench import compare_report, random_model, wllama
 from bitnet_wasm.bench.chromium import CHROMIUM_ARGS, chromium_executable
 from bitnet_wasm.bench.compare_report import NATIVE, OURS, THREADS, WLLAMA
 from bitnet_wasm.compiler.cache import cache_dir
+from bitnet_wasm.compiler.writers import hf as writers_hf
+from bitnet_wasm.compiler.writers import tokenizer as writers_tokenizer
 from bitnet_wasm.demo_site import cached_site, inputs_digest
 from bitnet_wasm.models import MODELS_ENV, embedded_model_dir
 from bitnet_wasm.serve import SiteServer
@@ -107,7 +109,7 @@ def _demo_site(cache: Path, log) -> tuple[Path, str]:
 
 def _large_site(cache: Path, log) -> tuple[Path, str]:
     folder, shape = cache / "bench-large", random_model.LARGE
-    writer = Path(random_model.__file__).read_bytes()
+    writer = b"".join(Path(m.__file__).read_bytes() for m in (random_model, writers_hf, writers_tokenizer))
     checkpoint = _cached(folder / "checkpoint", _digest(repr(shape), writer),
                          lambda path: random_model.write_random_bitnet(path, shape), log)
     site = _cached(folder / "site", _digest(inputs_digest(checkpoint), f"context={LARGE_CONTEXT}"),

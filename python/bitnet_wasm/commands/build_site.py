@@ -13,13 +13,15 @@ HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from bitnet_wasm.compiler.graph import AUTO, EMBEDDINGS, LAYOUT_CHOICES
+    from bitnet_wasm.compiler.graph import AUTO, EMBEDDINGS, KV_CACHES, LAYOUT_CHOICES
 
-    parser.add_argument("model", help="a local Hugging Face model directory, or a hub id (downloaded when online)")
+    parser.add_argument("model", help="a local Hugging Face model directory, a GGUF file, or a hub id (downloaded when online)")
     parser.add_argument("--out", required=True, type=Path, help="site directory (the model goes to OUT/model/)")
     parser.add_argument("--context", type=int, help="KV cache length in tokens (default: min(model max, 2048))")
     parser.add_argument("--shard-mb", type=float, default=32, help="weight shard size in MiB (default 32)")
     parser.add_argument("--embed", choices=list(EMBEDDINGS), default="f16", help="embedding/head storage (q8 halves it)")
+    parser.add_argument("--kv", choices=list(KV_CACHES), default="f16",
+                        help="KV cache type: f16 (default, half the memory) or f32 (exact: logits as transformers float32)")
     parser.add_argument("--layout", choices=list(LAYOUT_CHOICES), default=AUTO,
                         help="ternary weight layout; auto (default): per matrix shape, the fastest measured here")
     parser.add_argument("--chunk", type=int, default=32, help="most tokens per forward step while prefilling")
@@ -30,11 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_model(name: str) -> Path:
-    """A local directory as is; a hub id through huggingface_hub (its cache, when online)."""
+    """A local directory or GGUF file as is; a hub id through huggingface_hub (its cache, when online)."""
     path = Path(name)
     if path.exists() or not HUB_ID.fullmatch(name):
-        if not path.is_dir():
-            raise FileNotFoundError(f"{name}: no such model directory")
+        if not path.is_dir() and not path.is_file():
+            raise FileNotFoundError(f"{name}: no such model directory or GGUF file")
         return path
     try:
         from huggingface_hub import snapshot_download
@@ -54,7 +56,7 @@ def main(args: argparse.Namespace) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             manifest = build(resolve_model(args.model), args.out, context=args.context, shard_mb=args.shard_mb,
-                             embed=args.embed, layout=args.layout, chunk=args.chunk, progress=not args.no_progress,
+                             embed=args.embed, kv=args.kv, layout=args.layout, chunk=args.chunk, progress=not args.no_progress,
                              coi_service_worker=args.coi_service_worker)
     except (OSError, ValueError, RuntimeError) as e:
         print(f"bitnet-wasm build: {e}", file=sys.stderr)

@@ -1,0 +1,183 @@
+"""GGUF import: TQ1_0 / TQ2_0 files written with the gguf package and I2_S files written like
+bitnet.cpp's quantize_i2_s build to the same logits as their safetensors source; our own export
+round-trips; the tokenizer comes from the metadata; damaged files are named with the tensor."""
+import gzip
+import json
+import struct
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+from tokenizers import Tokenizer
+
+import bitnet_wasm
+from bitnet_wasm.cli import main as cli
+from bitnet_wasm.compiler import writers
+from bitnet_wasm.compiler.gguf_export import export_gguf
+from bitnet_wasm.compiler.loaders import CheckpointError, load_checkpoint
+from bitnet_wasm.compiler.loaders.gguf_file import GGUFFile, i2_s_codes
+from bitnet_wasm.compiler.loaders.gguf_model import unpermute
+from bitnet_wasm.compiler.loaders.gguf_tokenizer import tokenizer_files
+from bitnet_wasm.compiler.writers.gguf import permute, quantize_i2_s, tokenizer_metadata, write_gguf
+
+SHAPE = dict(hidden=256, heads=4, kv_heads=2, intermediate=512, layers=2)  # TQ blocks of 256 divide every row
+SOURCES = {  # name -> (HF writer, GGUF arch)
+    "2b4t": (lambda path: writers.write_bitnet_packed(path, seed=3, **SHAPE), "bitnet-25"),
+    "1bitllm": (lambda path: writers.write_1bitllm(path, seed=3, **SHAPE), "bitnet"),
+    "falcon3": (lambda path: writers.write_llama_bitnet(path, seed=3, head_dim=128, **SHAPE), "llama"),
+}
+LLAMA3_JSON_GZ = Path(__file__).parents[1] / "data" / "llama3-tokenizer.json.gz"
+PROMPT = np.random.default_rng(0).integers(0, 300, 24)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def native_cache(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BITNET_WASM_CACHE", str(tmp_path_factory.mktemp("native-cache")))
+        yield
+
+
+def logits(model, site):
+    bitnet_wasm.build(model, site, layout="mad", wasm=False, progress=False)
+    return bitnet_wasm.load(site).logits(PROMPT)
+
+
+@pytest.mark.parametrize("weight_type", ["tq2_0", "tq1_0", "i2_s"])
+@pytest.mark.parametrize("source", SOURCES)
+def test_gguf_builds_to_the_logits_of_its_safetensors_source(tmp_path, source, weight_type):
+    writer, arch = SOURCES[source]
+    written = writer(tmp_path / "hf")
+    gguf_file = write_gguf(load_checkpoint(written.path), tmp_path / f"model-{weight_type}.gguf", weight_type, arch)
+    imported = load_checkpoint(gguf_file)
+    assert imported.config.architecture == load_checkpoint(written.path).config.architecture
+    theirs, ours = logits(written.path, tmp_path / "from-hf"), logits(gguf_file, tmp_path / "from-gguf")
+    # the same codes; a scale may come back one f32 ulp off through 1 / (1 / s)
+    assert np.abs(ours - theirs).max() <= 1e-5 * np.abs(theirs).max()
+    assert (ours.argmax(1) == theirs.argmax(1)).all()
+
+
+def test_export_import_round_trip_gives_identical_logits(tmp_path):
+    written = writers.write_bitnet_packed(tmp_path / "hf", seed=5, **SHAPE)
+    before = logits(written.path, tmp_path / "site")
+    exported = export_gguf(tmp_path / "site" / "model", tmp_path / "export.gguf")
+    after = logits(exported, tmp_path / "again")
+    np.testing.assert_array_equal(after.view(np.uint32), before.view(np.uint32))
+
+
+def test_tokenizer_and_chat_template_come_from_the_metadata(tmp_path):
+    written = writers.write_bitnet_packed(tmp_path / "hf", seed=1, **SHAPE)
+    imported = load_checkpoint(write_gguf(load_checkpoint(written.path), tmp_path / "m.gguf", "tq2_0", "bitnet-25"))
+    original = Tokenizer.from_file(str(written.path / "tokenizer.json"))
+    converted = Tokenizer.from_str(imported.tokenizer.tokenizer_json)
+    for text in (writers.TRAINING_TEXT, "<|start_header_id|>user<|end_header_id|> héllo 42"):
+        assert converted.encode(text).ids == original.encode(text).ids
+        assert converted.decode(original.encode(text).ids) == original.decode(original.encode(text).ids)
+    assert imported.tokenizer.config["chat_template"] == writers.CHAT_TEMPLATE
+    assert imported.tokenizer.config["eos_token"] == "<|eot_id|>"
+    assert imported.config.eos_token_ids == load_checkpoint(written.path).config.eos_token_ids
+
+
+def test_cli_builds_a_gguf(tmp_path, capsys):
+    written = writers.write_bitnet_packed(tmp_path / "hf", seed=2, **SHAPE)
+    gguf_file = write_gguf(load_checkpoint(written.path), tmp_path / "ggml-model-i2_s.gguf", "i2_s", "bitnet-25")
+    assert cli(["build", str(gguf_file), "--out", str(tmp_path / "site"), "--layout", "mad", "--no-progress"]) == 0
+    manifest = json.loads((tmp_path / "site/model/manifest.json").read_text())
+    assert manifest["model"]["architecture"] == "bitnet" and manifest["build"]["source"] == str(gguf_file)
+
+
+def test_quantize_i2_s_follows_bitnet_cpp_byte_for_byte():
+    """A line-by-line transcription of the C loop, element by element, as the independent check."""
+    rng = np.random.default_rng(0)
+    src = (rng.integers(-1, 2, 256) * np.float32(0.0371)).astype(np.float32)
+    i2_scale = max(abs(float(x)) for x in src)
+    q8 = [1 if abs(float(x)) < 1e-6 else (2 if float(x) * i2_scale > 0 else 0) for x in src]
+    expected = bytearray(256 // 4)
+    for i in range(256 // 128):
+        for j in range(128):
+            expected[i * 32 + j % 32] |= (q8[i * 128 + j] << (6 - 2 * (j // 32))) & 0xFF
+    expected += struct.pack("<f", i2_scale) + bytes(28)
+    assert quantize_i2_s(src) == bytes(expected)
+    codes, scale = i2_s_codes(np.frombuffer(bytes(expected), np.uint8), (2, 128))
+    np.testing.assert_array_equal(codes.reshape(-1), np.sign(src).astype(np.int8))
+    assert scale == np.float32(0.0371)
+
+
+def test_llama_permutation_is_undone():
+    w = np.arange(2 * 8 * 3).reshape(16, 3)  # 2 heads of head_dim 8
+    permuted = permute(w, 2)
+    assert permuted[:, 0].tolist() == [0, 12, 3, 15, 6, 18, 9, 21, 24, 36, 27, 39, 30, 42, 33, 45]  # halves interleaved per head
+    np.testing.assert_array_equal(unpermute(permuted, 2), w)
+
+
+# ---- damaged files: each error names the file and the tensor ----
+
+@pytest.fixture
+def small_gguf(tmp_path):
+    written = writers.write_bitnet_packed(tmp_path / "hf", seed=4, **SHAPE)
+    return write_gguf(load_checkpoint(written.path), tmp_path / "small.gguf", "tq2_0", "bitnet-25")
+
+
+def tensor_info_at(data: bytes, name: str) -> int:
+    """Byte offset of the n_dims field of `name`'s tensor info."""
+    raw = name.encode()
+    return data.index(struct.pack("<Q", len(raw)) + raw) + 8 + len(raw)
+
+
+def expect_error(path, *fragments):
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    for fragment in (str(path), *fragments):
+        assert fragment in str(err.value), str(err.value)
+
+
+def test_truncated_gguf_names_the_cut_tensor(small_gguf):
+    last = max(GGUFFile(small_gguf).tensors.values(), key=lambda t: t.offset)
+    small_gguf.write_bytes(small_gguf.read_bytes()[:last.offset + last.nbytes - 1])
+    expect_error(small_gguf, f"tensor '{last.name}'", "runs past the end of the file")
+
+
+def test_truncated_header(small_gguf):
+    small_gguf.write_bytes(small_gguf.read_bytes()[:5000])
+    expect_error(small_gguf, "truncated")
+
+
+def test_wrong_type_id_names_the_tensor(small_gguf):
+    data = bytearray(small_gguf.read_bytes())
+    at = tensor_info_at(data, "blk.1.ffn_up.weight")
+    n_dims = struct.unpack_from("<I", data, at)[0]
+    struct.pack_into("<I", data, at + 4 + 8 * n_dims, 99)
+    small_gguf.write_bytes(bytes(data))
+    expect_error(small_gguf, "tensor 'blk.1.ffn_up.weight' has type id 99")
+
+
+def test_tensor_offset_past_the_end(small_gguf):
+    data = bytearray(small_gguf.read_bytes())
+    at = tensor_info_at(data, "blk.0.attn_q.weight")
+    n_dims = struct.unpack_from("<I", data, at)[0]
+    struct.pack_into("<Q", data, at + 4 + 8 * n_dims + 4, len(data))
+    small_gguf.write_bytes(bytes(data))
+    expect_error(small_gguf, "tensor 'blk.0.attn_q.weight' (TQ2_0", "runs past the end of the file")
+
+
+def test_unsupported_arch_and_garbage(tmp_path):
+    w = gguf.GGUFWriter(tmp_path / "other.gguf", "qwen2")
+    w.add_tensor("token_embd.weight", np.zeros((8, 4), np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    expect_error(tmp_path / "other.gguf", "GGUF architecture 'qwen2' is not supported; supported: bitnet, bitnet-b1.58, bitnet-25, llama")
+    (tmp_path / "garbage.gguf").write_bytes(b"not a gguf at all")
+    expect_error(tmp_path / "garbage.gguf", "not a GGUF file")
+
+
+def test_llama3_tokenizer_survives_gguf_metadata():
+    """The real Llama-3 tokenizer (BitNet 2B-4T's) as llama.cpp's converter stores it, read back."""
+    text = gzip.decompress(LLAMA3_JSON_GZ.read_bytes()).decode()
+    original = Tokenizer.from_str(text)
+    metadata = tokenizer_metadata(text, original.get_vocab_size(), 128000, (128001, 128009), pre="llama-bpe")
+    converted = Tokenizer.from_str(tokenizer_files(metadata, original.get_vocab_size()).tokenizer_json)
+    for sample in (writers.TRAINING_TEXT, "  spaces\n\n tabs\t 12345 ünïcode 日本語 <|eot_id|> don't", "a" * 500):
+        assert converted.encode(sample, add_special_tokens=False).ids == original.encode(sample, add_special_tokens=False).ids
+    assert converted.encode("hi").ids[0] == 128000  # tokenizer.ggml.add_bos_token

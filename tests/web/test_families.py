@@ -1,0 +1,45 @@
+"""The new checkpoint families in the page: a Falcon3-layout (LlamaForCausalLM + bitnet, no
+sub-norms, explicit head_dim, untied head) site and a 2B-4T-layout site from an I2_S GGUF, both
+built with --kv f32, give in headless Chromium the greedy tokens and logits of the Python runtime."""
+from __future__ import annotations
+
+import bitnet_wasm
+import numpy as np
+import pytest
+from bitnet_wasm.compiler import writers
+from bitnet_wasm.compiler.loaders import load_checkpoint
+from bitnet_wasm.compiler.writers.gguf import write_gguf
+
+PROMPT = "The old lighthouse keeper climbed the stairs every evening before the sun went down."
+RUN = """async ([prompt, steps, ids]) => {
+  const { BitNet } = await import("/bitnet.js");
+  const model = await BitNet.load("/model/manifest.json");
+  const tokens = [];
+  for await (const piece of model.generate(prompt, { maxNewTokens: steps, temperature: 0 })) tokens.push(piece.token);
+  const logits = (await model.logits(ids)).map((row) => Array.from(row));
+  return { tokens, logits };
+}"""
+
+
+def falcon3(root):
+    return writers.write_llama_bitnet(root / "hf", seed=0, hidden=40, heads=4, kv_heads=2, head_dim=12, intermediate=72, shards=2).path
+
+
+def bitnet_i2_s(root):
+    written = writers.write_bitnet_packed(root / "hf", seed=0, hidden=256, heads=4, kv_heads=2, intermediate=512)
+    return write_gguf(load_checkpoint(written.path), root / "ggml-model-i2_s.gguf", "i2_s", "bitnet-25")
+
+
+@pytest.mark.parametrize("source", [falcon3, bitnet_i2_s])
+def test_page_matches_python_in_exact_mode(page, served_dir, tmp_path, source):
+    bitnet_wasm.build(source(tmp_path), tmp_path / "site", kv="f32", layout="mad", progress=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BITNET_WASM_CACHE", str(tmp_path / "native-cache"))
+        python_model = bitnet_wasm.load(tmp_path / "site")
+        expected = python_model.generate(PROMPT, max_new_tokens=32, temperature=0)
+        ids = python_model.encode(PROMPT)[:20]
+        logits = python_model.logits(ids)
+    page.goto(served_dir(tmp_path / "site") + "model/manifest.json")
+    got = page.evaluate(RUN, [PROMPT, 32, ids])
+    assert got["tokens"] == expected.tokens
+    np.testing.assert_array_equal(np.array(got["logits"], np.float32), logits)  # the same C: bit-identical
