@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bitnet_wasm import __version__
 from bitnet_wasm.compiler.chat import single_turn
+from bitnet_wasm.compiler.generation import manifest_table as generation_options
 from bitnet_wasm.compiler.checkpoint import Checkpoint
 from bitnet_wasm.compiler.codegen import (
     ABI_BUFFERS,
@@ -37,6 +38,7 @@ from bitnet_wasm.compiler.site_format import (
     MODEL_DIR,
     write_manifest,
 )
+from bitnet_wasm.wasm_kernels.abi import step_abi
 from bitnet_wasm.wasm_kernels.toolchain import TARGETS
 from tqdm import tqdm
 
@@ -63,6 +65,9 @@ def _abi(graph, plan) -> dict:
         "forward": "int bn_model_forward(uint8_t *arena, int n, int pos0, int all_logits)",
         "prefill": "int bn_model_prefill(uint8_t *arena, int n, int pos0)",
         "sample": "int bn_sample(logits, vocab, temperature, top_k, top_p, min_p, rng_state, sample_p, sample_idx)",
+        "step": "int bn_model_step(uint8_t *arena, int position, int generated, int max_new_tokens, float temperature, int top_k, "
+                "float top_p, float min_p, float repetition_penalty, float presence_penalty, float frequency_penalty)",
+        **step_abi(),
         "buffers": {name: {"offset": plan.slots[name].offset, "bytes": plan.slots[name].nbytes, "dtype": graph.values[name].dtype}
                     for name in ABI_BUFFERS},
         "doc": "see src/forward.c",
@@ -93,6 +98,8 @@ def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int |
         checkpoint = load_checkpoint(Path(model))
     binary = _is_binary(checkpoint)
     check_config(checkpoint.config)
+    if len(checkpoint.config.eos_token_ids) > step_abi()["max_stop_tokens"]:
+        raise BuildOptionError(f"{checkpoint.source}: {len(checkpoint.config.eos_token_ids)} end-of-sequence tokens; the runtime stops on at most {step_abi()['max_stop_tokens']}")
     options = BuildOptions(context=context, chunk=chunk, embed=embed, layout=layout, shard_mb=shard_mb)
     options.resolved(checkpoint.config)  # bad options fail before any kernel is timed
     kernels = choose(linear_shapes(checkpoint.config).values(), layout, binary, progress)
@@ -120,6 +127,7 @@ def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int |
         "model": dataclasses.asdict(checkpoint.config),
         "tokenizer": _write_tokenizer(checkpoint, model_dir),
         "chat": single_turn(checkpoint.tokenizer.config) if checkpoint.tokenizer else None,
+        "generation": generation_options(),
         "wasm": {key: TARGETS[target].filename for key, target in WASM_MODULES.items()} if wasm else None,
         "sources": "src",
         "abi": _abi(graph, plan),

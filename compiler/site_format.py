@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from bitnet_wasm.compiler.graph import DTYPE_BYTES, REGIONS
+from bitnet_wasm.wasm_kernels.abi import defines
 
 FORMAT = "bitnet-wasm-site"
 FORMAT_VERSION = 1
@@ -173,6 +174,7 @@ BUFFER_MINIMUM = {
     "rng_state": lambda context, chunk, vocab: 8,
     "sample_p": lambda context, chunk, vocab: 4 * vocab,
     "sample_idx": lambda context, chunk, vocab: 4 * vocab,
+    "step": lambda context, chunk, vocab: 4 * defines()["BN_STEP_WORDS"],
 }
 
 

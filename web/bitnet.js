@@ -86,11 +86,10 @@ export class BitNet {
    * Yields {text, token} for every new token (text is "" while a character is incomplete). An
    * abort via options.signal ends the loop quietly between tokens; lastStats.stopReason says why.
    */
-  async *generate(prompt, { signal, seed, ...sampling } = {}) {
-    if (seed === undefined) seed = crypto.getRandomValues(new Uint32Array(1))[0];
+  async *generate(prompt, { signal, ...options } = {}) {
     const pieces = [];
     let wake = () => {};
-    const request = this._request({ type: "generate", prompt: typeof prompt === "string" ? prompt : Array.from(prompt), seed, ...sampling }, {
+    const request = this._request({ type: "generate", prompt: typeof prompt === "string" ? prompt : Array.from(prompt), options }, {
       piece: (piece) => { pieces.push(piece); wake(); },
     });
     let finished = false;

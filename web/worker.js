@@ -6,6 +6,8 @@
 // also posts "piece" messages; "abort" {target} stops a running request between tokens.
 import { Tokenizer } from "./tokenizer.js";
 import { loadShards } from "./loader.js";
+import { resolveOptions } from "./options.js";
+import { StopStrings } from "./textstream.js";
 
 const FORMAT_VERSION = 1;
 const PAGE = 65536;
@@ -171,6 +173,9 @@ class Model {
     this.chunk = manifest.plan.chunk;
     this.eos = new Set(manifest.model.eos_token_ids ?? []);
     this.buffers = manifest.abi.buffers;
+    this.abi = manifest.abi;
+    this.generationOptions = manifest.generation;
+    this.maxPosition = manifest.model.max_position;
     const tensors = Object.values(manifest.tensors);
     this.info = {
       name: manifest.model.name,
@@ -211,7 +216,7 @@ class Model {
 
   /** Runs ids at positions pos0..; returns the logits of all rows or of the last position. */
   step(ids, pos0, allLogits) {
-    this.machine.view(Int32Array, this.buffers.tokens.offset, ids.length).set(ids);
+    this.machine.view(Int32Array, this.buffers.tokens.offset, this.context).set(ids, pos0);
     const status = this.exports.bn_model_forward(this.machine.base, ids.length, pos0, allLogits ? 1 : 0);
     if (status !== 0) throw new Error(`the forward pass refused ${ids.length} tokens at position ${pos0} (context ${this.context})`);
     return this.machine.view(Float32Array, this.buffers.logits.offset, (allLogits ? ids.length : 1) * this.vocab);
@@ -229,70 +234,62 @@ class Model {
     return rows;
   }
 
-  sample(temperature, topK, topP, minP) {
-    const b = this.buffers, base = this.machine.base;
-    return this.exports.bn_sample(base + b.logits.offset, this.vocab, temperature, topK, topP, minP,
-      base + b.rng_state.offset, base + b.sample_p.offset, base + b.sample_idx.offset);
+  writeStopTokens(tokens) {
+    const { words, stop_tokens_word: first, max_stop_tokens: count } = this.abi;
+    const step = this.machine.view(Int32Array, this.buffers.step.offset, words);
+    step.fill(-1, first, first + count);
+    step.set([...tokens].sort((a, b) => a - b), first);
   }
 
-  // The generate loop of runtime.py's Model.stream; yields to the event loop between steps so an
-  // abort message is seen.
-  async generate(request, aborted, emit) {
-    const { prompt, maxNewTokens = 128, temperature = 0, topK = 0, topP = 1, minP = 0, seed, stop = [] } = request;
-    if (typeof seed !== "bigint" && !Number.isSafeInteger(seed)) throw new Error(`seed must be an integer (a BigInt above 2^53), got ${seed}`);
+  // Generation, the loop of runtime.py's Model.stream: the C step (bn_model_step) chooses each token
+  // and says whether the generation ends; here only text. Yields to the event loop between steps so
+  // an abort message is seen.
+  async generate(prompt, options, aborted, emit) {
+    const o = resolveOptions(this.generationOptions, options);
     const ids = this.checkIds(typeof prompt === "string" ? this.encode(prompt) : prompt);
-    if (ids.length >= this.context) throw new Error(`the prompt has ${ids.length} tokens; the context holds ${this.context} (rebuild with a longer --context)`);
+    if (ids.length >= this.context) throw new Error(tooLongMessage(ids.length, this.context, this.maxPosition));
+    const seed = o.seed ?? crypto.getRandomValues(new Uint32Array(1))[0];
     this.machine.view(BigUint64Array, this.buffers.rng_state.offset, 1)[0] = BigInt.asUintN(64, BigInt(seed));
+    this.writeStopTokens(o.ignoreEos ? [] : this.eos);
     const started = performance.now();
-    const stats = { promptTokens: ids.length, newTokens: 0, ttftSeconds: null, prefillTokensPerSecond: null, decodeTokensPerSecond: null, stopReason: "" };
+    const stats = { promptTokens: ids.length, newTokens: 0, ttftSeconds: null, prefillTokensPerSecond: null, decodeTokensPerSecond: null, stopReason: "", seed };
     for (let i = 0; i < ids.length; i += this.chunk) {
       if (await aborted()) return { ...stats, stopReason: "aborted" };
       this.step(ids.slice(i, i + this.chunk), i, false);
     }
-    const prefilled = performance.now();
-    stats.prefillTokensPerSecond = ids.length / ((prefilled - started) / 1000);
+    stats.prefillTokensPerSecond = ids.length / ((performance.now() - started) / 1000);
     const decoder = this.tokenizer?.createStreamDecoder();
-    const tokens = [];
-    let position = ids.length, text = "", emitted = 0, firstAt = 0;
-    stats.stopReason = maxNewTokens < 1 ? "length" : "";
+    const stops = new StopStrings(o.stop);
+    const step = this.machine.view(Int32Array, this.buffers.step.offset, this.abi.words);
+    let position = ids.length, firstAt = 0;
     while (!stats.stopReason) {
-      const token = this.sample(temperature, topK, topP, minP);
-      tokens.push(token);
-      if (tokens.length === 1) {
+      const code = this.exports.bn_model_step(this.machine.base, position, stats.newTokens, o.maxNewTokens, o.temperature, o.topK, o.topP, o.minP,
+        o.repetitionPenalty, o.presencePenalty, o.frequencyPenalty);
+      if (code < 0) throw new Error(`the generation step refused position ${position} (context ${this.context})`);
+      const token = step[this.abi.token_word];
+      stats.newTokens += 1;
+      if (stats.newTokens === 1) {
         firstAt = performance.now();
         stats.ttftSeconds = (firstAt - started) / 1000;
       }
-      text += decoder ? decoder.push(token) : "";
-      const cut = stopIndex(text, stop);
-      const reasons = [["stop", cut >= 0], ["eos", this.eos.has(token)], ["length", tokens.length >= maxNewTokens], ["context", position >= this.context]];
-      stats.stopReason = reasons.find(([, hit]) => hit)?.[0] ?? "";
-      if (stats.stopReason && decoder && cut < 0) text += decoder.flush();
-      // hold back text that may be the start of a stop string
-      const end = cut >= 0 ? cut : stats.stopReason ? text.length : text.length - heldBack(text, stop);
-      emit({ token, text: text.slice(emitted, Math.max(end, emitted)) });
-      emitted = Math.max(end, emitted);
-      if (!stats.stopReason) {
-        if (await aborted()) stats.stopReason = "aborted";
-        else this.step([token], position++, false);
-      }
+      const reason = this.abi.stop_reasons[code];
+      const text = decoder ? decoder.push(token) + (reason ? decoder.flush() : "") : "";
+      const shown = stops.push(text, reason !== "");
+      stats.stopReason = stops.stopped ? "stop" : reason;
+      emit({ token, text: shown });
+      position += 1;
+      if (!stats.stopReason && (await aborted())) stats.stopReason = "aborted";
     }
-    stats.newTokens = tokens.length;
-    if (tokens.length > 1) stats.decodeTokensPerSecond = (tokens.length - 1) / ((performance.now() - firstAt) / 1000);
+    if (stats.newTokens > 1) stats.decodeTokensPerSecond = (stats.newTokens - 1) / ((performance.now() - firstAt) / 1000);
     return stats;
   }
 }
 
-function stopIndex(text, stop) {
-  const hits = stop.map((s) => text.indexOf(s)).filter((i) => i >= 0);
-  return hits.length ? Math.min(...hits) : -1;
-}
-
-function heldBack(text, stop) {
-  let held = 0;
-  for (const s of stop)
-    for (let k = Math.min(s.length - 1, text.length); k > held; k--)
-      if (text.endsWith(s.slice(0, k))) held = k;
-  return held;
+function tooLongMessage(tokens, context, maxPosition) {
+  const fix = context < maxPosition
+    ? `shorten it, or rebuild the site with a longer --context (this model allows up to ${maxPosition})`
+    : "shorten it (the site already has the model's full context)";
+  return `the prompt has ${tokens} tokens; the context holds ${context}, with room for at least one new token: ${fix}`;
 }
 
 // A macrotask turn, so messages queued meanwhile (abort) are handled; faster than setTimeout.
@@ -321,7 +318,7 @@ const HANDLERS = {
   detokenize: ({ ids }) => model.decode(ids),
   formatChat: ({ text }) => model.formatChat(text),
   logits: ({ ids }) => model.logits(ids),
-  generate: (message) => model.generate(message, async () => {
+  generate: (message) => model.generate(message.prompt, message.options, async () => {
     await nextTurn();
     return abortedIds.has(message.id);
   }, (piece) => postMessage({ type: "piece", id: message.id, piece })),

@@ -14,6 +14,7 @@ from models import write_bitnet_packed
 
 PROMPT = ("The old lighthouse keeper climbed the stairs every evening before the sun went down. "
           "He carried a small lamp, a book of poems, and a flask of tea.")
+GREEDY_8 = {"maxNewTokens": 8, "temperature": 0}
 SHARD_MB = 0.01  # ~10 KB shards: six of them for this model, so loading is parallel and per-shard
 LOAD = """async ([options]) => {
   const { BitNet } = await import("/bitnet.js");
@@ -165,7 +166,7 @@ def test_reload_is_served_from_cache(browser, site, served_dir, manifest):
         second.goto(url)
         info = second.evaluate(LOAD, [{}])["info"]
         assert second_requests == [] and info["downloadBytes"] == first.evaluate("window.model.info.downloadBytes")
-        assert second.evaluate(GENERATE, [PROMPT, {"maxNewTokens": 8}])["tokens"] == first.evaluate(GENERATE, [PROMPT, {"maxNewTokens": 8}])["tokens"]
+        assert second.evaluate(GENERATE, [PROMPT, GREEDY_8])["tokens"] == first.evaluate(GENERATE, [PROMPT, GREEDY_8])["tokens"]
     finally:
         context.close()
 
@@ -207,7 +208,7 @@ def test_quota_error_is_reported_and_load_still_works(page, site, served_dir):
     cdp.send("Storage.overrideQuotaForOrigin", {"origin": base.rstrip("/"), "quotaSize": 15000})
     info = page.evaluate(LOAD, [{}])["info"]
     assert "quota" in info["cacheError"] and "weights-0000" in info["cacheError"]
-    assert page.evaluate(GENERATE, [PROMPT, {"maxNewTokens": 4}])["stats"]["newTokens"] == 4
+    assert page.evaluate(GENERATE, [PROMPT, {"maxNewTokens": 4, "ignoreEos": True}])["stats"]["newTokens"] == 4
 
 
 def test_load_abort_rejects_with_abort_error(page, site, served_dir):
@@ -240,6 +241,6 @@ def test_corrupt_cached_shard_is_evicted_and_fetched_again(browser, site, served
         second.goto(url)
         second.evaluate(LOAD, [{}])
         assert [u.rsplit("/", 1)[1] for u in requests] == ["weights-00001.bin"]
-        assert second.evaluate(GENERATE, [PROMPT, {"maxNewTokens": 8}])["tokens"] == first.evaluate(GENERATE, [PROMPT, {"maxNewTokens": 8}])["tokens"]
+        assert second.evaluate(GENERATE, [PROMPT, GREEDY_8])["tokens"] == first.evaluate(GENERATE, [PROMPT, GREEDY_8])["tokens"]
     finally:
         context.close()
