@@ -11,12 +11,14 @@ from dataclasses import asdict, dataclass
 @dataclass(frozen=True)
 class Option:
     name: str                  # Python and CLI spelling; JS uses the camelCase of it
-    kind: str                  # "int" | "number" | "bool" | "strings" | "seed"
+    kind: str                  # "int" | "number" | "bool" | "strings" | "seed" | "choice"
     default: object            # None: no default (seed: a random one per generation)
     help: str
     minimum: float | None = None
     maximum: float | None = None
     exclusive_minimum: bool = False
+    choices: tuple[str, ...] = ()
+    chat_only: bool = False    # an option of chat(), not of generate()
 
     @property
     def js_name(self) -> str:
@@ -37,6 +39,9 @@ OPTIONS = (
     Option("seed", "seed", None, "the random stream of sampling (default: a random seed each time)"),
     Option("stop", "strings", (), "generation ends at the first of these strings, which is not part of the text"),
     Option("ignore_eos", "bool", False, "keep generating past the end-of-sequence token"),
+    Option("cache_prompt", "bool", True, "reuse the keys and values of the longest prefix of the prompt already in the cache"),
+    Option("context_policy", "choice", "error", "when a conversation outgrows the context: refuse it, or drop its oldest turns",
+           choices=("error", "drop_oldest"), chat_only=True),
 )
 BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -70,6 +75,10 @@ def check(option: Option, value):
         if not isinstance(value, bool):
             raise OptionError(f"{name} must be True or False, got {value!r}")
         return value
+    if kind == "choice":
+        if value not in option.choices:
+            raise OptionError(f"{name} must be one of {', '.join(map(repr, option.choices))}, got {value!r}")
+        return value
     if kind == "strings":
         stops = (value,) if isinstance(value, str) else value
         if not isinstance(stops, (list, tuple)) or not all(isinstance(s, str) for s in stops):
@@ -88,12 +97,16 @@ def check(option: Option, value):
     return int(value) if kind == "int" else number
 
 
-def resolve(options: dict) -> dict:
-    """Every option checked, the missing ones at their defaults (seed stays None: random)."""
-    unknown = sorted(set(options) - set(BY_NAME))
+def resolve(options: dict, chat: bool = False) -> dict:
+    """Every option of generate() (or chat()) checked, the missing ones at their defaults (seed stays
+    None: random)."""
+    known = {name: option for name, option in BY_NAME.items() if chat or not option.chat_only}
+    unknown = sorted(set(options) - set(known))
+    if unknown and unknown[0] in BY_NAME:
+        raise OptionError(f"{unknown[0]} is an option of chat(), not of generate()")
     if unknown:
-        raise OptionError(f"unknown generation option {unknown[0]!r}; the options are {', '.join(BY_NAME)}")
-    resolved = {name: option.default for name, option in BY_NAME.items()}
+        raise OptionError(f"unknown {'chat' if chat else 'generation'} option {unknown[0]!r}; the options are {', '.join(known)}")
+    resolved = {name: option.default for name, option in known.items()}
     resolved.update({name: check(BY_NAME[name], value) for name, value in options.items()})
     return resolved
 
@@ -102,7 +115,7 @@ def manifest_table() -> dict:
     """manifest["generation"]: the options for the browser runtime and the page, by JS name."""
     table = {}
     for option in OPTIONS:
-        row = {k: v for k, v in asdict(option).items() if k == "default" or not (v is None or v is False)}
+        row = {k: v for k, v in asdict(option).items() if k == "default" or not (v is None or v is False or v == ())}
         row["name"] = option.name
         row["default"] = list(option.default) if isinstance(option.default, tuple) else option.default
         table[option.js_name] = row

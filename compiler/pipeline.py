@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bitnet_wasm import __version__
-from bitnet_wasm.compiler.chat import single_turn
+from bitnet_wasm.compiler.chat import chat_format, end_of_turn_tokens
 from bitnet_wasm.compiler.generation import manifest_table as generation_options
 from bitnet_wasm.compiler.checkpoint import Checkpoint
 from bitnet_wasm.compiler.codegen import (
@@ -74,6 +74,15 @@ def _abi(graph, plan) -> dict:
     }
 
 
+def _chat(checkpoint: Checkpoint) -> dict | None:
+    chat = chat_format(checkpoint.tokenizer.config) if checkpoint.tokenizer else None
+    if chat is None:
+        return None
+    from tokenizers import Tokenizer
+
+    return {**chat, "stop_tokens": end_of_turn_tokens(chat, Tokenizer.from_str(checkpoint.tokenizer.tokenizer_json))}
+
+
 def _write_tokenizer(checkpoint: Checkpoint, model_dir: Path) -> dict | None:
     if checkpoint.tokenizer is None:
         return None
@@ -126,7 +135,7 @@ def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int |
         "format_version": FORMAT_VERSION,
         "model": dataclasses.asdict(checkpoint.config),
         "tokenizer": _write_tokenizer(checkpoint, model_dir),
-        "chat": single_turn(checkpoint.tokenizer.config) if checkpoint.tokenizer else None,
+        "chat": _chat(checkpoint),
         "generation": generation_options(),
         "wasm": {key: TARGETS[target].filename for key, target in WASM_MODULES.items()} if wasm else None,
         "sources": "src",

@@ -115,7 +115,7 @@ def _short(value) -> str:
 
 
 MODEL_COUNTS = ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads", "num_kv_heads", "head_dim", "max_position")
-STRING_OR_NONE = {"tokenizer": ("file",), "chat": ("prefix", "suffix")}
+STRING_OR_NONE = {"tokenizer": ("file",), "chat": ("end",)}
 
 
 def check_manifest(m, path: Path) -> None:
@@ -142,6 +142,10 @@ def check_manifest(m, path: Path) -> None:
         section = c.get(m, key, "", (dict,), optional=True)
         for field in fields if section is not None else ():
             c.get(section, field, f"{key}.", (str,))
+    chat = m.get("chat")
+    for key in ("start", "between") if isinstance(chat, dict) else ():
+        for name, text in c.get(chat, key, "chat.", (dict,)).items():
+            c.get({name: text}, name, f"chat.{key}.", (str,))
     wasm = c.get(m, "wasm", "", (dict,), optional=True) or {}
     for key in wasm:
         c.get(wasm, key, "wasm.", (str,))

@@ -7,6 +7,7 @@ const bounds = ({ minimum, maximum, exclusive_minimum: exclusive }) =>
 const CHECKS = {
   int: (v, row) => Number.isInteger(v) && inRange(v, row) ? v : fail(row, `an integer ${bounds(row)}`, v),
   number: (v, row) => typeof v === "number" && Number.isFinite(v) && inRange(v, row) ? v : fail(row, `a number ${bounds(row)}`, v),
+  choice: (v, row) => row.choices.includes(v) ? v : fail(row, `one of ${row.choices.map((c) => JSON.stringify(c)).join(", ")}`, v),
   bool: (v, row) => typeof v === "boolean" ? v : fail(row, "true or false", v),
   seed: (v, row) => typeof v === "bigint" || Number.isSafeInteger(v) ? v : fail(row, "an integer (a BigInt above 2^53; leave it out for a random seed)", v),
   strings: (v, row) => {
@@ -27,12 +28,15 @@ function fail(row, what, value) {
   throw new Error(`${row.jsName} must be ${what}, got ${shown}`);
 }
 
-/** Every option checked, the missing ones at their defaults (seed: null, a random one). */
-export function resolveOptions(table, options) {
-  const unknown = Object.keys(options).filter((name) => !(name in table));
-  if (unknown.length) throw new Error(`unknown generation option "${unknown[0]}"; the options are ${Object.keys(table).join(", ")}`);
+/** Every option of generate() (or chat()) checked, the missing ones at their defaults (seed: null, a random one). */
+export function resolveOptions(table, options, { chat = false } = {}) {
+  const known = Object.entries(table).filter(([, row]) => chat || !row.chat_only);
+  const names = new Set(known.map(([name]) => name));
+  const unknown = Object.keys(options).filter((name) => !names.has(name) && options[name] !== undefined);
+  if (unknown.length && unknown[0] in table) throw new Error(`${unknown[0]} is an option of chat(), not of generate()`);
+  if (unknown.length) throw new Error(`unknown ${chat ? "chat" : "generation"} option "${unknown[0]}"; the options are ${[...names].join(", ")}`);
   const resolved = {};
-  for (const [jsName, row] of Object.entries(table)) {
+  for (const [jsName, row] of known) {
     const value = options[jsName];
     resolved[jsName] = value === undefined ? row.default : CHECKS[row.kind](value, { ...row, jsName });
   }

@@ -42,7 +42,8 @@ def test_stream_decoder_pieces_add_up_to_the_whole_text():
 
 def test_defaults_are_one_table():
     resolved = resolve({})
-    assert resolved == {o.name: o.default for o in OPTIONS}
+    assert resolved == {o.name: o.default for o in OPTIONS if not o.chat_only}
+    assert resolve({}, chat=True)["context_policy"] == "error"
     table = manifest_table()
     assert table["maxNewTokens"]["default"] == resolved["max_new_tokens"] and table["topP"]["exclusive_minimum"] is True
     assert resolve({"stop": "the"})["stop"] == ("the",)  # one stop string, not three characters

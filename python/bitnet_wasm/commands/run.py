@@ -29,11 +29,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default = "random" if option.kind == "seed" else option.default
         if option.kind == "bool":
             parser.add_argument(flag, action="store_true", default=None, help=option.help)
+        elif option.kind == "choice":
+            parser.add_argument(flag, choices=option.choices, default=None, help=f"{option.help} (default {default}; with --chat)")
         elif option.kind == "strings":
             parser.add_argument(flag, action="append", default=None, help=f"{option.help} (repeat for several)")
         else:
             parser.add_argument(flag, type=_option_type(option), default=None, help=f"{option.help} (default {default})")
-    parser.add_argument("--chat", action="store_true", help="send the prompt as one user message in the model's chat template")
+    parser.add_argument("--chat", action="store_true", help="send the prompt as a user message in the model's chat template")
+    parser.add_argument("--system", help="with --chat: a system message before it")
     parser.add_argument("--json", action="store_true", help='print {"prompt_tokens", "tokens", "text", "stop_reason", "seed"} after generating')
 
 
@@ -44,8 +47,14 @@ def main(args: argparse.Namespace) -> int:
     try:
         model = load(args.site)
         result = Generation([])
-        prompt = model.format_chat(args.prompt) if args.chat else args.prompt
-        for piece in model.stream(prompt, result=result, **options):
+        if args.chat:
+            messages = ([{"role": "system", "content": args.system}] if args.system is not None else []) + [{"role": "user", "content": args.prompt}]
+            pieces = model.chat(messages, stream=True, result=result, **options)
+        elif args.system is not None:
+            raise ValueError("--system needs --chat")
+        else:
+            pieces = model.stream(args.prompt, result=result, **options)
+        for piece in pieces:
             if not args.json:
                 print(piece.text, end="", flush=True)
     except (OSError, ValueError, RuntimeError) as e:
