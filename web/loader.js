@@ -75,7 +75,8 @@ async function store(cache, url, shard, target) {
 /**
  * Load every shard of `shards` ({file, offset, bytes, sha256}) from baseUrl into target(shard), a
  * Uint8Array of exactly shard.bytes. onProgress({loadedBytes, totalBytes, mbPerSecond, etaSeconds, phase}).
- * Resolves to {cacheError}: null, or why the shards could not be cached (loading still succeeded).
+ * Resolves to {cacheError, cachedBytes}: null, or why the shards could not be cached (loading still
+ * succeeded); and the bytes that came from Cache Storage.
  */
 export async function loadShards({ baseUrl, shards, target, onProgress = () => {}, signal, concurrency = CONCURRENCY }) {
   const { cache, error: openError } = await openCache();
@@ -83,6 +84,7 @@ export async function loadShards({ baseUrl, shards, target, onProgress = () => {
   const started = performance.now();
   let loadedBytes = 0, lastReport = -Infinity;
   const cacheErrors = openError ? [openError] : [];
+  let cachedBytes = 0; // of the shards Cache Storage held already
   const report = (force = false) => {
     const now = performance.now();
     if (!force && now - lastReport < PROGRESS_INTERVAL_MS) return;
@@ -96,6 +98,7 @@ export async function loadShards({ baseUrl, shards, target, onProgress = () => {
     const url = new URL(shard.file, baseUrl).href;
     if (await fromCache(cache, url, shard, target)) {
       loadedBytes += shard.bytes;
+      cachedBytes += shard.bytes;
       return report();
     }
     for (let attempt = 0; ; attempt++) {
@@ -122,5 +125,5 @@ export async function loadShards({ baseUrl, shards, target, onProgress = () => {
   });
   await Promise.all(workers);
   report(true);
-  return { cacheError: cacheErrors.length ? cacheErrors.join("; ") : null };
+  return { cacheError: cacheErrors.length ? cacheErrors.join("; ") : null, cachedBytes };
 }

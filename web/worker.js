@@ -6,6 +6,7 @@
 // also posts "piece" messages; "abort" {target} stops a running request between tokens.
 import { Tokenizer } from "./tokenizer.js";
 import { loadShards } from "./loader.js";
+import { checkMessages, renderChat } from "./chat.js";
 import { resolveOptions } from "./options.js";
 import { StopStrings } from "./textstream.js";
 
@@ -154,16 +155,16 @@ class Model {
       const url = new URL(manifest.tokenizer.file, manifestUrl);
       tokenizer = Tokenizer.fromJSON(await (await fetchOk(url, "tokenizer", signal)).text());
     }
-    const { cacheError } = await loadShards({
+    const { cacheError, cachedBytes } = await loadShards({
       baseUrl: manifestUrl, shards: manifest.shards, signal,
       target: (shard) => machine.bytes(shard.offset, shard.bytes),
       onProgress: (p) => progress(p),
     });
     if (cacheError) console.warn(`bitnet-wasm: ${cacheError}`);
-    return new Model(manifest, machine, tokenizer, { simd, threads, fallback, cacheError });
+    return new Model(manifest, machine, tokenizer, { simd, threads, fallback, cacheError, cachedBytes });
   }
 
-  constructor(manifest, machine, tokenizer, { simd, threads, fallback, cacheError }) {
+  constructor(manifest, machine, tokenizer, { simd, threads, fallback, cacheError, cachedBytes }) {
     this.machine = machine;
     this.exports = machine.exports;
     this.tokenizer = tokenizer;
@@ -176,6 +177,7 @@ class Model {
     this.abi = manifest.abi;
     this.generationOptions = manifest.generation;
     this.maxPosition = manifest.model.max_position;
+    this.cached = []; // the tokens whose keys and values are in the KV cache, from position 0
     const tensors = Object.values(manifest.tensors);
     this.info = {
       name: manifest.model.name,
@@ -189,7 +191,9 @@ class Model {
       vocabSize: this.vocab,
       context: this.context,
       cacheError,
+      cachedBytes,
       chat: this.chat !== null,
+      chatSystem: this.chat !== null && "system" in this.chat.start,
     };
   }
 
@@ -202,9 +206,10 @@ class Model {
     return this.tokenizer ? this.tokenizer.decode(ids) : "";
   }
 
-  formatChat(text) {
+  chatTokens(messages) {
     if (!this.chat || !this.tokenizer) throw new Error("the model has no chat template");
-    return this.tokenizer.encode(this.chat.prefix + text + this.chat.suffix, { addSpecialTokens: false });
+    checkMessages(this.chat, messages);
+    return this.tokenizer.encode(renderChat(this.chat, messages), { addSpecialTokens: false });
   }
 
   checkIds(ids) {
@@ -226,6 +231,7 @@ class Model {
     this.checkIds(ids);
     if (ids.length > this.context) throw new Error(`${ids.length} tokens do not fit the context of ${this.context}`);
     const rows = [];
+    this.cached = [...ids];
     for (let i = 0; i < ids.length; i += this.chunk) {
       const part = ids.slice(i, i + this.chunk);
       const logits = this.step(part, i, true);
@@ -237,27 +243,53 @@ class Model {
   writeStopTokens(tokens) {
     const { words, stop_tokens_word: first, max_stop_tokens: count } = this.abi;
     const step = this.machine.view(Int32Array, this.buffers.step.offset, words);
+    if (tokens.size > count) throw new Error(`${tokens.size} stop tokens; the generation step holds at most ${count}`);
     step.fill(-1, first, first + count);
     step.set([...tokens].sort((a, b) => a - b), first);
   }
 
-  // Generation, the loop of runtime.py's Model.stream: the C step (bn_model_step) chooses each token
-  // and says whether the generation ends; here only text. Yields to the event loop between steps so
-  // an abort message is seen.
-  async generate(prompt, options, aborted, emit) {
-    const o = resolveOptions(this.generationOptions, options);
+  promptIds(prompt) {
     const ids = this.checkIds(typeof prompt === "string" ? this.encode(prompt) : prompt);
     if (ids.length >= this.context) throw new Error(tooLongMessage(ids.length, this.context, this.maxPosition));
+    return ids;
+  }
+
+  generate(prompt, options, aborted, emit) {
+    return this.run(this.promptIds(prompt), resolveOptions(this.generationOptions, options), [], {}, aborted, emit);
+  }
+
+  // runtime.py's Model.chat: the oldest turns (after a system message) go first under "drop_oldest".
+  chatReply(messages, options, aborted, emit) {
+    const o = resolveOptions(this.generationOptions, options, { chat: true });
+    messages = [...messages];
+    let ids = this.chatTokens(messages), dropped = 0;
+    while (ids.length >= this.context && o.contextPolicy === "drop_oldest" && messages.filter((m) => m.role === "user").length > 1) {
+      messages.splice(messages[0].role === "system" ? 1 : 0, 2); // a user message and the assistant's reply
+      dropped += 2;
+      ids = this.chatTokens(messages);
+    }
+    return this.run(this.promptIds(ids), o, this.chat.stop_tokens, { droppedMessages: dropped }, aborted, emit);
+  }
+
+  // Generation, the loop of runtime.py's Model._generate: the C step (bn_model_step) chooses each
+  // token and says whether the generation ends; here only text. Yields to the event loop between
+  // steps so an abort message is seen.
+  async run(ids, o, stopTokens, extraStats, aborted, emit) {
     const seed = o.seed ?? crypto.getRandomValues(new Uint32Array(1))[0];
-    this.machine.view(BigUint64Array, this.buffers.rng_state.offset, 1)[0] = BigInt.asUintN(64, BigInt(seed));
-    this.writeStopTokens(o.ignoreEos ? [] : this.eos);
     const started = performance.now();
-    const stats = { promptTokens: ids.length, newTokens: 0, ttftSeconds: null, prefillTokensPerSecond: null, decodeTokensPerSecond: null, stopReason: "", seed };
-    for (let i = 0; i < ids.length; i += this.chunk) {
+    const stats = { promptTokens: ids.length, reusedTokens: 0, prefillTokens: 0, newTokens: 0, ttftSeconds: null, prefillTokensPerSecond: null,
+      decodeTokensPerSecond: null, stopReason: "", seed, ...extraStats };
+    stats.reusedTokens = o.cachePrompt ? this.cachedPrefix(ids) : 0;
+    stats.prefillTokens = ids.length - stats.reusedTokens;
+    this.cached = [];
+    for (let i = stats.reusedTokens; i < ids.length; i += this.chunk) {
       if (await aborted()) return { ...stats, stopReason: "aborted" };
       this.step(ids.slice(i, i + this.chunk), i, false);
+      this.cached = ids.slice(0, i + this.chunk);
     }
-    stats.prefillTokensPerSecond = ids.length / ((performance.now() - started) / 1000);
+    this.machine.view(BigUint64Array, this.buffers.rng_state.offset, 1)[0] = BigInt.asUintN(64, BigInt(seed));
+    this.writeStopTokens(new Set([...stopTokens, ...(o.ignoreEos ? [] : this.eos)]));
+    stats.prefillTokensPerSecond = stats.prefillTokens / ((performance.now() - started) / 1000);
     const decoder = this.tokenizer?.createStreamDecoder();
     const stops = new StopStrings(o.stop);
     const step = this.machine.view(Int32Array, this.buffers.step.offset, this.abi.words);
@@ -273,6 +305,7 @@ class Model {
         stats.ttftSeconds = (firstAt - started) / 1000;
       }
       const reason = this.abi.stop_reasons[code];
+      if (!reason) this.cached.push(token); // bn_model_step ran it
       const text = decoder ? decoder.push(token) + (reason ? decoder.flush() : "") : "";
       const shown = stops.push(text, reason !== "");
       stats.stopReason = stops.stopped ? "stop" : reason;
@@ -282,6 +315,14 @@ class Model {
     }
     if (stats.newTokens > 1) stats.decodeTokensPerSecond = (stats.newTokens - 1) / ((performance.now() - firstAt) / 1000);
     return stats;
+  }
+
+  // How many leading tokens of ids are in the KV cache already (never all: the last runs for its logits).
+  cachedPrefix(ids) {
+    const limit = Math.min(this.cached.length, ids.length - 1);
+    let n = 0;
+    while (n < limit && this.cached[n] === ids[n]) n++;
+    return n;
   }
 }
 
@@ -298,6 +339,12 @@ const nextTurn = () => new Promise((resolve) => {
   channel.port1.onmessage = () => resolve();
   channel.port2.postMessage(null);
 });
+
+// [aborted, emit] of a generate or chat request
+const streaming = (message) => [async () => {
+  await nextTurn();
+  return abortedIds.has(message.id);
+}, (piece) => postMessage({ type: "piece", id: message.id, piece })];
 
 let model = null;
 const abortedIds = new Set();
@@ -316,12 +363,10 @@ const HANDLERS = {
   },
   tokenize: ({ text }) => model.encode(text),
   detokenize: ({ ids }) => model.decode(ids),
-  formatChat: ({ text }) => model.formatChat(text),
+  chatTokens: ({ messages }) => model.chatTokens(messages),
   logits: ({ ids }) => model.logits(ids),
-  generate: (message) => model.generate(message.prompt, message.options, async () => {
-    await nextTurn();
-    return abortedIds.has(message.id);
-  }, (piece) => postMessage({ type: "piece", id: message.id, piece })),
+  generate: (message) => model.generate(message.prompt, message.options, ...streaming(message)),
+  chat: (message) => model.chatReply(message.messages, message.options, ...streaming(message)),
 };
 
 let queue = Promise.resolve();

@@ -76,19 +76,19 @@ def test_generate_streams_greedy_text_into_the_output(page, site, site_url):
     while_generating = [length for state, length in page.evaluate("() => window.outputGrowth") if state == "generating"]
     assert len(set(while_generating)) >= 3, f"the output did not grow token by token: {while_generating}"
     expected = load(site).generate(PROMPT, max_new_tokens=24, temperature=0).text
-    assert page.text_content("#output") == expected
+    assert page.text_content("#output .prompt-echo") == PROMPT  # the prompt, then its continuation
+    assert page.text_content("#output") == PROMPT + expected
     assert "decode" in page.text_content("#stats")
 
 
-def test_chat_format_wraps_the_prompt_in_the_models_template(page, site, site_url):
+def test_chat_view_answers_in_the_models_template(page, site, site_url):
     open_ready(page, site_url)
     assert page.is_visible("#chat") and page.is_checked("#chat")
     generate_through_ui(page, PROMPT, 12, chat=True)
     page.wait_for_function("() => document.documentElement.dataset.state === 'ready'", timeout=30_000)
-    model = load(site)
-    chat_ids = model.format_chat(PROMPT)
-    assert chat_ids != model.encode(PROMPT)
-    assert page.text_content("#output") == model.generate(chat_ids, max_new_tokens=12, temperature=0).text
+    reply = load(site).chat([{"role": "user", "content": PROMPT}], max_new_tokens=12, temperature=0)
+    assert page.text_content("#history .user") == PROMPT
+    assert page.text_content("#history .assistant") == reply.text
 
 
 def test_stop_ends_generation_within_a_second(page, site_url):
