@@ -93,12 +93,13 @@ def _write_tokenizer(checkpoint: Checkpoint, model_dir: Path) -> dict | None:
 
 def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int | None = None, shard_mb: float = 32,
           embed: str = "f16", layout: str = AUTO, chunk: int = 32, wasm: bool = True, progress: bool = True,
-          coi_service_worker: bool = False) -> Path:
+          coi_service_worker: bool = False, page: bool = True) -> Path:
     """Build the site for `model` (a checkpoint directory or a loaded Checkpoint) into out_dir;
     returns the manifest's path. wasm=False skips compiling the wasm modules (the Python
     runtime compiles its native library from the site's C itself). layout "auto" picks each linear
     shape's layout from kernel times measured here (compiler/kernel_choice.py). coi_service_worker: the
-    page registers coi-sw.js, for static hosts that cannot send the COOP/COEP headers threads need."""
+    page registers coi-sw.js, for static hosts that cannot send the COOP/COEP headers threads need.
+    page=False: the model folder alone, without the runtime and index.html."""
     if isinstance(model, Checkpoint):
         checkpoint = model
     else:
@@ -148,6 +149,6 @@ def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int |
                   "linear_layout": graph.linear_layout, "source": str(checkpoint.source), "bitnet_wasm": __version__},
     }
     path = write_manifest(model_dir, manifest)
-    if wasm:
+    if wasm and page:
         write_site(Path(out_dir), manifest, coi_service_worker)
     return path
