@@ -36,7 +36,7 @@ CALLS = {
 }
 # Buffers the template itself names (the rest are activations, declared from the plan).
 TEMPLATE_BUFFERS = {"tokens": "tokens", "k_cache": "k_cache", "v_cache": "v_cache", "logits": "logits"}
-ABI_BUFFERS = ("tokens", "logits", "rng_state", "sample_p", "sample_idx", "k_cache", "v_cache")
+ABI_BUFFERS = ("tokens", "logits", "rng_state", "sample_p", "sample_idx", "step", "k_cache", "v_cache")
 
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("bitnet_wasm.compiler", "templates"),

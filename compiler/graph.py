@@ -12,12 +12,13 @@ from dataclasses import dataclass, field, replace
 
 from bitnet_wasm.compiler.architectures import Architecture, architecture, linear_shapes
 from bitnet_wasm.compiler.checkpoint import ModelConfig
-from bitnet_wasm.wasm_kernels.abi import max_threads
+from bitnet_wasm.wasm_kernels.abi import defines, max_threads
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 N = "n"  # symbolic row count of activations: the tokens of the current step
 DTYPE_BYTES = {"f32": 4, "f16": 2, "i8": 1, "u8": 1, "i32": 4, "u64": 8}
 REGIONS = ("weights", "kv", "activations", "io")  # arena order
+STEP_WORDS = defines()["BN_STEP_WORDS"]  # bn_generate_step's chosen token and stop tokens
 MAX_THREADS = max_threads()  # kernel scratch is kept once per thread that may share an op
 
 
@@ -292,6 +293,7 @@ def build_graph(config: ModelConfig, options: BuildOptions = BuildOptions(), bin
         Value("rng_state", "u64", (1,), "io"),
         Value("sample_p", "f32", (V,), "io"),
         Value("sample_idx", "i32", (V,), "io"),
+        Value("step", "i32", (STEP_WORDS,), "io"),
         Value("k_cache", KV_CACHES[options.kv].dtype, kv_shape, "kv", per_layer=True),
         Value("v_cache", KV_CACHES[options.kv].dtype, kv_shape, "kv", per_layer=True),
     ):

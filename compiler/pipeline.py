@@ -13,15 +13,17 @@ from tqdm import tqdm
 
 from bitnet_wasm import __version__
 from bitnet_wasm.compiler.architectures import linear_shapes
-from bitnet_wasm.compiler.chat import single_turn
+from bitnet_wasm.compiler.chat import chat_format, end_of_turn_tokens
 from bitnet_wasm.compiler.checkpoint import Checkpoint
 from bitnet_wasm.compiler.codegen import ABI_BUFFERS, compile_sources, generate, write_sources
+from bitnet_wasm.compiler.generation import manifest_table as generation_options
 from bitnet_wasm.compiler.graph import AUTO, MAX_THREADS, BuildOptionError, BuildOptions, check_config
 from bitnet_wasm.compiler.kernel_choice import choose, manifest_table
 from bitnet_wasm.compiler.plan import plan_model
 from bitnet_wasm.compiler.shards import write_shards
 from bitnet_wasm.compiler.site import model_card, write_site
 from bitnet_wasm.compiler.site_format import ALIGN, FORMAT, FORMAT_VERSION, MODEL_DIR, file_digests, write_manifest
+from bitnet_wasm.wasm_kernels.abi import step_abi
 from bitnet_wasm.wasm_kernels.toolchain import TARGETS
 
 # manifest["wasm"] key -> toolchain target; the threaded modules need a cross-origin isolated page
@@ -47,10 +49,22 @@ def _abi(graph, plan) -> dict:
         "forward": "int bn_model_forward(uint8_t *arena, int n, int pos0, int all_logits)",
         "prefill": "int bn_model_prefill(uint8_t *arena, int n, int pos0)",
         "sample": "int bn_sample(logits, vocab, temperature, top_k, top_p, min_p, rng_state, sample_p, sample_idx)",
+        "step": "int bn_model_step(uint8_t *arena, int position, int generated, int max_new_tokens, float temperature, int top_k, "
+                "float top_p, float min_p, float repetition_penalty, float presence_penalty, float frequency_penalty)",
+        **step_abi(),
         "buffers": {name: {"offset": plan.slots[name].offset, "bytes": plan.slots[name].nbytes, "dtype": graph.values[name].dtype}
                     for name in ABI_BUFFERS},
         "doc": "see src/forward.c",
     }
+
+
+def _chat(checkpoint: Checkpoint) -> dict | None:
+    chat = chat_format(checkpoint.tokenizer.config) if checkpoint.tokenizer else None
+    if chat is None:
+        return None
+    from tokenizers import Tokenizer
+
+    return {**chat, "stop_tokens": end_of_turn_tokens(chat, Tokenizer.from_str(checkpoint.tokenizer.tokenizer_json))}
 
 
 def _write_tokenizer(checkpoint: Checkpoint, model_dir: Path) -> dict | None:
@@ -63,12 +77,13 @@ def _write_tokenizer(checkpoint: Checkpoint, model_dir: Path) -> dict | None:
 
 def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int | None = None, shard_mb: float = 32,
           embed: str = "f16", kv: str = "f16", layout: str = AUTO, chunk: int = 32, wasm: bool = True, progress: bool = True,
-          coi_service_worker: bool = False) -> Path:
+          coi_service_worker: bool = False, page: bool = True) -> Path:
     """Build the site for `model` (a checkpoint directory or a loaded Checkpoint) into out_dir;
     returns the manifest's path. kv "f32": an f32 KV cache (exact mode, twice the cache memory). wasm=False skips compiling the wasm modules (the Python
     runtime compiles its native library from the site's C itself). layout "auto" picks each linear
     shape's layout from kernel times measured here (compiler/kernel_choice.py). coi_service_worker: the
-    page registers coi-sw.js, for static hosts that cannot send the COOP/COEP headers threads need."""
+    page registers coi-sw.js, for static hosts that cannot send the COOP/COEP headers threads need.
+    page=False: the model folder alone, without the runtime and index.html."""
     if isinstance(model, Checkpoint):
         checkpoint = model
     else:
@@ -77,6 +92,8 @@ def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int |
         checkpoint = load_checkpoint(Path(model))
     binary = _is_binary(checkpoint)
     check_config(checkpoint.config)
+    if len(checkpoint.config.eos_token_ids) > step_abi()["max_stop_tokens"]:
+        raise BuildOptionError(f"{checkpoint.source}: {len(checkpoint.config.eos_token_ids)} end-of-sequence tokens; the runtime stops on at most {step_abi()['max_stop_tokens']}")
     options = BuildOptions(context=context, chunk=chunk, embed=embed, kv=kv, layout=layout, shard_mb=shard_mb)
     options.resolved(checkpoint.config)  # bad options fail before any kernel is timed
     kernels = choose(linear_shapes(checkpoint.config).values(), layout, binary, progress)
@@ -103,7 +120,8 @@ def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int |
         "format_version": FORMAT_VERSION,
         "model": dataclasses.asdict(checkpoint.config),
         "tokenizer": _write_tokenizer(checkpoint, model_dir),
-        "chat": single_turn(checkpoint.tokenizer.config) if checkpoint.tokenizer else None,
+        "chat": _chat(checkpoint),
+        "generation": generation_options(),
         "wasm": {key: TARGETS[target].filename for key, target in WASM_MODULES.items()} if wasm else None,
         "sources": "src",
         "abi": _abi(graph, plan),
@@ -117,6 +135,6 @@ def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int |
     manifest["card"] = model_card(manifest)
     manifest["files"] = file_digests(model_dir, [*(manifest["wasm"] or {}).values(), *(v for v in (manifest["tokenizer"] or {}).values())])
     path = write_manifest(model_dir, manifest)
-    if wasm:
+    if wasm and page:
         write_site(Path(out_dir), manifest, coi_service_worker)
     return path

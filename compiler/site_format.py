@@ -11,10 +11,11 @@ import re
 from pathlib import Path
 
 from bitnet_wasm.compiler.graph import DTYPE_BYTES, REGIONS
+from bitnet_wasm.wasm_kernels.abi import defines
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 FORMAT = "bitnet-wasm-site"
-FORMAT_VERSION = 2        # 2: the model card and the other files' sha256 are in the manifest
+FORMAT_VERSION = 2        # 2: model card, the other files' sha256, the step ABI and generation options in the manifest
 ALIGN = 64                 # every region, buffer and tensor offset in the arena is a multiple of this
 MODEL_DIR = "model"        # SITE/model/ holds everything model-specific
 MANIFEST = "manifest.json"
@@ -146,7 +147,7 @@ def _short(value) -> str:
 
 
 MODEL_COUNTS = ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads", "num_kv_heads", "head_dim", "max_position")
-STRING_OR_NONE = {"tokenizer": ("file",), "chat": ("prefix", "suffix")}  # optional sections and their text fields
+STRING_OR_NONE = {"tokenizer": ("file",), "chat": ("end",)}  # optional sections and their text fields
 
 
 def check_manifest(m, path: Path) -> None:
@@ -177,6 +178,10 @@ def check_manifest(m, path: Path) -> None:
     for name in files:
         if not isinstance(files[name], str) or not SHA256.fullmatch(files[name]) or "/" in name or name.startswith("."):
             c.fail(f"files.{name}", "is not a file name in model/ with a sha256 of 64 hex digits")
+    chat = m.get("chat")
+    for key in ("start", "between") if isinstance(chat, dict) else ():
+        for name, text in c.get(chat, key, "chat.", (dict,)).items():
+            c.get({name: text}, name, f"chat.{key}.", (str,))
     wasm = c.get(m, "wasm", "", (dict,), optional=True) or {}
     named = [(f"wasm.{key}", c.get(wasm, key, "wasm.", (str,), optional=True)) for key in wasm]  # null: variant not built
     named += [(f"tokenizer.{key}", m["tokenizer"].get(key)) for key in ("file", "config") if m.get("tokenizer")]
@@ -219,6 +224,7 @@ BUFFER_MINIMUM = {
     "rng_state": lambda context, chunk, vocab: 8,
     "sample_p": lambda context, chunk, vocab: 4 * vocab,
     "sample_idx": lambda context, chunk, vocab: 4 * vocab,
+    "step": lambda context, chunk, vocab: 4 * defines()["BN_STEP_WORDS"],
 }
 
 

@@ -2,6 +2,8 @@
 
     python scripts/screenshot.py --site SITE --prompt "The old lighthouse keeper" --out docs/screenshot.png
     python scripts/screenshot.py --model MODEL_DIR --prompt "..."      # builds the site first (temporary folder)
+    python scripts/screenshot.py --site SITE --viewport 390x844 --out docs/screenshot-phone.png   # what a phone shows, unscrolled
+    python scripts/screenshot.py --site SITE --dark --chat "Hi" "And then?" --out docs/screenshot-dark.png  # chat view, dark theme
 """
 from __future__ import annotations
 
@@ -21,24 +23,30 @@ GENERATED = "() => document.documentElement.dataset.state !== 'generating' && do
 TIMEOUT_MS = 120_000
 
 
-def screenshot(site: Path, prompt: str, tokens: int, temperature: float, out: Path) -> str:
-    """Loads the page, generates through the form, saves the PNG; returns the generated text."""
+def screenshot(site: Path, prompt: str, tokens: int, temperature: float, out: Path, viewport=(1100, 900), dark=False,
+               chat=()) -> str:
+    """Loads the page, generates through the form (or sends the chat messages), saves the PNG (the
+    whole page at the default viewport, what the viewport shows otherwise); returns the text."""
     with SiteServer(site, "127.0.0.1", 0, quiet=True) as server, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_executable(p), args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900}, device_scale_factor=1)
+            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]}, device_scale_factor=1,
+                                    color_scheme="dark" if dark else "light")
             page.goto(server.url)
             page.wait_for_function(STATE_IS, arg=["ready", "error"], timeout=TIMEOUT_MS)
             if page.evaluate("document.documentElement.dataset.state") == "error":
                 raise SystemExit(f"the page failed to load the model: {page.text_content('#error-message')}")
-            page.fill("#prompt", prompt)
             page.fill("#max-tokens", str(tokens))
             page.fill("#temperature", str(temperature))
-            page.click("#generate")
-            page.wait_for_function(GENERATED, timeout=TIMEOUT_MS)
+            if page.is_visible("#chat"):
+                page.set_checked("#chat", bool(chat))
+            for message in chat or [prompt]:
+                page.fill("#prompt", message)
+                page.click("#generate")
+                page.wait_for_function(GENERATED, timeout=TIMEOUT_MS)
             out.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(out), full_page=True)
-            return page.text_content("#output")
+            page.screenshot(path=str(out), full_page=viewport == (1100, 900))
+            return page.text_content("#history" if chat else "#output")
         finally:
             browser.close()
 
@@ -52,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=60, help="new tokens (default 60)")
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--out", type=Path, default=Path("docs/screenshot.png"))
+    parser.add_argument("--viewport", default="1100x900", help="WIDTHxHEIGHT (default 1100x900, the whole page)")
+    parser.add_argument("--dark", action="store_true", help="the dark theme")
+    parser.add_argument("--chat", nargs="+", default=(), help="messages to send in the chat view instead of the prompt")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         site = args.site
@@ -60,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             bitnet_wasm.build(args.model, site, progress=False)
         if not (site / "index.html").is_file():
             raise SystemExit(f"--site {site}: no index.html; build it with `bitnet-wasm build MODEL --out {site}`")
-        text = screenshot(site, args.prompt, args.tokens, args.temperature, args.out)
+        width, height = (int(x) for x in args.viewport.split("x"))
+        text = screenshot(site, args.prompt, args.tokens, args.temperature, args.out, (width, height), args.dark, args.chat)
     print(f"wrote {args.out}; generated: {text!r}")
     return 0
 

@@ -96,9 +96,28 @@ def kernel_abi() -> dict[str, Signature]:
 
 
 @functools.cache
+def defines() -> dict[str, int]:
+    """The integer #defines of bitnet.h (BN_MAX_THREADS, BN_STEP_*, ...)."""
+    return {name: int(value) for name, value in re.findall(r"^#define (BN_\w+) (-?\d+)$", (SOURCE_DIR / "bitnet.h").read_text(), re.M)}
+
+
 def max_threads() -> int:
     """BN_MAX_THREADS of bitnet.h: the most threads a forward pass splits its work among."""
-    return int(re.search(r"#define BN_MAX_THREADS (\d+)", (SOURCE_DIR / "bitnet.h").read_text()).group(1))
+    return defines()["BN_MAX_THREADS"]
+
+
+STOP_REASONS = {"BN_STEP_CONTINUE": "", "BN_STEP_EOS": "eos", "BN_STEP_LENGTH": "length", "BN_STEP_CONTEXT": "context"}
+
+
+def step_abi() -> dict:
+    """How a host reads bn_generate_step's results (written into the manifest for the browser):
+    the stop reason per return code, and the words of the step buffer."""
+    d = defines()
+    reasons = [""] * len(STOP_REASONS)
+    for name, reason in STOP_REASONS.items():
+        reasons[d[name]] = reason
+    return {"stop_reasons": reasons, "token_word": d["BN_STEP_TOKEN"], "stop_tokens_word": d["BN_STEP_STOP_TOKENS"],
+            "max_stop_tokens": d["BN_MAX_STOP_TOKENS"], "words": d["BN_STEP_WORDS"]}
 
 
 def _size_functions() -> dict:
@@ -129,7 +148,7 @@ def check_call(sig: Signature, args: tuple) -> dict[str, int]:
     for p, a in zip(sig.params, args):
         if not p.pointer:
             continue
-        env = dict(scope, BN_MAX_THREADS=max_threads())
+        env = dict(scope, **defines())
         if re.search(r"[a-z_]+\(", p.count):
             env.update(_size_functions())
         expected = int(eval(p.count, {"__builtins__": {}}, env))  # expressions come from our own header

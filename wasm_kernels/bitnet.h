@@ -130,6 +130,29 @@ BN_API int bn_argmax(const float *x /*[n]*/, int n);
 BN_API uint32_t bn_rng_next(uint64_t *state /*[1]*/);
 BN_API int bn_sample(const float *logits /*[n]*/, int n, float temperature, int top_k, float top_p, float min_p, uint64_t *rng_state /*[1]*/, float *scratch_p /*[n]*/, int32_t *scratch_idx /*[n]*/);
 
+/* ---- step.c: one generation step, shared by the Python and JS hosts ----
+ * bn_penalize: for each distinct token v among history[0..n_history) (ids outside [0, n) ignored),
+ *   seen c times: l = logits[v]; if repetition != 1, l = l > 0 ? l / repetition : l * repetition;
+ *   logits[v] = l - ((float)c * frequency + presence). Nothing changes when repetition is 1 and
+ *   presence and frequency are 0. counts: working memory.
+ * bn_generate_step: the token at `position` (1 <= position <= context), after `generated` new
+ *   tokens (0 <= generated < max_new_tokens): bn_penalize over tokens[0..position), then
+ *   bn_sample. Writes it to step[BN_STEP_TOKEN] and, if position < context, to tokens[position].
+ *   Returns why the generation ends there, in this order: BN_STEP_EOS (one of the
+ *   step[BN_STEP_STOP_TOKENS ..] ids; unused entries hold -1), BN_STEP_LENGTH (the
+ *   max_new_tokens-th), BN_STEP_CONTEXT (position == context: no room to run it); otherwise
+ *   BN_STEP_CONTINUE. -1 if an argument is out of range. */
+#define BN_STEP_CONTINUE 0
+#define BN_STEP_EOS 1
+#define BN_STEP_LENGTH 2
+#define BN_STEP_CONTEXT 3
+#define BN_STEP_TOKEN 0
+#define BN_STEP_STOP_TOKENS 1
+#define BN_MAX_STOP_TOKENS 8
+#define BN_STEP_WORDS 9
+BN_API void bn_penalize(float *logits /*[n]*/, int n, const int32_t *history /*[n_history]*/, int n_history, float repetition, float presence, float frequency, int32_t *counts /*[n]*/);
+BN_API int bn_generate_step(float *logits /*[n]*/, int n, int32_t *tokens /*[context]*/, int context, int position, int generated, int max_new_tokens, int32_t *step /*[BN_STEP_WORDS]*/, float temperature, int top_k, float top_p, float min_p, float repetition, float presence, float frequency, uint64_t *rng_state /*[1]*/, float *scratch_p /*[n]*/, int32_t *scratch_idx /*[n]*/);
+
 /* ---- bn_math.h exported for tests: y = f(x) elementwise with our own freestanding math ---- */
 BN_API void bn_expf_array(const float *x /*[n]*/, float *y /*[n]*/, int n);
 BN_API void bn_logf_array(const float *x /*[n]*/, float *y /*[n]*/, int n);

@@ -39,22 +39,59 @@ export interface ModelInfo {
   context: number;
   /** Why the shards could not be kept in Cache Storage (e.g. quota exceeded), or null. */
   cacheError: string | null;
-  /** The model has a chat template (see formatChat). */
+  /** Bytes of weight shards that came from Cache Storage (all of them on a reload). */
+  cachedBytes: number;
+  /** The model has a chat template (see chat). */
   chat: boolean;
+  /** Its chat template takes a system message. */
+  chatSystem: boolean;
 }
 
+/**
+ * Options of generate() and chat(). Names, defaults and limits come from the site's manifest
+ * ("generation", written from compiler/generation.py): the same as the Python runtime and the CLI.
+ * A value out of range is refused with an error naming it.
+ */
 export interface GenerateOptions {
-  maxNewTokens?: number;   // default 128
-  temperature?: number;    // default 0: greedy
-  topK?: number;           // default 0: all
-  topP?: number;           // default 1
-  minP?: number;           // default 0
-  /** Same seed and settings -> the same tokens as `bitnet-wasm run`; default random. */
+  maxNewTokens?: number;        // integer >= 1; default 128
+  temperature?: number;         // >= 0 (0: greedy); default 0.8
+  topK?: number;                // integer >= 0 (0: all); default 0
+  topP?: number;                // in (0, 1]; default 0.95
+  minP?: number;                // in [0, 1]; default 0
+  /** Divides the positive logits (multiplies the negative ones) of tokens already in the context; > 0, default 1 (off). */
+  repetitionPenalty?: number;
+  /** Subtracted from the logit of every token in the context; in [-2, 2], default 0. */
+  presencePenalty?: number;
+  /** Subtracted, times its count, from the logit of every token in the context; in [-2, 2], default 0. */
+  frequencyPenalty?: number;
+  /** Same seed and settings -> the same tokens as `bitnet-wasm run`; default random (lastStats.seed tells which). */
   seed?: number | bigint;
+  /** Generation ends at the first of these strings, which is not emitted; a string is one stop string. */
+  stop?: string | string[];
+  /** Keep generating past the end-of-sequence tokens; default false. */
+  ignoreEos?: boolean;
+  /** Reuse the keys and values of the longest prefix of the prompt already in the cache; default true. */
+  cachePrompt?: boolean;
   /** Ends the loop quietly between tokens; lastStats.stopReason becomes "aborted". */
   signal?: AbortSignal;
-  /** Generation ends at the first of these strings, which is not emitted. */
-  stop?: string[];
+}
+
+export interface ChatMessage {
+  role: "system" | "user" | "assistant";
+  content: string;
+}
+
+export interface ChatOptions extends GenerateOptions {
+  /** When the conversation outgrows the context: refuse it (default), or drop its oldest turns after a system message. */
+  contextPolicy?: "error" | "drop_oldest";
+  /** true: an async iterator of pieces, like generate(). */
+  stream?: boolean;
+}
+
+export interface ChatReply {
+  text: string;
+  tokens: number[];
+  stats: GenerationStats;
 }
 
 export interface Piece {
@@ -65,6 +102,14 @@ export interface Piece {
 
 export interface GenerationStats {
   promptTokens: number;
+  /** Prompt tokens whose keys and values came from the cache (an earlier turn of the conversation). */
+  reusedTokens: number;
+  /** Prompt tokens the forward pass ran before the first new token. */
+  prefillTokens: number;
+  /** chat() with contextPolicy "drop_oldest": messages left out to fit the context. */
+  droppedMessages?: number;
+  /** The seed sampling used. */
+  seed: number | bigint;
   newTokens: number;
   ttftSeconds: number | null;
   prefillTokensPerSecond: number | null;
@@ -80,8 +125,11 @@ export declare class BitNet {
   generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): AsyncGenerator<Piece, void, undefined>;
   tokenize(text: string): Promise<number[]>;
   detokenize(ids: ArrayLike<number>): Promise<string>;
-  /** Token ids of `text` as one user turn of the model's chat template; pass them to generate. */
-  formatChat(text: string): Promise<number[]>;
+  /** The assistant's reply to a conversation, in the model's chat template (info.chat); reuses the cached turns. */
+  chat(messages: ChatMessage[], options: ChatOptions & { stream: true }): AsyncGenerator<Piece, void, undefined>;
+  chat(messages: ChatMessage[], options?: ChatOptions & { stream?: false }): Promise<ChatReply>;
+  /** Token ids of the conversation in the model's chat template, the assistant's turn opened. */
+  chatTokens(messages: ChatMessage[]): Promise<number[]>;
   /** Logits after each position of ids, from an empty cache. */
   logits(ids: ArrayLike<number>): Promise<Float32Array[]>;
   /** Stops the worker; the model cannot be used afterwards. */

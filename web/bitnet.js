@@ -1,5 +1,15 @@
 // The public API: a BitNet model running in a dedicated module Worker (worker.js), so the page
 // never blocks. See bitnet.d.ts for the types.
+async function collect(pieces, model) {
+  const tokens = [];
+  let text = "";
+  for await (const piece of pieces) {
+    tokens.push(piece.token);
+    text += piece.text;
+  }
+  return { text, tokens, stats: model.lastStats };
+}
+
 const abortError = (signal) => signal.reason instanceof Error ? signal.reason : new DOMException("aborted", "AbortError");
 
 export class BitNet {
@@ -68,9 +78,9 @@ export class BitNet {
     return this._request({ type: "tokenize", text });
   }
 
-  /** Token ids of `text` as one user turn of the model's chat template (info.chat tells if it has one). */
-  formatChat(text) {
-    return this._request({ type: "formatChat", text });
+  /** Token ids of a conversation in the model's chat template, the assistant's turn opened (info.chat tells if it has one). */
+  chatTokens(messages) {
+    return this._request({ type: "chatTokens", messages });
   }
 
   detokenize(ids) {
@@ -86,13 +96,24 @@ export class BitNet {
    * Yields {text, token} for every new token (text is "" while a character is incomplete). An
    * abort via options.signal ends the loop quietly between tokens; lastStats.stopReason says why.
    */
-  async *generate(prompt, { signal, seed, ...sampling } = {}) {
-    if (seed === undefined) seed = crypto.getRandomValues(new Uint32Array(1))[0];
+  generate(prompt, { signal, ...options } = {}) {
+    return this._stream({ type: "generate", prompt: typeof prompt === "string" ? prompt : Array.from(prompt), options }, signal);
+  }
+
+  /**
+   * The assistant's reply to OpenAI-style messages ({role: "system" | "user" | "assistant", content}),
+   * in the model's chat template; the keys and values of the conversation so far are reused. With
+   * stream: true, an async iterator like generate(); otherwise a promise of {text, tokens, stats}.
+   */
+  chat(messages, { stream = false, signal, ...options } = {}) {
+    const pieces = this._stream({ type: "chat", messages, options }, signal);
+    return stream ? pieces : collect(pieces, this);
+  }
+
+  async *_stream(message, signal) {
     const pieces = [];
     let wake = () => {};
-    const request = this._request({ type: "generate", prompt: typeof prompt === "string" ? prompt : Array.from(prompt), seed, ...sampling }, {
-      piece: (piece) => { pieces.push(piece); wake(); },
-    });
+    const request = this._request(message, { piece: (piece) => { pieces.push(piece); wake(); } });
     let finished = false;
     const settled = request.then((stats) => { this.lastStats = stats; }).finally(() => { finished = true; wake(); });
     const abort = () => this._worker?.postMessage({ type: "abort", target: request.id });

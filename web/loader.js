@@ -114,7 +114,8 @@ async function store(cache, url, shard, target) {
 /**
  * Load every shard of `shards` ({file, offset, bytes, sha256}) from baseUrl into target(shard), a
  * Uint8Array of exactly shard.bytes. onProgress({loadedBytes, totalBytes, mbPerSecond, etaSeconds, phase}).
- * Resolves to {cacheError}: null, or why the shards could not be cached (loading still succeeded).
+ * Resolves to {cacheError, cachedBytes}: null, or why the shards could not be cached (loading still
+ * succeeded); and the bytes that came from Cache Storage.
  */
 export async function loadShards({ baseUrl, shards, target, onProgress = () => {}, signal, concurrency = CONCURRENCY }) {
   const { cache, error: openError } = await openCache();
@@ -122,6 +123,7 @@ export async function loadShards({ baseUrl, shards, target, onProgress = () => {
   const started = performance.now();
   let loadedBytes = 0, lastReport = -Infinity;
   const cacheErrors = openError ? [openError] : [];
+  let cachedBytes = 0; // of the shards Cache Storage held already
   const report = (force = false) => {
     const now = performance.now();
     if (!force && now - lastReport < PROGRESS_INTERVAL_MS) return;
@@ -135,6 +137,7 @@ export async function loadShards({ baseUrl, shards, target, onProgress = () => {
     const url = new URL(shard.file, baseUrl).href;
     if (await fromCache(cache, url, shard, target)) {
       loadedBytes += shard.bytes;
+      cachedBytes += shard.bytes;
       return report();
     }
     let counted = 0, resumeAt = 0, corrupt = 0, failures = 0;
@@ -169,5 +172,5 @@ export async function loadShards({ baseUrl, shards, target, onProgress = () => {
   });
   await Promise.all(workers);
   report(true);
-  return { cacheError: cacheErrors.length ? cacheErrors.join("; ") : null };
+  return { cacheError: cacheErrors.length ? cacheErrors.join("; ") : null, cachedBytes };
 }

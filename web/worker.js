@@ -8,6 +8,9 @@ import { Tokenizer } from "./tokenizer.js";
 import { loadShards, sha256Hex } from "./loader.js";
 import { checkManifest } from "./manifest.js";
 import { ALIGN, MODULE_RESERVE_BYTES } from "./format.js"; // generated at build
+import { checkMessages, renderChat } from "./chat.js";
+import { resolveOptions } from "./options.js";
+import { StopStrings } from "./textstream.js";
 
 const PAGE = 65536;
 const DEFAULT_THREADS = 4;      // more rarely pays: decoding is bound by memory bandwidth
@@ -182,16 +185,16 @@ class Model {
       const bytes = await fetchChecked(manifest, manifest.tokenizer.file, "tokenizer", manifestUrl, signal);
       tokenizer = Tokenizer.fromJSON(new TextDecoder().decode(bytes));
     }
-    const { cacheError } = await loadShards({
+    const { cacheError, cachedBytes } = await loadShards({
       baseUrl: manifestUrl, shards: manifest.shards, signal,
       target: (shard) => machine.bytes(shard.offset, shard.bytes),
       onProgress: (p) => progress(p),
     });
     if (cacheError) console.warn(`bitnet-wasm: ${cacheError}`);
-    return new Model(manifest, machine, tokenizer, { simd, threads, fallback, cacheError });
+    return new Model(manifest, machine, tokenizer, { simd, threads, fallback, cacheError, cachedBytes });
   }
 
-  constructor(manifest, machine, tokenizer, { simd, threads, fallback, cacheError }) {
+  constructor(manifest, machine, tokenizer, { simd, threads, fallback, cacheError, cachedBytes }) {
     this.machine = machine;
     this.exports = machine.exports;
     this.tokenizer = tokenizer;
@@ -201,6 +204,10 @@ class Model {
     this.chunk = manifest.plan.chunk;
     this.eos = new Set(manifest.model.eos_token_ids ?? []);
     this.buffers = manifest.abi.buffers;
+    this.abi = manifest.abi;
+    this.generationOptions = manifest.generation;
+    this.maxPosition = manifest.model.max_position;
+    this.cached = []; // the tokens whose keys and values are in the KV cache, from position 0
     this.info = {
       name: manifest.model.name,
       parameters: manifest.card.parameters,
@@ -213,7 +220,9 @@ class Model {
       vocabSize: this.vocab,
       context: this.context,
       cacheError,
+      cachedBytes,
       chat: this.chat !== null,
+      chatSystem: this.chat !== null && "system" in this.chat.start,
     };
   }
 
@@ -226,9 +235,10 @@ class Model {
     return this.tokenizer ? this.tokenizer.decode(ids) : "";
   }
 
-  formatChat(text) {
+  chatTokens(messages) {
     if (!this.chat || !this.tokenizer) throw new Error("the model has no chat template");
-    return this.tokenizer.encode(this.chat.prefix + text + this.chat.suffix, { addSpecialTokens: false });
+    checkMessages(this.chat, messages);
+    return this.tokenizer.encode(renderChat(this.chat, messages), { addSpecialTokens: false });
   }
 
   checkIds(ids) {
@@ -240,7 +250,7 @@ class Model {
 
   /** Runs ids at positions pos0..; returns the logits of all rows or of the last position. */
   step(ids, pos0, allLogits) {
-    this.machine.view(Int32Array, this.buffers.tokens.offset, ids.length).set(ids);
+    this.machine.view(Int32Array, this.buffers.tokens.offset, this.context).set(ids, pos0);
     const status = this.exports.bn_model_forward(this.machine.base, ids.length, pos0, allLogits ? 1 : 0);
     if (status !== 0) throw new Error(`the forward pass refused ${ids.length} tokens at position ${pos0} (context ${this.context})`);
     return this.machine.view(Float32Array, this.buffers.logits.offset, (allLogits ? ids.length : 1) * this.vocab);
@@ -250,6 +260,7 @@ class Model {
     this.checkIds(ids);
     if (ids.length > this.context) throw new Error(`${ids.length} tokens do not fit the context of ${this.context}`);
     const rows = [];
+    this.cached = [...ids];
     for (let i = 0; i < ids.length; i += this.chunk) {
       const part = ids.slice(i, i + this.chunk);
       const logits = this.step(part, i, true);
@@ -258,70 +269,97 @@ class Model {
     return rows;
   }
 
-  sample(temperature, topK, topP, minP) {
-    const b = this.buffers, base = this.machine.base;
-    return this.exports.bn_sample(base + b.logits.offset, this.vocab, temperature, topK, topP, minP,
-      base + b.rng_state.offset, base + b.sample_p.offset, base + b.sample_idx.offset);
+  writeStopTokens(tokens) {
+    const { words, stop_tokens_word: first, max_stop_tokens: count } = this.abi;
+    const step = this.machine.view(Int32Array, this.buffers.step.offset, words);
+    if (tokens.size > count) throw new Error(`${tokens.size} stop tokens; the generation step holds at most ${count}`);
+    step.fill(-1, first, first + count);
+    step.set([...tokens].sort((a, b) => a - b), first);
   }
 
-  // The generate loop of runtime.py's Model.stream; yields to the event loop between steps so an
-  // abort message is seen.
-  async generate(request, aborted, emit) {
-    const { prompt, maxNewTokens = 128, temperature = 0, topK = 0, topP = 1, minP = 0, seed, stop = [] } = request;
-    if (typeof seed !== "bigint" && !Number.isSafeInteger(seed)) throw new Error(`seed must be an integer (a BigInt above 2^53), got ${seed}`);
+  promptIds(prompt) {
     const ids = this.checkIds(typeof prompt === "string" ? this.encode(prompt) : prompt);
-    if (ids.length >= this.context) throw new Error(`the prompt has ${ids.length} tokens; the context holds ${this.context} (rebuild with a longer --context)`);
-    this.machine.view(BigUint64Array, this.buffers.rng_state.offset, 1)[0] = BigInt.asUintN(64, BigInt(seed));
+    if (ids.length >= this.context) throw new Error(tooLongMessage(ids.length, this.context, this.maxPosition));
+    return ids;
+  }
+
+  generate(prompt, options, aborted, emit) {
+    return this.run(this.promptIds(prompt), resolveOptions(this.generationOptions, options), [], {}, aborted, emit);
+  }
+
+  // runtime.py's Model.chat: the oldest turns (after a system message) go first under "drop_oldest".
+  chatReply(messages, options, aborted, emit) {
+    const o = resolveOptions(this.generationOptions, options, { chat: true });
+    messages = [...messages];
+    let ids = this.chatTokens(messages), dropped = 0;
+    while (ids.length >= this.context && o.contextPolicy === "drop_oldest" && messages.filter((m) => m.role === "user").length > 1) {
+      messages.splice(messages[0].role === "system" ? 1 : 0, 2); // a user message and the assistant's reply
+      dropped += 2;
+      ids = this.chatTokens(messages);
+    }
+    return this.run(this.promptIds(ids), o, this.chat.stop_tokens, { droppedMessages: dropped }, aborted, emit);
+  }
+
+  // Generation, the loop of runtime.py's Model._generate: the C step (bn_model_step) chooses each
+  // token and says whether the generation ends; here only text. Yields to the event loop between
+  // steps so an abort message is seen.
+  async run(ids, o, stopTokens, extraStats, aborted, emit) {
+    const seed = o.seed ?? crypto.getRandomValues(new Uint32Array(1))[0];
     const started = performance.now();
-    const stats = { promptTokens: ids.length, newTokens: 0, ttftSeconds: null, prefillTokensPerSecond: null, decodeTokensPerSecond: null, stopReason: "" };
-    for (let i = 0; i < ids.length; i += this.chunk) {
+    const stats = { promptTokens: ids.length, reusedTokens: 0, prefillTokens: 0, newTokens: 0, ttftSeconds: null, prefillTokensPerSecond: null,
+      decodeTokensPerSecond: null, stopReason: "", seed, ...extraStats };
+    stats.reusedTokens = o.cachePrompt ? this.cachedPrefix(ids) : 0;
+    stats.prefillTokens = ids.length - stats.reusedTokens;
+    this.cached = [];
+    for (let i = stats.reusedTokens; i < ids.length; i += this.chunk) {
       if (await aborted()) return { ...stats, stopReason: "aborted" };
       this.step(ids.slice(i, i + this.chunk), i, false);
+      this.cached = ids.slice(0, i + this.chunk);
     }
-    const prefilled = performance.now();
-    stats.prefillTokensPerSecond = ids.length / ((prefilled - started) / 1000);
+    this.machine.view(BigUint64Array, this.buffers.rng_state.offset, 1)[0] = BigInt.asUintN(64, BigInt(seed));
+    this.writeStopTokens(new Set([...stopTokens, ...(o.ignoreEos ? [] : this.eos)]));
+    stats.prefillTokensPerSecond = stats.prefillTokens / ((performance.now() - started) / 1000);
     const decoder = this.tokenizer?.createStreamDecoder();
-    const tokens = [];
-    let position = ids.length, text = "", emitted = 0, firstAt = 0;
-    stats.stopReason = maxNewTokens < 1 ? "length" : "";
+    const stops = new StopStrings(o.stop);
+    const step = this.machine.view(Int32Array, this.buffers.step.offset, this.abi.words);
+    let position = ids.length, firstAt = 0;
     while (!stats.stopReason) {
-      const token = this.sample(temperature, topK, topP, minP);
-      tokens.push(token);
-      if (tokens.length === 1) {
+      const code = this.exports.bn_model_step(this.machine.base, position, stats.newTokens, o.maxNewTokens, o.temperature, o.topK, o.topP, o.minP,
+        o.repetitionPenalty, o.presencePenalty, o.frequencyPenalty);
+      if (code < 0) throw new Error(`the generation step refused position ${position} (context ${this.context})`);
+      const token = step[this.abi.token_word];
+      stats.newTokens += 1;
+      if (stats.newTokens === 1) {
         firstAt = performance.now();
         stats.ttftSeconds = (firstAt - started) / 1000;
       }
-      text += decoder ? decoder.push(token) : "";
-      const cut = stopIndex(text, stop);
-      const reasons = [["stop", cut >= 0], ["eos", this.eos.has(token)], ["length", tokens.length >= maxNewTokens], ["context", position >= this.context]];
-      stats.stopReason = reasons.find(([, hit]) => hit)?.[0] ?? "";
-      if (stats.stopReason && decoder && cut < 0) text += decoder.flush();
-      // hold back text that may be the start of a stop string
-      const end = cut >= 0 ? cut : stats.stopReason ? text.length : text.length - heldBack(text, stop);
-      emit({ token, text: text.slice(emitted, Math.max(end, emitted)) });
-      emitted = Math.max(end, emitted);
-      if (!stats.stopReason) {
-        if (await aborted()) stats.stopReason = "aborted";
-        else this.step([token], position++, false);
-      }
+      const reason = this.abi.stop_reasons[code];
+      if (!reason) this.cached.push(token); // bn_model_step ran it
+      const text = decoder ? decoder.push(token) + (reason ? decoder.flush() : "") : "";
+      const shown = stops.push(text, reason !== "");
+      stats.stopReason = stops.stopped ? "stop" : reason;
+      emit({ token, text: shown });
+      position += 1;
+      if (!stats.stopReason && (await aborted())) stats.stopReason = "aborted";
     }
-    stats.newTokens = tokens.length;
-    if (tokens.length > 1) stats.decodeTokensPerSecond = (tokens.length - 1) / ((performance.now() - firstAt) / 1000);
+    if (stats.newTokens > 1) stats.decodeTokensPerSecond = (stats.newTokens - 1) / ((performance.now() - firstAt) / 1000);
     return stats;
+  }
+
+  // How many leading tokens of ids are in the KV cache already (never all: the last runs for its logits).
+  cachedPrefix(ids) {
+    const limit = Math.min(this.cached.length, ids.length - 1);
+    let n = 0;
+    while (n < limit && this.cached[n] === ids[n]) n++;
+    return n;
   }
 }
 
-function stopIndex(text, stop) {
-  const hits = stop.map((s) => text.indexOf(s)).filter((i) => i >= 0);
-  return hits.length ? Math.min(...hits) : -1;
-}
-
-function heldBack(text, stop) {
-  let held = 0;
-  for (const s of stop)
-    for (let k = Math.min(s.length - 1, text.length); k > held; k--)
-      if (text.endsWith(s.slice(0, k))) held = k;
-  return held;
+function tooLongMessage(tokens, context, maxPosition) {
+  const fix = context < maxPosition
+    ? `shorten it, or rebuild the site with a longer --context (this model allows up to ${maxPosition})`
+    : "shorten it (the site already has the model's full context)";
+  return `the prompt has ${tokens} tokens; the context holds ${context}, with room for at least one new token: ${fix}`;
 }
 
 // A macrotask turn, so messages queued meanwhile (abort) are handled; faster than setTimeout.
@@ -330,6 +368,12 @@ const nextTurn = () => new Promise((resolve) => {
   channel.port1.onmessage = () => resolve();
   channel.port2.postMessage(null);
 });
+
+// [aborted, emit] of a generate or chat request
+const streaming = (message) => [async () => {
+  await nextTurn();
+  return abortedIds.has(message.id);
+}, (piece) => postMessage({ type: "piece", id: message.id, piece })];
 
 let model = null;
 const abortedIds = new Set();
@@ -348,12 +392,10 @@ const HANDLERS = {
   },
   tokenize: ({ text }) => model.encode(text),
   detokenize: ({ ids }) => model.decode(ids),
-  formatChat: ({ text }) => model.formatChat(text),
+  chatTokens: ({ messages }) => model.chatTokens(messages),
   logits: ({ ids }) => model.logits(ids),
-  generate: (message) => model.generate(message, async () => {
-    await nextTurn();
-    return abortedIds.has(message.id);
-  }, (piece) => postMessage({ type: "piece", id: message.id, piece })),
+  generate: (message) => model.generate(message.prompt, message.options, ...streaming(message)),
+  chat: (message) => model.chatReply(message.messages, message.options, ...streaming(message)),
 };
 
 let queue = Promise.resolve();

@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from bitnet_wasm import __version__
+
 SUBCOMMANDS = {  # command -> module in bitnet_wasm/commands/
     "build": "build_site", "run": "run", "serve": "serve", "bench": "bench", "train": "train", "demo": "demo",
     "export-gguf": "export_gguf",
@@ -25,6 +27,7 @@ def _load(name: str):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bitnet-wasm", description="BitNet models as static web sites on WebAssembly SIMD.")
     parser.add_argument("--debug", action="store_true", help="on an unexpected error, show the Python traceback")
+    parser.add_argument("--version", action="version", version=f"bitnet-wasm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
         module = _load(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,10 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from bitnet_wasm.compiler.cache import cache_dir
+from bitnet_wasm.compiler.chat import check_messages, render_fragments
+from bitnet_wasm.compiler.generation import resolve as resolve_options
 from bitnet_wasm.compiler.site_format import ALIGN, SiteError, read_file, read_manifest, read_shard
+from bitnet_wasm.text_stream import StopStrings, StreamDecoder
 from bitnet_wasm.wasm_kernels import NativeKernels, WasmKernels, toolchain
 from bitnet_wasm.wasm_kernels.abi import kernel_abi, parse_header
 
@@ -64,6 +68,14 @@ class Generation:
     tokens: list[int] = field(default_factory=list)
     text: str = ""
     stop_reason: str = ""   # "eos", "stop", "length" or "context"
+    seed: int = 0           # the seed sampling used (a random one unless given)
+    reused_tokens: int = 0  # prompt tokens whose keys and values came from the cache
+    dropped_messages: int = 0  # chat: the oldest messages left out to fit the context
+
+    @property
+    def prefilled_tokens(self) -> int:
+        """Prompt tokens the forward pass ran before the first new token."""
+        return len(self.prompt_tokens) - self.reused_tokens
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,7 @@ class Model:
         self.eos_token_ids = set(m["model"]["eos_token_ids"] or ())
         self.context, self.chunk = m["plan"]["context"], m["plan"]["chunk"]
         self.buffers = m["abi"]["buffers"]
+        self.abi = m["abi"]
         src = self.dir / m["sources"]
         abi = {**kernel_abi(), **parse_header((src / "model.h").read_text())}
         nbytes = m["abi"]["arena_bytes"]
@@ -96,6 +109,8 @@ class Model:
         self.backend = backend
         self._load_weights()
         self.tokenizer = self._tokenizer()
+        self.chat_format = m.get("chat") if self.tokenizer else None
+        self._cached: list[int] = []  # the tokens whose keys and values are in the KV cache, from position 0
 
     def _load_weights(self):
         memory = self._machine.bytes()
@@ -132,7 +147,7 @@ class Model:
         return ids.astype(np.int32)
 
     def _step(self, ids: np.ndarray, pos0: int, all_logits: bool) -> np.ndarray:
-        self._buffer("tokens", np.int32, ids.size)[:] = ids
+        self._buffer("tokens", np.int32, self.context)[pos0:pos0 + ids.size] = ids
         arena = self._machine.arena
         if ids.size <= self.chunk:
             status = self.lib.bn_model_forward(arena, ids.size, pos0, int(all_logits))
@@ -150,6 +165,7 @@ class Model:
         ids = self._check_ids(token_ids)
         if not 0 <= pos0 <= self.context - ids.size:
             raise ValueError(f"{ids.size} tokens at position {pos0} do not fit the context of {self.context}")
+        self._cached = self._cached[:pos0] + ids.tolist() if pos0 <= len(self._cached) else []
         return np.concatenate([self._step(ids[i:i + self.chunk], pos0 + i, True) for i in range(0, ids.size, self.chunk)])
 
     def logits(self, token_ids: Sequence[int]) -> np.ndarray:
@@ -161,52 +177,113 @@ class Model:
             raise SiteError(f"{self.dir}: the site has no tokenizer; pass token ids")
         return self.tokenizer.encode(text).ids
 
-    def format_chat(self, text: str) -> list[int]:
-        """Token ids of `text` as one user turn in the model's chat template, ready to generate from."""
-        chat = self.manifest.get("chat")
-        if chat is None or self.tokenizer is None:
+    def chat_tokens(self, messages: Sequence[dict]) -> list[int]:
+        """Token ids of the conversation in the model's chat template, with the assistant's turn opened:
+        messages [{"role": "system" | "user" | "assistant", "content": str}], ending with a user's."""
+        if self.chat_format is None:
             raise SiteError(f"{self.dir}: the model has no chat template")
-        return self.tokenizer.encode(chat["prefix"] + text + chat["suffix"], add_special_tokens=False).ids
+        check_messages(self.chat_format, messages)
+        return self.tokenizer.encode(render_fragments(self.chat_format, list(messages)), add_special_tokens=False).ids
+
+    def chat(self, messages: Sequence[dict], *, stream: bool = False, result: Generation | None = None,
+             **options) -> Generation | Iterator[Piece]:
+        """The assistant's reply to `messages` (see chat_tokens): a Generation, or with stream=True an
+        iterator of Pieces (filling in `result` if given). The options of stream(), and context_policy:
+        "error" refuses a conversation
+        longer than the context, "drop_oldest" leaves out its oldest turns (after a system message)
+        until it fits (Generation.dropped_messages says how many)."""
+        o = resolve_options(options, chat=True)
+        policy = o.pop("context_policy")
+        messages, dropped = list(messages), 0
+        ids = self.chat_tokens(messages)
+        while len(ids) >= self.context and policy == "drop_oldest" and sum(m["role"] == "user" for m in messages) > 1:
+            first = 1 if messages[0]["role"] == "system" else 0
+            del messages[first:first + 2]  # a user message and the assistant's reply
+            dropped += 2
+            ids = self.chat_tokens(messages)
+        result = result if result is not None else Generation([])
+        result.dropped_messages = dropped
+        pieces = self._generate(self._prompt_ids(ids), o, result, self.chat_format["stop_tokens"])
+        if stream:
+            return pieces
+        for _ in pieces:
+            pass
+        return result
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True) if self.tokenizer else ""
 
-    def stream(self, prompt: str | Sequence[int], max_new_tokens: int = 128, temperature: float = 0.0, top_k: int = 0,
-               top_p: float = 1.0, min_p: float = 0.0, seed: int = 0, stop: Sequence[str] = (), ignore_eos: bool = False,
-               result: Generation | None = None) -> Iterator[Piece]:
-        """Generate token by token; `result`, if given, is filled in as tokens arrive."""
-        ids = self._check_ids(self.encode(prompt) if isinstance(prompt, str) else prompt)
-        if ids.size >= self.context:
-            raise ValueError(f"the prompt has {ids.size} tokens; the context holds {self.context} (rebuild with a longer --context)")
-        result = result if result is not None else Generation([])
-        result.prompt_tokens = ids.tolist()
-        rng = np.array([seed & (2**64 - 1)], np.uint64)
-        scratch_p, scratch_idx = np.zeros(self.vocab_size, np.float32), np.zeros(self.vocab_size, np.int32)
-        logits, position, emitted = self._step(ids, 0, False)[0], ids.size, ""
-        result.stop_reason = "length" if max_new_tokens < 1 else ""
-        while not result.stop_reason:
-            token = self.lib.bn_sample(logits, self.vocab_size, float(temperature), int(top_k), float(top_p), float(min_p),
-                                       rng, scratch_p, scratch_idx)
-            result.tokens.append(token)
-            text = self.decode(result.tokens)
-            cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
-            result.text = text[:cut] if cut >= 0 else text
-            reasons = (("stop", cut >= 0), ("eos", token in self.eos_token_ids and not ignore_eos),
-                       ("length", len(result.tokens) >= max_new_tokens), ("context", position >= self.context))
-            result.stop_reason = next((reason for reason, hit in reasons if hit), "")
-            # hold back a partial UTF-8 character until the next token completes it, or the end
-            if (result.stop_reason or not result.text.endswith("\ufffd")) and result.text.startswith(emitted):
-                yield Piece(token, result.text[len(emitted):])
-                emitted = result.text
-            if not result.stop_reason:
-                logits, position = self._step(np.array([token], np.int32), position, False)[0], position + 1
+    def stream(self, prompt: str | Sequence[int], *, result: Generation | None = None, **options) -> Iterator[Piece]:
+        """Generate token by token; `result`, if given, is filled in as tokens arrive. options:
+        compiler/generation.py's OPTIONS (max_new_tokens, temperature, top_k, top_p, min_p, the
+        penalties, seed, stop, ignore_eos, cache_prompt); left out, an option takes its default."""
+        o = resolve_options(options)
+        return self._generate(self._prompt_ids(prompt), o, result if result is not None else Generation([]), ())
 
-    def generate(self, prompt: str | Sequence[int], **sampling) -> Generation:
-        """sampling: max_new_tokens, temperature (0: greedy), top_k, top_p, min_p, seed, stop, ignore_eos."""
+    def _generate(self, ids: np.ndarray, o: dict, result: Generation, stop_tokens: Sequence[int]) -> Iterator[Piece]:
+        result.prompt_tokens = ids.tolist()
+        result.seed = o["seed"] if o["seed"] is not None else secrets.randbits(64)
+        result.reused_tokens = self._prefill(ids, o["cache_prompt"])
+        self._buffer("rng_state", np.uint64, 1)[0] = result.seed & (2**64 - 1)
+        self._set_stop_tokens(set(stop_tokens) | (set() if o["ignore_eos"] else self.eos_token_ids))
+        decoder, stops = StreamDecoder(self.decode), StopStrings(o["stop"])
+        sampling = [float(o["temperature"]), o["top_k"], float(o["top_p"]), float(o["min_p"]),
+                    float(o["repetition_penalty"]), float(o["presence_penalty"]), float(o["frequency_penalty"])]
+        position = ids.size
+        while not result.stop_reason:
+            code = self.lib.bn_model_step(self._machine.arena, position, len(result.tokens), o["max_new_tokens"], *sampling)
+            if code < 0:
+                raise RuntimeError(f"the generation step refused position {position} (context {self.context})")
+            token = int(self._buffer("step", np.int32, self.abi["words"])[self.abi["token_word"]])
+            result.tokens.append(token)
+            reason = self.abi["stop_reasons"][code]
+            if not reason:  # bn_model_step ran it
+                self._cached.append(token)
+            text = decoder.push(token) + (decoder.flush() if reason else "")
+            shown = stops.push(text, final=bool(reason))
+            result.text, result.stop_reason = stops.text, "stop" if stops.stopped else reason
+            yield Piece(token, shown)
+            position += 1
+
+    def generate(self, prompt: str | Sequence[int], **options) -> Generation:
+        """All of stream()'s tokens at once; the same options."""
         result = Generation([])
-        for _ in self.stream(prompt, result=result, **sampling):
+        for _ in self.stream(prompt, result=result, **options):
             pass
         return result
+
+    def _prompt_ids(self, prompt: str | Sequence[int]) -> np.ndarray:
+        ids = self._check_ids(self.encode(prompt) if isinstance(prompt, str) else prompt)
+        if ids.size >= self.context:
+            raise ValueError(too_long_message(ids.size, self.context, self.manifest["model"]["max_position"]))
+        return ids
+
+    def _prefill(self, ids: np.ndarray, reuse: bool) -> int:
+        """Runs the prompt's tokens that are not in the cache yet (at least its last, for its logits);
+        returns how many were reused."""
+        reused = 0
+        if reuse:
+            limit = min(len(self._cached), ids.size - 1)
+            while reused < limit and self._cached[reused] == ids[reused]:
+                reused += 1
+        self._cached = []  # in case the forward pass fails halfway
+        self._step(ids[reused:], reused, False)
+        self._cached = ids.tolist()
+        return reused
+
+    def _set_stop_tokens(self, tokens) -> None:
+        words = self._buffer("step", np.int32, self.abi["words"])
+        first, count = self.abi["stop_tokens_word"], self.abi["max_stop_tokens"]
+        if len(tokens) > count:
+            raise ValueError(f"{len(tokens)} stop tokens; the generation step holds at most {count}")
+        words[first:first + count] = -1
+        words[first:first + len(tokens)] = sorted(tokens)
+
+
+def too_long_message(tokens: int, context: int, max_position: int) -> str:
+    fix = (f"shorten it, or rebuild the site with a longer --context (this model allows up to {max_position})"
+           if context < max_position else "shorten it (the site already has the model's full context)")
+    return f"the prompt has {tokens} tokens; the context holds {context}, with room for at least one new token: {fix}"
 
 
 def load(site_dir: str | Path, backend: str = "native") -> Model:

@@ -72,7 +72,7 @@ def test_q8_and_lut_options_change_the_calls():
 def test_model_header_declares_the_abi_with_the_arena_size():
     _, plan, _, model_h = generated()
     sigs = parse_header(model_h)
-    assert set(sigs) == {"bn_model_forward", "bn_model_prefill"}
+    assert set(sigs) == {"bn_model_forward", "bn_model_prefill", "bn_model_step"}
     arena = sigs["bn_model_forward"].params[0]
     assert (arena.name, arena.ctype, arena.count) == ("arena", "uint8_t", str(plan.total_bytes))
     assert [p.name for p in sigs["bn_model_forward"].scalars] == ["n", "pos0", "all_logits"]

@@ -94,20 +94,20 @@ def test_generate_streams_greedy_text_into_the_output(page, site, site_url):
     assert len(set(while_generating)) >= 3, f"the output did not grow token by token: {while_generating}"
     expected = load(site).generate(PROMPT, max_new_tokens=24, temperature=0).text
     seen = view(page)
-    assert seen["output"] == expected
+    assert page.evaluate("() => document.querySelector('#output .prompt-echo').textContent") == PROMPT  # the prompt, then its continuation
+    assert seen["output"] == PROMPT + expected
     assert "decode" in seen["stats"]
 
 
-def test_chat_format_wraps_the_prompt_in_the_models_template(page, site, site_url):
+def test_chat_view_answers_in_the_models_template(page, site, site_url):
     open_ready(page, site_url)
     seen = view(page)
     assert seen["chatShown"] and seen["chatChecked"]
     generate_through_ui(page, PROMPT, 12, chat=True)
     page.wait_for(IS_READY, 30)
-    model = load(site)
-    chat_ids = model.format_chat(PROMPT)
-    assert chat_ids != model.encode(PROMPT)
-    assert view(page)["output"] == model.generate(chat_ids, max_new_tokens=12, temperature=0).text
+    reply = load(site).chat([{"role": "user", "content": PROMPT}], max_new_tokens=12, temperature=0)
+    turns = page.evaluate("() => ['user', 'assistant'].map((role) => document.querySelector(`#history .${role}`)?.textContent)")
+    assert turns == [PROMPT, reply.text]
 
 
 def test_stop_ends_generation_within_a_second(page, site_url):

@@ -16,6 +16,7 @@ from bitnet_wasm.compiler.writers import write_bitnet_packed
 
 PROMPT = ("The old lighthouse keeper climbed the stairs every evening before the sun went down. "
           "He carried a small lamp, a book of poems, and a flask of tea.")
+GREEDY_8 = {"maxNewTokens": 8, "temperature": 0}
 SHARD_MB = 0.01  # ~10 KB shards: six of them for this model, so loading is parallel and per-shard
 LOAD = """async ([options]) => {
   const { BitNet } = await import("/bitnet.js");
@@ -160,7 +161,7 @@ def test_reload_is_served_from_cache(page, features, site, served, manifest):
     page.goto(url)
     page.evaluate(LOAD, [{}])
     assert len(shard_requests(server)) == len(manifest["shards"]) == 6
-    first = page.evaluate(GENERATE, [PROMPT, {"maxNewTokens": 8}])["tokens"]
+    first = page.evaluate(GENERATE, [PROMPT, GREEDY_8])["tokens"]
     again = 0 if features.persistent_cache else 6
     page.evaluate("() => window.model.dispose()")
     page.evaluate(LOAD, [{}])  # a second load in the same document
@@ -169,7 +170,7 @@ def test_reload_is_served_from_cache(page, features, site, served, manifest):
     info = page.evaluate(LOAD, [{}])["info"]
     assert len(shard_requests(server)) == 6 + 2 * again
     assert info["cacheError"] is None and info["downloadBytes"] == sum(s["bytes"] for s in manifest["shards"])
-    assert page.evaluate(GENERATE, [PROMPT, {"maxNewTokens": 8}])["tokens"] == first
+    assert page.evaluate(GENERATE, [PROMPT, GREEDY_8])["tokens"] == first
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
@@ -211,7 +212,7 @@ def test_quota_error_is_reported_and_load_still_works(chromium_page, site, serve
     cdp.send("Storage.overrideQuotaForOrigin", {"origin": base.rstrip("/"), "quotaSize": 15000})
     info = page.evaluate(LOAD, [{}])["info"]
     assert "quota" in info["cacheError"] and "weights-0000" in info["cacheError"]
-    assert page.evaluate(GENERATE, [PROMPT, {"maxNewTokens": 4}])["stats"]["newTokens"] == 4
+    assert page.evaluate(GENERATE, [PROMPT, {"maxNewTokens": 4, "ignoreEos": True}])["stats"]["newTokens"] == 4
 
 
 def test_load_abort_rejects_with_abort_error(page, site, served_dir):
@@ -230,7 +231,7 @@ def test_corrupt_cached_shard_is_evicted_and_fetched_again(page, site, served):
     url = server.url + "model/manifest.json"
     page.goto(url)
     page.evaluate(LOAD, [{}])
-    first = page.evaluate(GENERATE, [PROMPT, {"maxNewTokens": 8}])["tokens"]
+    first = page.evaluate(GENERATE, [PROMPT, GREEDY_8])["tokens"]
     page.evaluate("""async () => {
       const cache = await caches.open("bitnet-wasm-shards-v1");
       const key = new URL("/model/weights-00001.bin", location.href).href;
@@ -242,7 +243,7 @@ def test_corrupt_cached_shard_is_evicted_and_fetched_again(page, site, served):
     page.evaluate("() => window.model.dispose()")
     page.evaluate(LOAD, [{}])  # the page holds the cache open: WebKitGTK's ephemeral one lives on
     assert shard_requests(server)[fetched_before:] == ["weights-00001.bin"]
-    assert page.evaluate(GENERATE, [PROMPT, {"maxNewTokens": 8}])["tokens"] == first
+    assert page.evaluate(GENERATE, [PROMPT, GREEDY_8])["tokens"] == first
 
 
 def test_a_model_too_large_for_the_engine_names_the_memory_it_needs(page, site, served_dir, tmp_path):

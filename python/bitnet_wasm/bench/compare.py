@@ -199,11 +199,12 @@ def _native(site: Path, prompt: str, tokens: int) -> dict:
     """Prefill = prompt tokens / time of a 1-token generation; decode = the extra tokens of a full
     generation over its extra time, so both match the browser runtime's definitions."""
     model = bitnet_wasm.load(site, backend="native")
-    model.generate(WARMUP[0], max_new_tokens=WARMUP[1])
+    greedy_uncached = {"temperature": 0, "cache_prompt": False}  # every generation prefills its whole prompt
+    model.generate(WARMUP[0], max_new_tokens=WARMUP[1], **greedy_uncached)
     started = time.perf_counter()
-    first = model.generate(prompt, max_new_tokens=1)
+    first = model.generate(prompt, max_new_tokens=1, **greedy_uncached)
     prefilled = time.perf_counter()
-    full = model.generate(prompt, max_new_tokens=tokens)
+    full = model.generate(prompt, max_new_tokens=tokens, **greedy_uncached)
     finished = time.perf_counter()
     prefill_s = prefilled - started
     if len(full.tokens) < 2:

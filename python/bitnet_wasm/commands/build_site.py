@@ -28,13 +28,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--coi-service-worker", action="store_true",
                         help="the page registers a service worker adding the COOP/COEP headers multi-threading needs "
                              "(for static hosts that cannot set headers, e.g. GitHub Pages; the first visit reloads once)")
+    parser.add_argument("--no-page", action="store_true", help="the model folder alone (OUT/model/), without index.html and the JS runtime")
+    parser.add_argument("--force", action="store_true", help="build into OUT even if it holds files that are not a bitnet-wasm site")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def resolve_model(name: str) -> Path:
     """A local directory or GGUF file as is; a hub id through huggingface_hub (its cache, when online)."""
     path = Path(name)
-    if path.exists() or not HUB_ID.fullmatch(name):
+    if path.is_file() and path.name == "config.json":
+        raise ValueError(f"{name}: pass the model folder, not its config.json: bitnet-wasm build {path.parent} --out SITE")
+    if path.exists() or not HUB_ID.fullmatch(name) or path.parent.is_dir() and path.parent != Path("."):
         if not path.is_dir() and not path.is_file():
             raise FileNotFoundError(f"{name}: no such model directory or GGUF file")
         return path
@@ -49,15 +53,31 @@ def resolve_model(name: str) -> Path:
                                 f"({type(e).__name__}: {e}); pass a local model directory") from None
 
 
+def check_out(out: Path, model: Path, force: bool) -> None:
+    """Refuse to write where the build could destroy work: into the model folder (or around it), or
+    into a folder with other files than an earlier site's, unless forced."""
+    out, model = out.resolve(), model.resolve()
+    if out == model or model in out.parents or out in model.parents:
+        raise ValueError(f"--out {out}: the site would be written into or around the model folder {model}; choose another folder")
+    if out.is_file():
+        raise ValueError(f"--out {out}: is a file; choose a folder")
+    earlier_site = (out / "model" / "manifest.json").is_file()
+    if out.is_dir() and any(out.iterdir()) and not earlier_site and not force:
+        raise ValueError(f"--out {out}: the folder is not empty and holds no bitnet-wasm site; the build would overwrite its files "
+                         "(index.html, *.js, model/). Choose an empty or new folder, or pass --force")
+
+
 def main(args: argparse.Namespace) -> int:
     from bitnet_wasm.compiler.pipeline import build
 
     try:
+        model = resolve_model(args.model)
+        check_out(args.out, model, args.force)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            manifest = build(resolve_model(args.model), args.out, context=args.context, shard_mb=args.shard_mb,
+            manifest = build(model, args.out, context=args.context, shard_mb=args.shard_mb,
                              embed=args.embed, kv=args.kv, layout=args.layout, chunk=args.chunk, progress=not args.no_progress,
-                             coi_service_worker=args.coi_service_worker)
+                             coi_service_worker=args.coi_service_worker, page=not args.no_page)
     except (OSError, ValueError, RuntimeError) as e:
         print(f"bitnet-wasm build: {e}", file=sys.stderr)
         return 2

@@ -36,7 +36,7 @@ async function ours({ siteUrl, threads, simd, prompt, tokens }) {
   const model = await BitNet.load(new URL("model/manifest.json", siteUrl).href, { threads, simd });
   try {
     await drain(model.generate(WARMUP_PROMPT, { maxNewTokens: WARMUP_TOKENS, temperature: 0 }));
-    const ids = await drain(model.generate(prompt, { maxNewTokens: tokens, temperature: 0 }));
+    const ids = await drain(model.generate(prompt, { maxNewTokens: tokens, temperature: 0, cachePrompt: false })); // the whole prompt prefilled
     const s = model.lastStats;
     return {
       simd: model.info.simd, threads: model.info.threads, threadsFallback: model.info.threadsFallback ?? null,
