@@ -15,23 +15,25 @@ from bitnet_wasm.wasm_kernels.toolchain import TARGETS, compile_target, kernel_s
 
 CTYPES = {"f32": "float", "f16": "uint16_t", "i8": "int8_t", "u8": "uint8_t", "i32": "int32_t", "u64": "uint64_t"}
 
-# One C statement per op kind. Fields: r0.. the buffers read, w0.. written, W0.. the weights,
+# One C call per op kind (the template makes it a statement, OP(call);). Fields: r0.. the buffers read, w0.. written, W0.. the weights,
 # plus the op's attrs; head_* read only the last `rows` rows (all of them for logits()). The
 # *_parallel calls share their rows or heads among the threads of a threaded build (parallel.c).
 CALLS = {
-    "embed_f16": "bn_embed_f16({W0}, {r0}, {w0}, n, {dim}, {vocab});",
-    "embed_q8": "bn_embed_q8({W0}, {W1}, {r0}, {w0}, n, {dim}, {vocab});",
-    "rmsnorm": "bn_rmsnorm({r0}, {W0}, {w0}, n, {dim}, {eps});",
-    "quantize": "bn_quantize_rows({r0}, {w0}, {w1}, n, {dim});",
-    "bitlinear": "{kernel}_parallel({W0}, *{W1}, {r0}, {r1}, {w0}, {scratch}{out_dim}, {in_dim}, n);",
-    "rope": "bn_rope({r0}, n, {heads}, {head_dim}, pos0, {theta});",
-    "kv_store": "bn_kv_store({r0}, {w0}, n, {row}, pos0);",
-    "attention": "bn_attention_parallel({r0}, {r1}, {r2}, {w0}, {w1}, n, {heads}, {kv_heads}, {head_dim}, pos0);",
-    "relu2_mul": "bn_relu2_mul({r0}, {r1}, {w0}, n * {dim});",
-    "silu_mul": "bn_silu_mul({r0}, {r1}, {w0}, n * {dim});",
-    "add": "bn_add({r0}, {r1}, {w0}, n * {dim});",
-    "head_f16": "bn_head_f16_parallel({W0}, {r0} + (n - rows) * {dim}, {w0}, rows, {vocab}, {dim});",
-    "head_q8": "bn_head_q8_parallel({W0}, {W1}, {r0} + (n - rows) * {dim}, {r1} + (n - rows), {w0}, rows, {vocab}, {dim});",
+    "embed_f16": "bn_embed_f16({W0}, {r0}, {w0}, n, {dim}, {vocab})",
+    "embed_q8": "bn_embed_q8({W0}, {W1}, {r0}, {w0}, n, {dim}, {vocab})",
+    "embed_q7": "bn_embed_q7({W0}, {W1}, {r0}, {w0}, n, {dim}, {vocab})",
+    "rmsnorm": "bn_rmsnorm({r0}, {W0}, {w0}, n, {dim}, {eps})",
+    "quantize": "bn_quantize_rows({r0}, {w0}, {w1}, n, {dim})",
+    "bitlinear": "{kernel}_parallel({W0}, *{W1}, {r0}, {r1}, {w0}, {scratch}{out_dim}, {in_dim}, n)",
+    "rope": "bn_rope({r0}, n, {heads}, {head_dim}, pos0, {theta})",
+    "kv_store": "bn_kv_store({r0}, {w0}, n, {row}, pos0)",
+    "attention": "bn_attention_parallel({r0}, {r1}, {r2}, {w0}, {w1}, n, {heads}, {kv_heads}, {head_dim}, pos0)",
+    "relu2_mul": "bn_relu2_mul({r0}, {r1}, {w0}, n * {dim})",
+    "silu_mul": "bn_silu_mul({r0}, {r1}, {w0}, n * {dim})",
+    "add": "bn_add({r0}, {r1}, {w0}, n * {dim})",
+    "head_f16": "bn_head_f16_parallel({W0}, {r0} + (n - rows) * {dim}, {w0}, rows, {vocab}, {dim})",
+    "head_q8": "bn_head_q8_parallel({W0}, {W1}, {r0} + (n - rows) * {dim}, {r1} + (n - rows), {w0}, rows, {vocab}, {dim})",
+    "head_q7": "bn_head_q7_parallel({W0}, {W1}, {r0} + (n - rows) * {dim}, {r1} + (n - rows), {w0}, rows, {vocab}, {dim})",
 }
 # Buffers the template itself names (the rest are activations, declared from the plan).
 TEMPLATE_BUFFERS = {"tokens": "tokens", "k_cache": "k_cache", "v_cache": "v_cache", "logits": "logits"}
@@ -57,6 +59,24 @@ def c_name(name: str) -> str:
 
 def _attr(value) -> str:
     return c_float(value) if isinstance(value, float) else str(value)
+
+
+def _labels(ops: list[Op]) -> list[str]:
+    """Each op's name in a profile: its kind and the weight or buffer that tells it apart; a
+    quantize is named after the linears that follow it."""
+    labels = []
+    for i, op in enumerate(ops):
+        if op.kind == "quantize":
+            readers = []
+            for later in ops[i + 1:]:
+                if later.kind != "bitlinear" or later.reads[0] != op.writes[0]:
+                    break
+                readers.append(later.weights[0])
+            subject = "+".join(readers) or op.reads[0]
+        else:
+            subject = op.weights[0] if op.weights else (op.reads[-1] if op.kind == "add" else op.buffers[0])
+        labels.append(f"{op.kind} {subject}")
+    return labels
 
 
 def _call(op: Op, weight_expr) -> str:
@@ -114,6 +134,7 @@ def generate(graph: Graph, plan: MemoryPlan) -> tuple[str, str]:
         prologue=[_call(op, c_name) for op in graph.prologue],
         layer=[_call(op, layer_weight) for op in graph.layer],
         epilogue=[_call(op, c_name) for op in graph.epilogue],
+        labels=_labels(graph.prologue) + _labels(graph.layer) + _labels(graph.epilogue),
     )
     model_h = _templates.get_template("model.h.j2").render(model_name=c.name or c.architecture, arena_bytes=plan.total_bytes)
     return forward_c, model_h

@@ -47,7 +47,7 @@ def chromium_executable(playwright) -> str:
                             "`apt-get install -y chromium` (Debian/Ubuntu) or `playwright install chromium`")
 
 
-def _check_site(site: Path) -> None:
+def check_site(site: Path) -> None:
     if not Path(site).is_dir():
         raise BrowserBenchError(f"{site}: {'is not a folder' if Path(site).exists() else 'does not exist'}")
     if not (Path(site) / "index.html").is_file():
@@ -78,7 +78,7 @@ def run(site: Path, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAULT_TOKENS, 
         raise BrowserBenchError(f"--tokens must be at least 1, got {tokens}")
     if threads is not None and threads < 1:
         raise BrowserBenchError(f"--threads must be at least 1, got {threads}")
-    _check_site(site)
+    check_site(site)
     try:
         from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import sync_playwright

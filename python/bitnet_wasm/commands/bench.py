@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from bitnet_wasm.bench import browser, compare, compare_report, kernels
+from bitnet_wasm.bench import browser, compare, compare_report, kernels, profile
 from bitnet_wasm.bench.wllama import WllamaUnavailable
 from bitnet_wasm.wasm_kernels.toolchain import ToolchainError
 
@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("site", type=Path, nargs="?", metavar="SITE", help="a folder written by `bitnet-wasm build` (for --browser)")
     parser.add_argument("--kernels", action="store_true", help="time every bitlinear variant on model-sized GEMVs in wasmtime and natively")
     parser.add_argument("--browser", action="store_true", help="load SITE in headless Chromium and time loading, prefill and greedy decoding")
+    parser.add_argument("--profile", action="store_true", help="with --browser: ms per token of every kernel call of the forward pass "
+                        "(a profiling build of SITE's C; --threads default 1, --tokens decode tokens)")
     parser.add_argument("--compare", action="store_true", help="bitnet-wasm vs wllama, read-bandwidth roofline and native build, "
                         "on --models; writes benchmarks.json, benchmarks.md and benchmark.png to --out")
     parser.add_argument("--prompt", help=f"prompt (default for --browser: {browser.DEFAULT_PROMPT!r}; for --compare: two sentences)")
@@ -42,6 +44,8 @@ def _kernels(args) -> dict:
 def _browser(args) -> dict:
     if args.site is None:
         raise browser.BrowserBenchError("--browser needs SITE: bitnet-wasm bench SITE --browser")
+    if args.profile:
+        return profile.run(args.site, tokens=profile.DEFAULT_TOKENS if args.tokens is None else args.tokens, threads=args.threads, simd=args.simd)
     return browser.run(args.site, prompt=args.prompt or browser.DEFAULT_PROMPT,
                        tokens=browser.DEFAULT_TOKENS if args.tokens is None else args.tokens, threads=args.threads, simd=args.simd)
 
@@ -59,7 +63,11 @@ def _compare_text(results: dict) -> str:
     return compare_report.markdown(results, plot_file=None)
 
 
-MODES = {"kernels": (_kernels, kernels.table), "browser": (_browser, browser.table),  # flag -> (run, format as text)
+def _browser_text(result: dict) -> str:
+    return profile.table(result) if "ops" in result else browser.table(result)
+
+
+MODES = {"kernels": (_kernels, kernels.table), "browser": (_browser, _browser_text),  # flag -> (run, format as text)
          "compare": (_compare, _compare_text)}
 
 
