@@ -38,7 +38,9 @@ class EmbeddingFormat:
 EMBEDDINGS = {
     "f16": EmbeddingFormat("embed_f16", "head_f16", (("", "f16", "f16"),), head_reads_quantized=False),
     "q8": EmbeddingFormat("embed_q8", "head_q8", (("", "q8", "i8"), (".row_scale", "q8_scale", "f32")), head_reads_quantized=True),
+    "q7": EmbeddingFormat("embed_q7", "head_q7", (("", "q7", "u8"), (".row_scale", "q7_scale", "f32")), head_reads_quantized=True),
 }
+ROW_SCALES = {"q8_scale", "q7_scale"}  # packings of a quantized table's per-row scale: shape (vocab,)
 DEFAULT_CONTEXT_CAP = 2048
 
 
@@ -92,7 +94,7 @@ class Value:
 class Weight:
     name: str                 # arena name: "embed", "embed.row_scale", "layers.0.q_proj", ...
     source: str               # the checkpoint tensor or linear it is packed from
-    packing: str              # "f32" | "f16" | "q8" | "q8_scale" | "wscale" | a kernels.layouts name
+    packing: str              # "f32" | "f16" | "q8" | "q7" | one of ROW_SCALES | "wscale" | a kernels.layouts name
     dtype: str
     shape: tuple[int, ...]
     nbytes: int
@@ -241,7 +243,7 @@ def _weights(c: ModelConfig, embedding: EmbeddingFormat, layouts: dict[tuple[int
 
     def table(name):
         for suffix, packing, dtype in embedding.tensors:
-            tensor(name + suffix, name, packing, dtype, (c.vocab_size, H) if packing != "q8_scale" else (c.vocab_size,))
+            tensor(name + suffix, name, packing, dtype, (c.vocab_size, H) if packing not in ROW_SCALES else (c.vocab_size,))
 
     norms = dict(input_norm=H, post_attention_norm=H, attn_sub_norm=q_dim, ffn_sub_norm=I)
     table("embed")

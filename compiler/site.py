@@ -12,7 +12,7 @@ from bitnet_wasm.web import WEB_DIR
 RUNTIME_GLOBS = ("*.js", "*.d.ts", "*.css")
 TEMPLATE = "index.html.j2"
 BITS_PER_WEIGHT = {"mad": 1.58, "lut": 1.58, "binary": 1}  # the nominal bits of the model's linear layers
-NOT_PARAMETERS = {"wscale", "q8_scale"}                     # per-tensor scales (mirrored in worker.js)
+NOT_PARAMETERS = {"wscale", "q8_scale", "q7_scale"}                     # per-tensor scales (mirrored in worker.js)
 
 
 def model_card(manifest: dict) -> dict:

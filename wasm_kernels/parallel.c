@@ -120,6 +120,10 @@ static void head_q8_rows(const Job *j, int begin, int end, int thread) {
     bn_head_q8_rows(j->head.E, j->head.row_scale, j->head.x, j->head.xscale, j->head.logits, j->head.n, j->head.vocab, j->head.dim, begin, end);
 }
 
+static void head_q7_rows(const Job *j, int begin, int end, int thread) {
+    bn_head_q7_rows(j->head.E, j->head.row_scale, j->head.x, j->head.xscale, j->head.logits, j->head.n, j->head.vocab, j->head.dim, begin, end);
+}
+
 static void attention_heads(const Job *j, int begin, int end, int thread) {
     const int len = j->attention.pos0 + j->attention.n;
     bn_attention_heads(j->attention.q, j->attention.k, j->attention.v, j->attention.out, j->attention.scratch + (size_t)thread * len,
@@ -144,6 +148,10 @@ void bn_head_f16_parallel(const uint16_t *E, const float *x, float *logits, int 
 
 void bn_head_q8_parallel(const int8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim) {
     dispatch((Job){ .run = head_q8_rows, .count = vocab, .grain = VOCAB_GRAIN, .head = { E, row_scale, xq, xscale, logits, n, vocab, dim } }, (long long)vocab * dim * n);
+}
+
+void bn_head_q7_parallel(const uint8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim) {
+    dispatch((Job){ .run = head_q7_rows, .count = vocab, .grain = VOCAB_GRAIN, .head = { E, row_scale, xq, xscale, logits, n, vocab, dim } }, (long long)vocab * dim * n);
 }
 
 void bn_attention_parallel(const float *q, const uint16_t *k_cache, const uint16_t *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0) {

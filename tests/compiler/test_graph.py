@@ -72,6 +72,9 @@ def test_options_choose_kernels_and_layouts():
     assert graph.weights["embed"].dtype == "i8" and graph.weights["embed.row_scale"].shape == (97,)
     assert {op.attrs["kernel"] for op in graph.layer if op.kind == "bitlinear"} == {"bn_bitlinear_lut"}
     assert "bitlinear_scratch" in graph.values
+    q7 = build_graph(TINY, BuildOptions(embed="q7"))
+    assert [op.kind for op in q7.prologue] == ["embed_q7"] and [op.kind for op in q7.epilogue] == ["rmsnorm", "quantize", "head_q7"]
+    assert q7.weights["embed"].dtype == "u8" and q7.weights["embed.row_scale"].packing == "q7_scale"
     binary = build_graph(TINY, binary=True)
     assert binary.linear_layout == "binary" and binary.weights["layers.0.k_proj"].packing == "binary"
 

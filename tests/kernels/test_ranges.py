@@ -56,6 +56,7 @@ def test_head_rows_pieces_equal_the_whole(lib):
     heads = {
         "f16": lambda logits, *extra: (E16, x, logits, N, OUT, IN, *extra),
         "q8": lambda logits, *extra: (E8, row_scale, xq, xscale, logits, N, OUT, IN, *extra),
+        "q7": lambda logits, *extra: (E8.view(np.uint8) >> 1, row_scale, xq, xscale, logits, N, OUT, IN, *extra),
     }
     for kind, args_of in heads.items():
         expected = np.zeros((N, OUT), np.float32)
