@@ -41,6 +41,9 @@ EMBEDDINGS = {
     "q7": EmbeddingFormat("embed_q7", "head_q7", (("", "q7", "u8"), (".row_scale", "q7_scale", "f32")), head_reads_quantized=True),
 }
 ROW_SCALES = {"q8_scale", "q7_scale"}  # packings of a quantized table's per-row scale: shape (vocab,)
+# --embed auto: the 7-bit table from this vocabulary size on, where the head is a large share of a
+# token's reads (on the shipped demo models it moves the loss by < 0.01 nats: docs/benchmarks.md), f16 below.
+Q7_FROM_VOCAB = 16384
 DEFAULT_CONTEXT_CAP = 2048
 
 
@@ -48,7 +51,7 @@ DEFAULT_CONTEXT_CAP = 2048
 class BuildOptions:
     context: int | None = None   # KV cache length; None: min(model max_position, 2048)
     chunk: int = 32              # most tokens one forward step takes (prefill chunk)
-    embed: str = "f16"           # storage of embedding table and head: a key of EMBEDDINGS
+    embed: str = "auto"          # storage of embedding table and head: a key of EMBEDDINGS, or "auto": by vocabulary size
     layout: str = "mad"          # kernels.layouts layout of ternary weights, or "auto": per shape from shape_layouts
     shard_mb: float = 32         # weight shard size in MiB
     shape_layouts: tuple[tuple[tuple[int, int], str], ...] = ()  # ((out, in), layout) chosen per shape (kernel_choice)
@@ -60,19 +63,21 @@ class BuildOptions:
             raise BuildOptionError(f"--context {context}: must be between 1 and the model's max_position {config.max_position}")
         if self.chunk < 1:
             raise BuildOptionError(f"chunk {self.chunk}: must be at least 1")
-        if self.embed not in EMBEDDINGS:
-            raise BuildOptionError(f"--embed {self.embed}: choose one of {', '.join(EMBEDDINGS)}")
+        embed = self.embed if self.embed != AUTO else ("q7" if config.vocab_size >= Q7_FROM_VOCAB else "f16")
+        if embed not in EMBEDDINGS:
+            raise BuildOptionError(f"--embed {self.embed}: choose one of {', '.join(EMBED_CHOICES)}")
         if self.layout not in LAYOUT_CHOICES:
             raise BuildOptionError(f"--layout {self.layout}: choose one of {', '.join(LAYOUT_CHOICES)}")
         if not self.shard_mb * 2**20 >= 1:
             raise BuildOptionError(f"--shard-mb {self.shard_mb}: must be positive")
-        return replace(self, context=context, chunk=min(self.chunk, context))
+        return replace(self, context=context, chunk=min(self.chunk, context), embed=embed)
 
 
 TERNARY_LAYOUTS = tuple(name for name, layout in LAYOUTS.items() if 0 in layout.values)
 BINARY_LAYOUT = "binary"
 AUTO = "auto"
 LAYOUT_CHOICES = (AUTO,) + TERNARY_LAYOUTS
+EMBED_CHOICES = (AUTO,) + tuple(EMBEDDINGS)
 
 
 @dataclass(frozen=True)

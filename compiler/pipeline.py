@@ -78,7 +78,7 @@ def _write_tokenizer(checkpoint: Checkpoint, model_dir: Path) -> dict | None:
 
 
 def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int | None = None, shard_mb: float = 32,
-          embed: str = "f16", layout: str = AUTO, chunk: int = 32, wasm: bool = True, progress: bool = True,
+          embed: str = AUTO, layout: str = AUTO, chunk: int = 32, wasm: bool = True, progress: bool = True,
           coi_service_worker: bool = False) -> Path:
     """Build the site for `model` (a checkpoint directory or a loaded Checkpoint) into out_dir;
     returns the manifest's path. wasm=False skips compiling the wasm modules (the Python

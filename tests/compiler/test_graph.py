@@ -4,6 +4,7 @@ from dataclasses import replace
 import pytest
 from bitnet_wasm.compiler.checkpoint import ModelConfig
 from bitnet_wasm.compiler.graph import (
+    Q7_FROM_VOCAB,
     MAX_THREADS,
     BuildOptionError,
     BuildOptions,
@@ -65,6 +66,13 @@ def test_weights_are_the_canonical_checkpoint_tensors(tie):
     assert graph.weights["embed"].nbytes == 97 * 48 * 2
 
 
+def test_auto_embedding_is_7_bit_for_large_vocabularies_only():
+    assert BuildOptions().resolved(TINY).embed == "f16"
+    large = replace(TINY, vocab_size=Q7_FROM_VOCAB)
+    assert BuildOptions().resolved(large).embed == "q7" and BuildOptions(embed="f16").resolved(large).embed == "f16"
+    assert BuildOptions().resolved(replace(TINY, vocab_size=Q7_FROM_VOCAB - 1)).embed == "f16"
+
+
 def test_options_choose_kernels_and_layouts():
     graph = build_graph(TINY, BuildOptions(embed="q8", layout="lut"))
     assert [op.kind for op in graph.prologue] == ["embed_q8"]
@@ -105,7 +113,7 @@ def test_context_defaults_to_model_max_capped_at_2048():
 @pytest.mark.parametrize("options, config, message", [
     (BuildOptions(context=301), TINY, "--context 301: must be between 1 and the model's max_position 300"),
     (BuildOptions(context=0), TINY, "--context 0"),
-    (BuildOptions(embed="f8"), TINY, "--embed f8: choose one of f16, q8"),
+    (BuildOptions(embed="f8"), TINY, "--embed f8: choose one of auto, f16, q8, q7"),
     (BuildOptions(layout="binary"), TINY, "--layout binary: choose one of auto, mad, lut"),
     (BuildOptions(layout="auto"), TINY, "--layout auto: no ternary layout for the linear shapes"),
     (BuildOptions(chunk=0), TINY, "chunk 0"),
