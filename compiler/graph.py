@@ -42,7 +42,7 @@ EMBEDDINGS = {
 }
 ROW_SCALES = {"q8_scale", "q7_scale"}  # packings of a quantized table's per-row scale: shape (vocab,)
 # --embed auto: the 7-bit table from this vocabulary size on, where the head is a large share of a
-# token's reads (on the shipped demo models it moves the loss by < 0.01 nats: docs/benchmarks.md), f16 below.
+# token's reads (on the shipped demo models it moves the loss by < 0.01 nats: tests/train/test_head_quality.py), f16 below.
 Q7_FROM_VOCAB = 16384
 DEFAULT_CONTEXT_CAP = 2048
 
