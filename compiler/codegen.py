@@ -11,6 +11,7 @@ import numpy as np
 from bitnet_wasm.compiler.graph import Graph, Op
 from bitnet_wasm.compiler.plan import MemoryPlan
 from bitnet_wasm.wasm_kernels import SOURCE_DIR
+from bitnet_wasm.wasm_kernels.layouts import c_layout_id
 from bitnet_wasm.wasm_kernels.toolchain import TARGETS, compile_target, kernel_sources
 
 CTYPES = {"f32": "float", "f16": "uint16_t", "i8": "int8_t", "u8": "uint8_t", "i32": "int32_t", "u64": "uint64_t"}
@@ -24,7 +25,7 @@ CALLS = {
     "embed_q7": "bn_embed_q7({W0}, {W1}, {r0}, {w0}, n, {dim}, {vocab})",
     "rmsnorm": "bn_rmsnorm({r0}, {W0}, {w0}, n, {dim}, {eps})",
     "quantize": "bn_quantize_rows({r0}, {w0}, {w1}, n, {dim})",
-    "bitlinear": "{kernel}_parallel({W0}, *{W1}, {r0}, {r1}, {w0}, {scratch}{out_dim}, {in_dim}, n)",
+    "bitlinear": "bn_bitlinear_parallel({layout}, {W0}, *{W1}, {r0}, {r1}, {w0}, {scratch}, {out_dim}, {in_dim}, n)",
     "rope": "bn_rope({r0}, n, {heads}, {head_dim}, pos0, {theta})",
     "kv_store": "bn_kv_store({r0}, {w0}, n, {row}, pos0)",
     "attention": "bn_attention_parallel({r0}, {r1}, {r2}, {w0}, {w1}, n, {heads}, {kv_heads}, {head_dim}, pos0)",
@@ -84,8 +85,9 @@ def _call(op: Op, weight_expr) -> str:
     fields.update({f"r{i}": TEMPLATE_BUFFERS.get(r, r) for i, r in enumerate(op.reads)})
     fields.update({f"w{i}": TEMPLATE_BUFFERS.get(w, w) for i, w in enumerate(op.writes)})
     fields.update({f"W{i}": weight_expr(name) for i, name in enumerate(op.weights)})
-    if op.kind == "bitlinear":  # layouts with working memory take it after the output
-        fields["scratch"] = f"{op.writes[1]}, " if len(op.writes) > 1 else ""
+    if op.kind == "bitlinear":  # the layout's row of wasm_kernels/layouts.c; working memory if it takes any
+        fields["layout"] = c_layout_id(op.attrs["layout"])
+        fields["scratch"] = op.writes[1] if len(op.writes) > 1 else "0"
     return CALLS[op.kind].format(**fields)
 
 

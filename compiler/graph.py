@@ -179,7 +179,7 @@ class _Builder:
             layout = LAYOUTS[self.layouts[(out_dim, in_dim)]]
             scratch = self.scratch(layout.scratch_bytes(in_dim))
             ops.append(Op("bitlinear", (src + "_q", src + "_s"), (self.act(dst, out_dim),) + scratch, (role, role + ".wscale"),
-                          dict(kernel=layout.kernel, out_dim=out_dim, in_dim=in_dim)))
+                          dict(layout=layout.name, out_dim=out_dim, in_dim=in_dim)))
         return ops
 
     def scratch(self, nbytes: int) -> tuple[str, ...]:

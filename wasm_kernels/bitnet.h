@@ -40,10 +40,14 @@ BN_API void bn_bitlinear_mad_rows(const uint8_t *w /*[mad_bytes(out, in_)]*/, fl
 BN_API void bn_bitlinear_lut_rows(const uint8_t *w /*[lut_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, uint8_t *scratch /*[lut_scratch_bytes(in_)]*/, int out, int in_, int n, int o0, int o1);
 BN_API void bn_bitlinear_binary_rows(const uint8_t *w /*[binary_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n, int o0, int o1);
 
+/* ---- layouts.c: the layouts as a table, indexed by these ids (wasm_kernels/layouts.py's LAYOUTS order);
+ * the wrappers below run any of them. scratch may be null where the layout needs none. ---- */
+enum bn_layout { BN_LAYOUT_MAD, BN_LAYOUT_LUT, BN_LAYOUT_BINARY, BN_LAYOUTS };
+BN_API int bn_layout_scratch_bytes(int layout, int in_);  /* one thread's working memory; 0 for an unknown layout */
+
 /* ---- repeat.c: `reps` one-token calls of a bitlinear kernel in a row (for timing it without the
  * host's per-call overhead); y holds the last call's result ---- */
-BN_API void bn_bitlinear_mad_repeat(const uint8_t *w /*[mad_bytes(out, in_)]*/, float wscale, const int8_t *q /*[in_]*/, const float *scale /*[1]*/, float *y /*[out]*/, int out, int in_, int reps);
-BN_API void bn_bitlinear_lut_repeat(const uint8_t *w /*[lut_bytes(out, in_)]*/, float wscale, const int8_t *q /*[in_]*/, const float *scale /*[1]*/, float *y /*[out]*/, uint8_t *scratch /*[lut_scratch_bytes(in_)]*/, int out, int in_, int reps);
+BN_API void bn_bitlinear_repeat(int layout, const uint8_t *w /*[layout_bytes(layout, out, in_)]*/, float wscale, const int8_t *q /*[in_]*/, const float *scale /*[1]*/, float *y /*[out]*/, uint8_t *scratch /*[layout_scratch_bytes(layout, in_)]*/, int out, int in_, int reps);
 
 /* ---- stream.c: the memory-read roofline of the runtime (v128 loads over a buffer) ---- */
 BN_API uint32_t bn_stream_read(const uint8_t *buf /*[bytes]*/, int bytes);
@@ -112,9 +116,7 @@ BN_API void bn_head_q7_rows(const uint8_t *E /*[vocab*dim]*/, const float *row_s
 #define BN_MAX_THREADS 8
 BN_API int bn_threads_init(int threads);
 BN_API void bn_thread_main(int index);
-BN_API void bn_bitlinear_mad_parallel(const uint8_t *w /*[mad_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
-BN_API void bn_bitlinear_lut_parallel(const uint8_t *w /*[lut_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, uint8_t *scratch /*[BN_MAX_THREADS*lut_scratch_bytes(in_)]*/, int out, int in_, int n);
-BN_API void bn_bitlinear_binary_parallel(const uint8_t *w /*[binary_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
+BN_API void bn_bitlinear_parallel(int layout, const uint8_t *w /*[layout_bytes(layout, out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, uint8_t *scratch /*[BN_MAX_THREADS*layout_scratch_bytes(layout, in_)]*/, int out, int in_, int n);
 BN_API void bn_head_f16_parallel(const uint16_t *E /*[vocab*dim]*/, const float *x /*[n*dim]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 BN_API void bn_head_q8_parallel(const int8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 BN_API void bn_head_q7_parallel(const uint8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);

@@ -35,10 +35,10 @@ def test_one_kernel_call_per_op_with_constant_shapes():
     body = forward_c[forward_c.index("for (int l = 0;"):forward_c.index("return 0;")]
     loop, epilogue = body.split("\n    }\n")
     calls = re.findall(r"^\s+OP\((bn_\w+)\(", loop, re.M)
-    kernels = [op.attrs.get("kernel") or ("bn_quantize_rows" if op.kind == "quantize" else "bn_" + op.kind) for op in graph.layer]
+    kernels = ["bn_quantize_rows" if op.kind == "quantize" else "bn_" + op.kind for op in graph.layer]
     shared = {"bitlinear", "attention"}  # split among threads in a threaded build
     assert calls == [k + "_parallel" if op.kind in shared else k for k, op in zip(kernels, graph.layer)]
-    assert "OP(bn_bitlinear_mad_parallel(arena + w->gate_proj.weights, *(const float *)(arena + w->gate_proj.wscale), h_q, h_s, gate, 100, 48, n));" in loop
+    assert "OP(bn_bitlinear_parallel(BN_LAYOUT_MAD, arena + w->gate_proj.weights, *(const float *)(arena + w->gate_proj.wscale), h_q, h_s, gate, 0, 100, 48, n));" in loop
     assert "OP(bn_attention_parallel(q, k_cache, v_cache, att, scores, n, 3, 1, 16, pos0));" in loop
     assert "OP(bn_rope(q, n, 3, 16, pos0, 500000.0f));" in loop
     assert re.findall(r"^\s+OP\((bn_\w+)\(", epilogue, re.M) == ["bn_rmsnorm", "bn_head_f16_parallel"]
@@ -65,7 +65,7 @@ def test_q8_and_lut_options_change_the_calls():
     graph, plan, forward_c, _ = generated(BuildOptions(embed="q8", layout="lut", chunk=4))
     assert "OP(bn_embed_q8(embed, embed_row_scale, tokens, x, n, 48, 97));" in forward_c
     assert "OP(bn_head_q8_parallel(lm_head, lm_head_row_scale, final_q + (n - rows) * 48, final_s + (n - rows), logits, rows, 97, 48));" in forward_c
-    assert re.search(r"OP\(bn_bitlinear_lut_parallel\(arena \+ w->q_proj.weights, .*, q, bitlinear_scratch, 48, 48, n\)\);", forward_c)
+    assert re.search(r"OP\(bn_bitlinear_parallel\(BN_LAYOUT_LUT, arena \+ w->q_proj.weights, .*, q, bitlinear_scratch, 48, 48, n\)\);", forward_c)
 
 
 def test_model_header_declares_the_abi_with_the_arena_size():

@@ -78,7 +78,7 @@ def test_options_choose_kernels_and_layouts():
     assert [op.kind for op in graph.prologue] == ["embed_q8"]
     assert [op.kind for op in graph.epilogue] == ["rmsnorm", "quantize", "head_q8"]
     assert graph.weights["embed"].dtype == "i8" and graph.weights["embed.row_scale"].shape == (97,)
-    assert {op.attrs["kernel"] for op in graph.layer if op.kind == "bitlinear"} == {"bn_bitlinear_lut"}
+    assert {op.attrs["layout"] for op in graph.layer if op.kind == "bitlinear"} == {"lut"}
     assert "bitlinear_scratch" in graph.values
     q7 = build_graph(TINY, BuildOptions(embed="q7"))
     assert [op.kind for op in q7.prologue] == ["embed_q7"] and [op.kind for op in q7.epilogue] == ["rmsnorm", "quantize", "head_q7"]
@@ -92,9 +92,8 @@ def test_auto_layout_takes_each_shape_from_the_kernel_table():
     # TINY's shapes: q (48, 48), k/v (16, 48), o (48, 48), gate/up (100, 48), down (48, 100)
     chosen = (((48, 48), "lut"), ((16, 48), "mad"), ((100, 48), "mad"), ((48, 100), "lut"))
     graph = build_graph(TINY, BuildOptions(layout="auto", shape_layouts=chosen))
-    kernels = {op.weights[0]: op.attrs["kernel"] for op in graph.layer if op.kind == "bitlinear"}
-    assert kernels == {"q_proj": "bn_bitlinear_lut", "k_proj": "bn_bitlinear_mad", "v_proj": "bn_bitlinear_mad", "o_proj": "bn_bitlinear_lut",
-                       "gate_proj": "bn_bitlinear_mad", "up_proj": "bn_bitlinear_mad", "down_proj": "bn_bitlinear_lut"}
+    layouts = {op.weights[0]: op.attrs["layout"] for op in graph.layer if op.kind == "bitlinear"}
+    assert layouts == {"q_proj": "lut", "k_proj": "mad", "v_proj": "mad", "o_proj": "lut", "gate_proj": "mad", "up_proj": "mad", "down_proj": "lut"}
     scratch = {op.weights[0] for op in graph.layer if "bitlinear_scratch" in op.writes}
     assert scratch == {"q_proj", "o_proj", "down_proj"}  # only the lut kernels take working memory
     assert graph.values["bitlinear_scratch"].shape == (MAX_THREADS * LAYOUTS["lut"].scratch_bytes(100),)  # a slice per thread
