@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokens", type=int, help=f"new tokens (default: {browser.DEFAULT_TOKENS} for --browser, {compare.DEFAULT_TOKENS} for --compare)")
     parser.add_argument("--threads", type=int, help="threads for --browser (default: the runtime's, min(cores, 4) where the page is isolated)")
     parser.add_argument("--simd", choices=["relaxed", "simd128"], help="force the module variant for --browser (default: relaxed where valid)")
-    parser.add_argument("--models", default=",".join(compare.MODELS), help="for --compare: comma-separated, from %(default)s")
+    parser.add_argument("--models", default=",".join(compare.DEFAULT_MODELS),
+                        help=f"for --compare: comma-separated, from {','.join(compare.MODELS)} (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("docs"), help="for --compare: folder of the results (default: %(default)s)")
     parser.add_argument("--note", default="", help="for --compare: a sentence about the machine for the report (e.g. what else ran)")
     parser.add_argument("--cache", type=Path, help="for --compare: where models, sites, GGUF files and wllama are kept "
