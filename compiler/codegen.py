@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jinja2
 import numpy as np
+
 from bitnet_wasm.compiler.graph import N, Graph, Op
 from bitnet_wasm.compiler.plan import MemoryPlan
 from bitnet_wasm.wasm_kernels import SOURCE_DIR

@@ -34,7 +34,8 @@ from typing import Callable
 
 import gguf
 import numpy as np
-from bitnet_wasm.compiler.site_format import SiteError, read_manifest, read_shard
+
+from bitnet_wasm.compiler.site_format import SiteError, read_json_file, read_manifest, read_shard
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 ARCH = "bitnet"
@@ -108,6 +109,13 @@ class SiteWeights:
         except SiteError as e:
             raise GGUFExportError(str(e)) from None
 
+    def json(self, name: str) -> dict:
+        """A JSON file of the site (tokenizer.json, tokenizer_config.json), checked against the manifest."""
+        try:
+            return read_json_file(self.dir, self.manifest, name)
+        except SiteError as e:
+            raise GGUFExportError(str(e)) from None
+
     def _entry(self, name: str) -> dict:
         entry = self.manifest.get("tensors", {}).get(name)
         if entry is None:
@@ -151,18 +159,16 @@ def _add_tokenizer(writer: gguf.GGUFWriter, site: SiteWeights) -> None:
     if not info:
         raise GGUFExportError(f"{site.dir}: the site has no tokenizer; llama.cpp needs one in the GGUF")
     file = site.dir / info["file"]
-    spec = json.loads(file.read_text(encoding="utf-8"))
-    if spec["model"].get("type") != "BPE":
-        raise GGUFExportError(f"{file}: a {spec['model'].get('type')} tokenizer; only byte-level BPE maps to llama.cpp's gpt2 vocab")
-    vocab = model["vocab_size"]
-    tokens = [f"[PAD{i}]" for i in range(vocab)]
-    types = [gguf.TokenType.UNUSED] * vocab
-    for text, i in spec["model"]["vocab"].items():
-        tokens[i], types[i] = text, gguf.TokenType.NORMAL
-    for added in spec.get("added_tokens", []):
-        tokens[added["id"]] = added["content"]
-        types[added["id"]] = gguf.TokenType.CONTROL if added.get("special") else gguf.TokenType.USER_DEFINED
-    merges = [m if isinstance(m, str) else " ".join(m) for m in spec["model"].get("merges", [])]
+    spec = site.json(info["file"])
+    bpe = spec.get("model")
+    if not isinstance(bpe, dict) or bpe.get("type") != "BPE":
+        kind = bpe.get("type") if isinstance(bpe, dict) else bpe
+        raise GGUFExportError(f"{file}: a {kind!r} tokenizer; only byte-level BPE maps to llama.cpp's gpt2 vocab")
+    tokens, types = _token_table(file, spec, model["vocab_size"])
+    merges = bpe.get("merges", [])
+    if not isinstance(merges, list) or not all(isinstance(m, str) or _is_pair(m) for m in merges):
+        raise GGUFExportError(f"{file}: model.merges is not a list of merges (\"a b\" or [\"a\", \"b\"])")
+    merges = [m if isinstance(m, str) else " ".join(m) for m in merges]
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre(_pre_tokenizer(file, spec.get("pre_tokenizer")))
     writer.add_token_list(tokens)
@@ -175,9 +181,34 @@ def _add_tokenizer(writer: gguf.GGUFWriter, site: SiteWeights) -> None:
     if eos:
         writer.add_eos_token_id(eos[0])
         writer.add_eot_token_id(eos[-1])
-    template = json.loads((site.dir / info["config"]).read_text()).get("chat_template") if info.get("config") else None
+    template = site.json(info["config"]).get("chat_template") if info.get("config") else None
     if isinstance(template, str):
         writer.add_chat_template(template)
+
+
+def _is_pair(merge) -> bool:
+    return isinstance(merge, list) and len(merge) == 2 and all(isinstance(part, str) for part in merge)
+
+
+def _token_table(file: Path, spec: dict, vocab: int) -> tuple[list[str], list]:
+    """Every id's text and GGUF type; an id outside the vocabulary, or one id named twice with two
+    texts, is an error (it would silently overwrite another token)."""
+    tokens: list[str | None] = [None] * vocab
+    types = [gguf.TokenType.UNUSED] * vocab
+    entries = spec["model"].get("vocab")
+    added = spec.get("added_tokens", [])
+    if not isinstance(entries, dict) or not isinstance(added, list) or not all(isinstance(a, dict) for a in added):
+        raise GGUFExportError(f"{file}: model.vocab must be an object and added_tokens a list of objects")
+    rows = [(text, i, gguf.TokenType.NORMAL, "model.vocab") for text, i in entries.items()]
+    rows += [(a.get("content"), a.get("id"), gguf.TokenType.CONTROL if a.get("special") else gguf.TokenType.USER_DEFINED, "added_tokens")
+             for a in added]
+    for text, i, kind, where in rows:
+        if not isinstance(text, str) or isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < vocab:
+            raise GGUFExportError(f"{file}: {where} entry {text!r} -> {i!r} is not a text with a token id below the vocabulary size {vocab}")
+        if tokens[i] is not None and tokens[i] != text:
+            raise GGUFExportError(f"{file}: token id {i} is both {tokens[i]!r} and {text!r} ({where})")
+        tokens[i], types[i] = text, kind
+    return [t if t is not None else f"[PAD{i}]" for i, t in enumerate(tokens)], types
 
 
 # ---- weights ---------------------------------------------------------------------------------

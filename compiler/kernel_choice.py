@@ -22,23 +22,14 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
+from tqdm import tqdm
+
 from bitnet_wasm.compiler.cache import cache_dir
-from bitnet_wasm.compiler.graph import (
-    AUTO,
-    BINARY_LAYOUT,
-    LAYOUT_CHOICES,
-    TERNARY_LAYOUTS,
-    BuildOptionError,
-)
+from bitnet_wasm.compiler.graph import AUTO, BINARY_LAYOUT, LAYOUT_CHOICES, TERNARY_LAYOUTS, BuildOptionError
 from bitnet_wasm.wasm_kernels import WasmKernels
 from bitnet_wasm.wasm_kernels.abi import check_call
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS, layout_id
-from bitnet_wasm.wasm_kernels.toolchain import (
-    build_kernels,
-    kernel_sources,
-    sources_digest,
-)
-from tqdm import tqdm
+from bitnet_wasm.wasm_kernels.toolchain import build_kernels, kernel_sources, sources_digest
 
 MEASURED_TARGETS = {"simd128": "wasm", "relaxed": "wasm-relaxed"}  # manifest name -> toolchain target
 RULE = "lowest sum of the simd128 and relaxed ms (one packing serves both wasm builds)"

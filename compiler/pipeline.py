@@ -9,36 +9,19 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tqdm import tqdm
+
 from bitnet_wasm import __version__
 from bitnet_wasm.compiler.chat import single_turn
 from bitnet_wasm.compiler.checkpoint import Checkpoint
-from bitnet_wasm.compiler.codegen import (
-    ABI_BUFFERS,
-    compile_sources,
-    generate,
-    write_sources,
-)
-from bitnet_wasm.compiler.graph import (
-    AUTO,
-    MAX_THREADS,
-    BuildOptionError,
-    BuildOptions,
-    check_config,
-    linear_shapes,
-)
+from bitnet_wasm.compiler.codegen import ABI_BUFFERS, compile_sources, generate, write_sources
+from bitnet_wasm.compiler.graph import AUTO, MAX_THREADS, BuildOptionError, BuildOptions, check_config, linear_shapes
 from bitnet_wasm.compiler.kernel_choice import choose, manifest_table
 from bitnet_wasm.compiler.plan import plan_model
 from bitnet_wasm.compiler.shards import write_shards
-from bitnet_wasm.compiler.site import write_site
-from bitnet_wasm.compiler.site_format import (
-    ALIGN,
-    FORMAT,
-    FORMAT_VERSION,
-    MODEL_DIR,
-    write_manifest,
-)
+from bitnet_wasm.compiler.site import model_card, write_site
+from bitnet_wasm.compiler.site_format import ALIGN, FORMAT, FORMAT_VERSION, MODEL_DIR, file_digests, write_manifest
 from bitnet_wasm.wasm_kernels.toolchain import TARGETS
-from tqdm import tqdm
 
 # manifest["wasm"] key -> toolchain target; the threaded modules need a cross-origin isolated page
 WASM_MODULES = {"simd128": "wasm", "relaxed": "wasm-relaxed", "simd128_threads": "wasm-threads", "relaxed_threads": "wasm-relaxed-threads"}
@@ -130,6 +113,8 @@ def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int |
         "build": {**{k: v for k, v in dataclasses.asdict(graph.options).items() if k != "shape_layouts"},  # see "kernels"
                   "linear_layout": graph.linear_layout, "source": str(checkpoint.source), "bitnet_wasm": __version__},
     }
+    manifest["card"] = model_card(manifest)
+    manifest["files"] = file_digests(model_dir, [*(manifest["wasm"] or {}).values(), *(v for v in (manifest["tokenizer"] or {}).values())])
     path = write_manifest(model_dir, manifest)
     if wasm:
         write_site(Path(out_dir), manifest, coi_service_worker)

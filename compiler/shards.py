@@ -8,6 +8,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+
 from bitnet_wasm.compiler.checkpoint import Checkpoint
 from bitnet_wasm.compiler.graph import ROW_SCALES, Graph, Weight
 from bitnet_wasm.compiler.plan import MemoryPlan
@@ -62,7 +63,13 @@ def _tensor(weight: Weight, checkpoint: Checkpoint) -> np.ndarray:
     expected = weight.shape if weight.packing not in ROW_SCALES else weight.shape + (checkpoint.config.hidden_size,)
     if source.shape != expected:
         raise PackError(f"{checkpoint.source}: tensor {weight.source} has shape {source.shape}, expected {expected}")
-    return TENSOR_PACKERS[weight.packing](weight.source, np.asarray(source, np.float32))
+    values = np.asarray(source, np.float32)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        index = np.unravel_index(bad[0], values.shape)
+        raise PackError(f"{checkpoint.source}: tensor {weight.source} holds {values[index]} at index {list(map(int, index))} "
+                        f"({bad.size} non-finite values); a model's weights must be finite")
+    return TENSOR_PACKERS[weight.packing](f"{checkpoint.source}: tensor {weight.source}", values)
 
 
 def _linear(weight: Weight, checkpoint: Checkpoint) -> np.ndarray:

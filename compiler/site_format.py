@@ -11,9 +11,10 @@ import re
 from pathlib import Path
 
 from bitnet_wasm.compiler.graph import DTYPE_BYTES, REGIONS
+from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 FORMAT = "bitnet-wasm-site"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2        # 2: the model card and the other files' sha256 are in the manifest
 ALIGN = 64                 # every region, buffer and tensor offset in the arena is a multiple of this
 MODEL_DIR = "model"        # SITE/model/ holds everything model-specific
 MANIFEST = "manifest.json"
@@ -50,6 +51,37 @@ def write_manifest(model_dir: Path, manifest: dict) -> Path:
     check_manifest(json.loads(text), path)  # as a reader will see it (tuples become lists)
     path.write_text(text)
     return path
+
+
+def file_digests(model_dir: Path, names) -> dict[str, str]:
+    """manifest["files"]: the sha256 of each file of SITE/model/ besides the shards, so none is used damaged."""
+    return {name: hashlib.sha256((Path(model_dir) / name).read_bytes()).hexdigest() for name in names}
+
+
+def read_file(model_dir: Path, manifest: dict, name: str) -> bytes:
+    """A file of SITE/model/ named in manifest["files"], checked against its sha256."""
+    path = Path(model_dir) / name
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise SiteError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if hashlib.sha256(data).hexdigest() != manifest["files"][name]:
+        raise SiteError(f"{path}: sha256 does not match the manifest (corrupt or partial copy); rebuild or re-download the site")
+    return data
+
+
+def read_json_file(model_dir: Path, manifest: dict, name: str) -> dict:
+    """A JSON object file of SITE/model/ (tokenizer.json, tokenizer_config.json), checked and parsed."""
+    path = Path(model_dir) / name
+    try:
+        value = json.loads(read_file(model_dir, manifest, name).decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise SiteError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise SiteError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise SiteError(f"{path}: is {type(value).__name__}, expected a JSON object")
+    return value
 
 
 def read_shard(model_dir: Path, shard: dict) -> bytes:
@@ -114,7 +146,7 @@ def _short(value) -> str:
 
 
 MODEL_COUNTS = ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads", "num_kv_heads", "head_dim", "max_position")
-STRING_OR_NONE = {"tokenizer": ("file",), "chat": ("prefix", "suffix")}
+STRING_OR_NONE = {"tokenizer": ("file",), "chat": ("prefix", "suffix")}  # optional sections and their text fields
 
 
 def check_manifest(m, path: Path) -> None:
@@ -141,9 +173,16 @@ def check_manifest(m, path: Path) -> None:
         section = c.get(m, key, "", (dict,), optional=True)
         for field in fields if section is not None else ():
             c.get(section, field, f"{key}.", (str,))
+    files = c.get(m, "files", "", (dict,))
+    for name in files:
+        if not isinstance(files[name], str) or not SHA256.fullmatch(files[name]) or "/" in name or name.startswith("."):
+            c.fail(f"files.{name}", "is not a file name in model/ with a sha256 of 64 hex digits")
     wasm = c.get(m, "wasm", "", (dict,), optional=True) or {}
-    for key in wasm:
-        c.get(wasm, key, "wasm.", (str,))
+    named = [(f"wasm.{key}", c.get(wasm, key, "wasm.", (str,), optional=True)) for key in wasm]  # null: variant not built
+    named += [(f"tokenizer.{key}", m["tokenizer"].get(key)) for key in ("file", "config") if m.get("tokenizer")]
+    for key, name in named:
+        if name is not None and name not in files:
+            c.fail(key, f"{name!r} is not listed in files (with its sha256)")
     c.get(m, "sources", "", (str,), optional=True)
 
     plan = c.get(m, "plan", "", (dict,))
@@ -159,10 +198,17 @@ def check_manifest(m, path: Path) -> None:
             c.fail(f"plan.regions.{name}.offset", f"is {spans[name][0]}, expected {cursor} (regions are contiguous, in the order {', '.join(REGIONS)})")
         cursor = spans[name][1]
 
+    card = c.get(m, "card", "", (dict,))
+    c.get(card, "name", "card.", (str,))
+    c.count(card, "parameters", "card.")
+    c.get(card, "bits_per_weight", "card.", (int, float), optional=True)
     abi = c.get(m, "abi", "", (dict,))
+    if c.get(abi, "arena_align", "abi.", (int,)) != ALIGN:
+        c.fail("abi.arena_align", f"is {abi['arena_align']}, expected {ALIGN}")
     if c.count(abi, "arena_bytes", "abi.", 1) != total:
         c.fail("abi.arena_bytes", f"is {abi['arena_bytes']}, plan.total_bytes is {total}")
-    _check_buffers(c, c.get(abi, "buffers", "abi.", (dict,)), total, context, chunk, vocab)
+    _check_buffers(c, c.get(plan, "buffers", "plan.", (dict,)), c.get(abi, "buffers", "abi.", (dict,)),
+                   (spans["kv"][0], total), context, chunk, vocab)
     _check_weights(c, m, spans["weights"])
 
 
@@ -176,18 +222,26 @@ BUFFER_MINIMUM = {
 }
 
 
-def _check_buffers(c: _Check, buffers: dict, total: int, context: int, chunk: int, vocab: int) -> None:
+def _check_buffers(c: _Check, planned: dict, abi: dict, within: tuple[int, int], context: int, chunk: int, vocab: int) -> None:
+    """The ABI's buffers (what the hosts read and write) are the plan's (the generated C has those
+    offsets compiled in), lie after the weights, do not overlap, and are large enough for the model.
+    (Activations may share bytes by design: the plan reuses a slot once its value is dead.)"""
     spans = []
-    for name, minimum in BUFFER_MINIMUM.items():
-        where = f"abi.buffers.{name}."
-        start, end = c.span(c.get(buffers, name, "abi.buffers.", (dict,)), where, (0, total))
-        if end - start < minimum(context, chunk, vocab):
-            c.fail(f"{where}bytes", f"is {end - start}, expected at least {minimum(context, chunk, vocab)}")
-        spans.append((start, end, name))
+    for name, buffer in abi.items():
+        where = f"abi.buffers.{name}"
+        if not isinstance(buffer, dict) or not isinstance(planned.get(name), dict):
+            c.fail(where, "is not an object with a twin in plan.buffers")
+        if any(buffer.get(key) != planned[name].get(key) for key in ("offset", "bytes")):
+            c.fail(where, f"{_short(buffer)} differs from plan.buffers.{name} {_short(planned[name])}")
+        spans.append((*c.span(buffer, where + ".", within), name))
     spans.sort()
     for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
         if start < end:
             c.fail(f"abi.buffers.{first}/{second}", "overlap")
+    for name, minimum in BUFFER_MINIMUM.items():
+        nbytes = c.get(abi, name, "abi.buffers.", (dict,))["bytes"]
+        if nbytes < minimum(context, chunk, vocab):
+            c.fail(f"abi.buffers.{name}.bytes", f"is {nbytes}, expected at least {minimum(context, chunk, vocab)}")
 
 
 def _check_weights(c: _Check, m: dict, weights: tuple[int, int]) -> None:
@@ -208,14 +262,18 @@ def _check_weights(c: _Check, m: dict, weights: tuple[int, int]) -> None:
         cursor = end
     if cursor != weights[1]:
         c.fail("shards", f"cover the weights region only up to byte {cursor} of {weights[1]} (a shard is missing)")
+    if c.count(m["card"], "download_bytes", "card.") != weights[1] - weights[0]:
+        c.fail("card.download_bytes", f"is {m['card']['download_bytes']}, the shards hold {weights[1] - weights[0]}")
     tensors = c.get(m, "tensors", "", (dict,))
     if not tensors:
         c.fail("tensors", "is empty")
+    spans = []
     for name, tensor in tensors.items():
         where = f"tensors.{name}."
         if not isinstance(tensor, dict):
             c.fail(where.rstrip("."), "is not an object")
         start, end = c.span(tensor, where, weights)
+        spans.append((start, end, name))
         shape = c.get(tensor, "shape", where, (list,))
         if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
             c.fail(f"{where}shape", f"{_short(shape)} is not a list of positive sizes")
@@ -223,5 +281,13 @@ def _check_weights(c: _Check, m: dict, weights: tuple[int, int]) -> None:
         dtype = c.get(tensor, "dtype", where, (str,))
         if dtype not in DTYPE_BYTES:
             c.fail(f"{where}dtype", f"{dtype!r} is not one of {', '.join(DTYPE_BYTES)}")
-        if dtype != "u8" and end - start != math.prod(shape) * DTYPE_BYTES[dtype]:
-            c.fail(f"{where}bytes", f"is {end - start}, its shape {shape} of {dtype} takes {math.prod(shape) * DTYPE_BYTES[dtype]}")
+        layout = LAYOUTS.get(tensor["layout"])
+        if layout is not None and len(shape) != 2:
+            c.fail(f"{where}shape", f"{shape} is not (out, in) of a {tensor['layout']} matrix")
+        needed = layout.packed_bytes(*shape) if layout is not None else math.prod(shape) * DTYPE_BYTES[dtype]
+        if end - start != needed:
+            c.fail(f"{where}bytes", f"is {end - start}, its shape {shape} as {tensor['layout']} takes {needed}")
+    spans.sort()
+    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+        if start < end:
+            c.fail(f"tensors.{first}/{second}", "overlap")

@@ -4,6 +4,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
 from bitnet_wasm.wasm_kernels import NativeKernels, WasmKernels
 from bitnet_wasm.wasm_kernels.toolchain import build_kernels
 

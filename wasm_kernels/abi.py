@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+
 from bitnet_wasm.wasm_kernels import SOURCE_DIR
 
 C_DTYPES = {

@@ -5,6 +5,7 @@ import ctypes
 from pathlib import Path
 
 import numpy as np
+
 from bitnet_wasm.wasm_kernels.abi import KernelLibrary, Signature
 
 _SCALAR_CTYPES = {"int": ctypes.c_int32, "uint32_t": ctypes.c_uint32, "float": ctypes.c_float, "void": None}

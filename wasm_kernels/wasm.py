@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import wasmtime
+
 from bitnet_wasm.wasm_kernels.abi import KernelLibrary, Signature
 
 PAGE = 65536

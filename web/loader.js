@@ -2,12 +2,28 @@
 // checked against the manifest's sha256, and kept in Cache Storage so a reload downloads nothing.
 const CACHE_NAME = "bitnet-wasm-shards-v1";
 const CONCURRENCY = 4;
-const ATTEMPTS = 2; // a corrupt or truncated shard is fetched once more, then reported
+const ATTEMPTS = 2; // a corrupt shard is fetched once more, then reported
+const NETWORK_ATTEMPTS = 5; // a failed request or a broken connection is retried, resuming what arrived
+const BACKOFF_MS = 300; // before the first retry; doubled for each next one
 const PROGRESS_INTERVAL_MS = 100;
 
 const hex = (buffer) => Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+export const sha256Hex = async (bytes) => hex(await crypto.subtle.digest("SHA-256", bytes));
 
-class ShardError extends Error {}
+class ShardError extends Error {} // the bytes are wrong: refetch from scratch
+
+class NetworkError extends Error { // the transfer failed: retry after a pause, from `received`
+  constructor(message, received) {
+    super(message);
+    this.received = received;
+  }
+}
+
+const RETRIED_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+const pause = (ms, signal) => new Promise((resolve, reject) => {
+  const timer = setTimeout(resolve, ms);
+  signal?.addEventListener("abort", () => { clearTimeout(timer); reject(signal.reason); }, { once: true });
+});
 
 async function openCache() {
   if (!globalThis.caches) return { cache: null, error: "Cache Storage is unavailable here (not a secure context?); weights will be downloaded again on every visit" };
@@ -20,7 +36,7 @@ async function openCache() {
 
 async function verify(shard, view) {
   const bytes = view.buffer instanceof ArrayBuffer ? view : view.slice(); // WebCrypto refuses shared memory
-  const digest = hex(await crypto.subtle.digest("SHA-256", bytes));
+  const digest = await sha256Hex(bytes);
   if (digest !== shard.sha256) throw new ShardError(`${shard.file}: sha256 ${digest} does not match the manifest's ${shard.sha256} (corrupt download)`);
 }
 
@@ -41,22 +57,40 @@ async function fromCache(cache, url, shard, target) {
   }
 }
 
-async function fromNetwork(url, shard, target, attempt, signal, onBytes) {
-  // the retry bypasses the HTTP cache, which may hold the same bad bytes
-  const response = await fetch(url, { signal, cache: attempt === 0 ? "default" : "no-store" });
-  if (!response.ok) throw new Error(`${shard.file}: HTTP ${response.status} ${response.statusText} from ${url}`);
+// Fetch the shard's bytes from `resumeAt` on (a Range request) into target(shard); onBytes(received)
+// reports the bytes in place so far. A server that ignores Range sends the whole shard again.
+async function fromNetwork(url, shard, target, { fresh, resumeAt, signal, onBytes }) {
+  let response;
+  try {
+    // a refetch after corrupt bytes bypasses the HTTP cache, which may hold the same bad bytes
+    response = await fetch(url, { signal, cache: fresh ? "no-store" : "default", headers: resumeAt ? { Range: `bytes=${resumeAt}-` } : {} });
+  } catch (e) {
+    if (signal?.aborted) throw e;
+    throw new NetworkError(`${shard.file}: the request failed (${e.message})`, resumeAt);
+  }
+  const status = `HTTP ${response.status} ${response.statusText} from ${url}`;
+  if (RETRIED_STATUS.has(response.status)) throw new NetworkError(`${shard.file}: ${status}`, resumeAt);
+  if (!response.ok) throw new Error(`${shard.file}: ${status}`);
+  let received = response.status === 206 && response.headers.get("Content-Range")?.startsWith(`bytes ${resumeAt}-`) ? resumeAt : 0;
+  if (response.status === 206 && !received && resumeAt) throw new ShardError(`${shard.file}: the server answered a Range request with other bytes`);
+  onBytes(received);
   const reader = response.body.getReader();
-  let received = 0;
   for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    if (received + value.length > shard.bytes) {
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch (e) {
+      if (signal?.aborted) throw e;
+      throw new NetworkError(`${shard.file}: the connection broke after ${received} of ${shard.bytes} bytes (${e.message})`, received);
+    }
+    if (chunk.done) break;
+    if (received + chunk.value.length > shard.bytes) {
       await reader.cancel();
       throw new ShardError(`${shard.file}: the server sent more than the manifest's ${shard.bytes} bytes`);
     }
-    target(shard).set(value, received); // a fresh view each time: memory may have been replaced
-    received += value.length;
-    onBytes(value.length);
+    target(shard).set(chunk.value, received); // a fresh view each time: memory may have been replaced
+    received += chunk.value.length;
+    onBytes(received);
   }
   if (received !== shard.bytes) throw new ShardError(`${shard.file}: truncated: ${received} of ${shard.bytes} bytes arrived`);
   await verify(shard, target(shard));
@@ -98,15 +132,23 @@ export async function loadShards({ baseUrl, shards, target, onProgress = () => {
       loadedBytes += shard.bytes;
       return report();
     }
-    for (let attempt = 0; ; attempt++) {
-      let counted = 0;
+    let counted = 0, resumeAt = 0, corrupt = 0, failures = 0;
+    const onBytes = (received) => { loadedBytes += received - counted; counted = received; report(); };
+    for (;;) {
       try {
-        await fromNetwork(url, shard, target, attempt, signal, (n) => { counted += n; loadedBytes += n; report(); });
+        await fromNetwork(url, shard, target, { fresh: corrupt > 0, resumeAt, signal, onBytes });
         break;
       } catch (e) {
-        loadedBytes -= counted;
-        if (!(e instanceof ShardError)) throw e;
-        if (attempt + 1 >= ATTEMPTS) throw new Error(`weight shard ${e.message}; fetched ${ATTEMPTS} times, the site's copy is bad`);
+        if (e instanceof ShardError) {
+          if (++corrupt >= ATTEMPTS) throw new Error(`weight shard ${e.message}; fetched ${ATTEMPTS} times, the site's copy is bad`);
+          onBytes(resumeAt = 0);
+        } else if (e instanceof NetworkError) {
+          if (++failures >= NETWORK_ATTEMPTS) throw new Error(`weight shard ${e.message}; gave up after ${NETWORK_ATTEMPTS} attempts`);
+          resumeAt = e.received;
+          await pause(BACKOFF_MS * 2 ** (failures - 1), signal);
+        } else {
+          throw e;
+        }
       }
     }
     const cacheError = cache && (await store(cache, url, shard, target));

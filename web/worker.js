@@ -5,16 +5,14 @@
 // Protocol: {type, id, ...} requests are answered in order with "result" | "error"; "generate"
 // also posts "piece" messages; "abort" {target} stops a running request between tokens.
 import { Tokenizer } from "./tokenizer.js";
-import { loadShards } from "./loader.js";
+import { loadShards, sha256Hex } from "./loader.js";
+import { checkManifest } from "./manifest.js";
+import { ALIGN, MODULE_RESERVE_BYTES } from "./format.js"; // generated at build
 
-const FORMAT_VERSION = 1;
 const PAGE = 65536;
 const DEFAULT_THREADS = 4;      // more rarely pays: decoding is bound by memory bandwidth
 const THREAD_STACK_BYTES = 1 << 20;
-const MODULE_RESERVE_BYTES = 2 << 20; // below the arena: the module's stack and static data (plan.py)
 const SIMD_VARIANTS = ["relaxed", "simd128"];
-const BITS_PER_WEIGHT = { mad: 1.58, lut: 1.58, binary: 1 };
-const NOT_PARAMETERS = new Set(["wscale", "q8_scale"]);
 
 // Smallest modules using a SIMD128 instruction and a relaxed-SIMD one (i32x4.relaxed_trunc_f32x4_s).
 const V128_CONST = [0xfd, 0x0c, ...new Array(16).fill(0)];
@@ -97,6 +95,14 @@ async function fetchOk(url, what, signal) {
   return response;
 }
 
+// A file of model/ (wasm module, tokenizer) as bytes, checked against the manifest's sha256.
+async function fetchChecked(manifest, name, what, manifestUrl, signal) {
+  const url = new URL(name, manifestUrl);
+  const bytes = await (await fetchOk(url, what, signal)).arrayBuffer();
+  if ((await sha256Hex(bytes)) !== manifest.files[name]) throw new Error(`${what} ${url}: sha256 does not match the manifest (corrupt or partial copy); rebuild or re-upload the site`);
+  return bytes;
+}
+
 async function readManifest(url, signal) {
   const response = await fetchOk(url, "manifest", signal);
   let manifest;
@@ -105,20 +111,19 @@ async function readManifest(url, signal) {
   } catch (e) {
     throw new Error(`manifest ${url}: not valid JSON (${e.message})`);
   }
-  if (manifest.format !== "bitnet-wasm-site" || manifest.format_version !== FORMAT_VERSION)
-    throw new Error(`manifest ${url}: not a bitnet-wasm site of format version ${FORMAT_VERSION} (format ${manifest.format}, version ${manifest.format_version}); rebuild the site`);
+  checkManifest(manifest, url);
   if (!manifest.wasm) throw new Error(`manifest ${url}: the site was built without wasm modules`);
   return manifest;
 }
 
-// The module's exports and memory; the arena starts at the first 64-byte boundary above
+// The module's exports and memory; the arena starts at the first ALIGN-byte boundary above
 // __heap_base, and extraBytes (the followers' stacks) follow it.
 class Machine {
   constructor(exports, memory, arenaBytes, extraBytes) {
     this.exports = exports;
     this.memory = memory;
     this.followers = [];
-    this.base = Math.ceil(exports.__heap_base.value / 64) * 64;
+    this.base = Math.ceil(exports.__heap_base.value / ALIGN) * ALIGN;
     const missing = this.base + arenaBytes + 16 + extraBytes - this.memory.buffer.byteLength;
     try {
       if (missing > 0) this.memory.grow(Math.ceil(missing / PAGE));
@@ -143,14 +148,13 @@ class Model {
     const simd = pickSimd(manifest.wasm, requestedSimd);
     const { threads, fallback } = pickThreads(manifest.wasm, manifest.abi.max_threads ?? 1, simd, requested);
     progress({ phase: "wasm" });
-    const wasmUrl = new URL(manifest.wasm[threads > 1 ? `${simd}_threads` : simd], manifestUrl);
-    const wasmBytes = await (await fetchOk(wasmUrl, "WebAssembly module", signal)).arrayBuffer();
+    const wasmBytes = await fetchChecked(manifest, manifest.wasm[threads > 1 ? `${simd}_threads` : simd], "WebAssembly module", manifestUrl, signal);
     const machine = await instantiate(wasmBytes, manifest.abi.arena_bytes, threads);
     let tokenizer = null;
     if (manifest.tokenizer) {
       progress({ phase: "tokenizer" });
-      const url = new URL(manifest.tokenizer.file, manifestUrl);
-      tokenizer = Tokenizer.fromJSON(await (await fetchOk(url, "tokenizer", signal)).text());
+      const bytes = await fetchChecked(manifest, manifest.tokenizer.file, "tokenizer", manifestUrl, signal);
+      tokenizer = Tokenizer.fromJSON(new TextDecoder().decode(bytes));
     }
     const { cacheError } = await loadShards({
       baseUrl: manifestUrl, shards: manifest.shards, signal,
@@ -171,12 +175,11 @@ class Model {
     this.chunk = manifest.plan.chunk;
     this.eos = new Set(manifest.model.eos_token_ids ?? []);
     this.buffers = manifest.abi.buffers;
-    const tensors = Object.values(manifest.tensors);
     this.info = {
       name: manifest.model.name,
-      parameters: tensors.filter((t) => !NOT_PARAMETERS.has(t.layout)).reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0),
-      bitsPerWeight: BITS_PER_WEIGHT[manifest.build.linear_layout.split("+")[0]] ?? null, // "lut+mad": mixed, all ternary
-      downloadBytes: manifest.shards.reduce((sum, s) => sum + s.bytes, 0),
+      parameters: manifest.card.parameters,
+      bitsPerWeight: manifest.card.bits_per_weight,
+      downloadBytes: manifest.card.download_bytes,
       simd,
       threads,
       crossOriginIsolated: self.crossOriginIsolated === true,

@@ -104,7 +104,7 @@ def _truncation(file: Path) -> str:
         start, header = _header(file)
         size = file.stat().st_size
         cut = [(name, start + t["data_offsets"][1]) for name, t in header.items() if name != "__metadata__" and start + t["data_offsets"][1] > size]
-    except (OSError, ValueError, struct.error, KeyError, TypeError, IndexError):
+    except (OSError, ValueError, struct.error, KeyError, TypeError, IndexError, AttributeError):  # any damage: no detail to add
         return ""
     return f"; truncated: tensor '{cut[0][0]}' ends at byte {cut[0][1]} but the file has {size} bytes" if cut else ""
 

@@ -23,15 +23,20 @@ def read_json(file: Path) -> dict:
 def read_tokenizer(model_dir: Path, vocab_size: int) -> TokenizerFiles | None:
     """None when the folder has no tokenizer.json (e.g. a sentencepiece-only repository)."""
     file = model_dir / "tokenizer.json"
-    if not file.is_file():
+    if not file.exists():
+        if file.is_symlink():
+            raise CheckpointError(f"{file}: a link to {file.readlink()}, which does not exist")
         return None
-    text = file.read_text(encoding="utf-8")
     try:
-        size = Tokenizer.from_str(text).get_vocab_size(with_added_tokens=True)
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{file}: cannot be read as UTF-8 text: {err}") from None
+    try:
+        ids = Tokenizer.from_str(text).get_vocab(with_added_tokens=True).values()
     except Exception as err:  # tokenizers raises a bare Exception for files it cannot parse
         raise CheckpointError(f"{file}: not a tokenizers file: {err}") from None
-    if size > vocab_size:
-        raise CheckpointError(f"{file}: {size} tokens, but the model's vocab_size is {vocab_size}")
+    if max(ids, default=-1) >= vocab_size:
+        raise CheckpointError(f"{file}: token id {max(ids)} is outside the model's vocabulary (vocab_size {vocab_size})")
     config_file = model_dir / "tokenizer_config.json"
     config = read_json(config_file) if config_file.is_file() else {}
     template = model_dir / "chat_template.jinja"  # newer repositories keep the template out of tokenizer_config.json

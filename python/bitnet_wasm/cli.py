@@ -24,6 +24,7 @@ def _load(name: str):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bitnet-wasm", description="BitNet models as static web sites on WebAssembly SIMD.")
+    parser.add_argument("--debug", action="store_true", help="on an unexpected error, show the Python traceback")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
         module = _load(name)
@@ -38,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # each command reports the errors it expects; anything else still gets one line
+        if args.debug:
+            raise
+        print(f"bitnet-wasm {args.command}: {type(e).__name__}: {e} (an unexpected error: please report it; "
+              f"`bitnet-wasm --debug {args.command} ...` shows where)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

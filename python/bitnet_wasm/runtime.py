@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from bitnet_wasm.compiler.cache import cache_dir
-from bitnet_wasm.compiler.site_format import ALIGN, SiteError, read_manifest, read_shard
+from bitnet_wasm.compiler.site_format import ALIGN, SiteError, read_file, read_manifest, read_shard
 from bitnet_wasm.wasm_kernels import NativeKernels, WasmKernels, toolchain
 from bitnet_wasm.wasm_kernels.abi import kernel_abi, parse_header
 
@@ -90,7 +90,9 @@ class Model:
         else:
             if not m.get("wasm"):
                 raise SiteError(f"{self.dir}: built without wasm modules")
-            self._machine = _WasmArena(self.dir / m["wasm"][BACKENDS[backend]], abi, nbytes)
+            wasm_file = m["wasm"][BACKENDS[backend]]
+            read_file(self.dir, m, wasm_file)  # checked before wasmtime compiles it
+            self._machine = _WasmArena(self.dir / wasm_file, abi, nbytes)
         self.backend = backend
         self._load_weights()
         self.tokenizer = self._tokenizer()
@@ -105,7 +107,12 @@ class Model:
             return None
         from tokenizers import Tokenizer
 
-        return Tokenizer.from_file(str(self.dir / self.manifest["tokenizer"]["file"]))
+        name = self.manifest["tokenizer"]["file"]
+        text = read_file(self.dir, self.manifest, name).decode("utf-8", errors="replace")
+        try:
+            return Tokenizer.from_str(text)
+        except Exception as e:  # the tokenizers library raises its own plain Exception
+            raise SiteError(f"{self.dir / name}: not a tokenizer the tokenizers library reads ({e})") from None
 
     @property
     def lib(self):

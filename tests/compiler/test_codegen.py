@@ -2,6 +2,7 @@ import re
 
 import numpy as np
 import pytest
+
 from bitnet_wasm.compiler.checkpoint import ModelConfig
 from bitnet_wasm.compiler.codegen import c_float, generate, write_sources
 from bitnet_wasm.compiler.graph import BuildOptions, build_graph

@@ -1,6 +1,7 @@
 """GGUF export: a built site -> llama.cpp bitnet GGUF, read back with gguf-py and compared with the
 checkpoint's own values (the writers' ternary codes and scales, or numpy on the float weights)."""
 import gzip
+import hashlib
 import json
 import os
 import shutil
@@ -164,6 +165,36 @@ def test_damaged_shard_is_named(tmp_path, damage):
         shard.unlink()
     with pytest.raises(GGUFExportError, match="weights-00001.bin"):
         export_gguf(site, tmp_path / "m.gguf")
+
+
+def rewrite_tokenizer(site, change):
+    """Change the site's tokenizer.json and record its new sha256, as a consistent but wrong site."""
+    path, manifest_path = site / "model/tokenizer.json", site / "model/manifest.json"
+    spec = json.loads(path.read_text())
+    change(spec)
+    path.write_text(json.dumps(spec))
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["tokenizer.json"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
+
+
+TOKENIZER_DEFECTS = {  # a defect of a tokenizer.json -> the error naming it
+    "added id -3": (lambda spec: spec["added_tokens"][0].update(id=-3), "-> -3 is not a text with a token id below the vocabulary size"),
+    "added id past the vocabulary": (lambda spec: spec["added_tokens"][0].update(id=10**6), "is not a text with a token id below"),
+    "added id of another token": (lambda spec: spec["added_tokens"][0].update(id=spec["model"]["vocab"]["a"]), "is both"),
+    "vocab not an object": (lambda spec: spec["model"].update(vocab=[]), "model.vocab must be an object"),
+    "merges not a list": (lambda spec: spec["model"].update(merges="a b"), "model.merges is not a list"),
+}
+
+
+@pytest.mark.parametrize("defect", list(TOKENIZER_DEFECTS))
+def test_a_wrong_tokenizer_is_refused_not_written(tmp_path, defect):
+    site = build_site(tmp_path, write_bitnet_packed(tmp_path / "hf", **TQ_SHAPE))
+    change, message = TOKENIZER_DEFECTS[defect]
+    rewrite_tokenizer(site, change)
+    with pytest.raises(GGUFExportError, match=message):
+        export_gguf(site, tmp_path / "m.gguf")
+    assert not (tmp_path / "m.gguf").exists()
 
 
 def test_tensor_spanning_shards_reads_back(tmp_path):

@@ -2,15 +2,9 @@ import re
 from dataclasses import replace
 
 import pytest
+
 from bitnet_wasm.compiler.checkpoint import ModelConfig
-from bitnet_wasm.compiler.graph import (
-    Q7_FROM_VOCAB,
-    MAX_THREADS,
-    BuildOptionError,
-    BuildOptions,
-    N,
-    build_graph,
-)
+from bitnet_wasm.compiler.graph import MAX_THREADS, Q7_FROM_VOCAB, BuildOptionError, BuildOptions, N, build_graph
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 TINY = ModelConfig("bitnet", vocab_size=97, hidden_size=48, intermediate_size=100, num_layers=2, num_heads=3,

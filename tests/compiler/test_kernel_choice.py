@@ -2,20 +2,16 @@
 never a change of numbers (every layout computes the same int32 sums)."""
 import json
 
-import bitnet_wasm
 import numpy as np
 import pytest
+from models import write_bitnet_1bit, write_bitnet_packed
+
+import bitnet_wasm
 from bitnet_wasm.cli import main as cli
 from bitnet_wasm.compiler import kernel_choice
 from bitnet_wasm.compiler.graph import BuildOptionError
-from bitnet_wasm.compiler.kernel_choice import (
-    MEASURED_TARGETS,
-    TimeCache,
-    choose,
-    format_table,
-)
+from bitnet_wasm.compiler.kernel_choice import MEASURED_TARGETS, TimeCache, choose, format_table
 from bitnet_wasm.compiler.site import model_card
-from models import write_bitnet_1bit, write_bitnet_packed
 
 SHAPE = dict(hidden=48, heads=3, kv_heads=1, intermediate=100, layers=2, vocab=320)
 LINEAR_SHAPES = {"q_proj": (48, 48), "k_proj": (16, 48), "v_proj": (16, 48), "o_proj": (48, 48),

@@ -239,7 +239,28 @@ def test_malformed_json(tmp_path, file):
 def test_tokenizer_larger_than_the_model_vocab(tmp_path):
     models.write_bitnet_packed(tmp_path, vocab=300)
     (tmp_path / "tokenizer.json").write_text(models.tokenizer_json(400))
-    expect_error(tmp_path, "tokenizer.json", "400 tokens, but the model's vocab_size is 300")
+    expect_error(tmp_path, "tokenizer.json", "token id 399 is outside the model's vocabulary (vocab_size 300)")
+
+
+def test_tokenizer_with_an_id_beyond_the_vocab_but_few_tokens(tmp_path):
+    models.write_bitnet_packed(tmp_path, vocab=300)
+    spec = json.loads((tmp_path / "tokenizer.json").read_text())
+    vocab = spec["model"]["vocab"]
+    vocab[max(vocab, key=vocab.get)] = 5000  # as many tokens as before, one id far out
+    (tmp_path / "tokenizer.json").write_text(json.dumps(spec))
+    expect_error(tmp_path, "tokenizer.json", "token id 5000 is outside the model's vocabulary")
+
+
+@pytest.mark.parametrize("damage, message", [("not UTF-8", "cannot be read as UTF-8"), ("dangling link", "which does not exist")])
+def test_unreadable_tokenizer_is_named(tmp_path, damage, message):
+    models.write_bitnet_packed(tmp_path, vocab=300)
+    path = tmp_path / "tokenizer.json"
+    if damage == "not UTF-8":
+        path.write_bytes(path.read_bytes()[:100] + b"\xff\xfe" + path.read_bytes()[100:])
+    else:
+        path.unlink()
+        path.symlink_to(tmp_path / "gone.json")
+    expect_error(tmp_path, "tokenizer.json", message)
 
 
 def test_truncated_safetensors_names_the_cut_tensor(tmp_path):

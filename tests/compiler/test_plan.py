@@ -2,18 +2,10 @@ import re
 from dataclasses import replace
 
 import pytest
+
 from bitnet_wasm.compiler.checkpoint import ModelConfig
 from bitnet_wasm.compiler.graph import BuildOptions, build_graph
-from bitnet_wasm.compiler.plan import (
-    ALIGN,
-    MIB,
-    MODULE_RESERVE_BYTES,
-    WASM32_BYTES,
-    PlanError,
-    _lifetimes,
-    plan_memory,
-    plan_model,
-)
+from bitnet_wasm.compiler.plan import ALIGN, MIB, MODULE_RESERVE_BYTES, WASM32_BYTES, PlanError, _lifetimes, plan_memory, plan_model
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 TINY = ModelConfig("bitnet", vocab_size=97, hidden_size=48, intermediate_size=100, num_layers=3, num_heads=3,

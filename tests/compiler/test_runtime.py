@@ -6,14 +6,14 @@ import sys
 
 import numpy as np
 import pytest
+import reference.forward
 import wasmtime
 from models import write_1bitllm, write_bitnet_1bit, write_bitnet_fp, write_bitnet_packed, write_safetensors
-import reference.forward
 
 import bitnet_wasm
 from bitnet_wasm.cli import main as cli
 from bitnet_wasm.compiler.plan import MODULE_RESERVE_BYTES
-from bitnet_wasm.compiler.site_format import SiteError
+from bitnet_wasm.compiler.site_format import FORMAT_VERSION, SiteError
 
 # Odd sizes and GQA; same shapes share one compiled forward pass (the C depends only on shapes).
 SHAPE_A = dict(hidden=48, heads=3, kv_heads=1, intermediate=100, layers=2, vocab=320)
@@ -127,7 +127,7 @@ def test_wasm_module_exports_the_model_abi_below_the_reserve(packed_site):
 def test_cli_builds_and_generates_from_the_2b4t_layout(packed_site, capsys):
     written, site = packed_site
     manifest = json.loads((site / "model/manifest.json").read_text())
-    assert manifest["format_version"] == 1 and manifest["model"]["architecture"] == "bitnet"
+    assert manifest["format_version"] == FORMAT_VERSION and manifest["model"]["architecture"] == "bitnet"
     assert len(manifest["shards"]) > 1 and all(s["bytes"] <= 0.01 * 2**20 for s in manifest["shards"])
     assert (site / "model/bitnet.wasm").is_file() and (site / "model/src/forward.c").is_file()
 

@@ -4,17 +4,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from bitnet_wasm.compiler.checkpoint import BitLinear, Checkpoint, ModelConfig
 from bitnet_wasm.compiler.graph import BuildOptions, build_graph
 from bitnet_wasm.compiler.plan import plan_memory
-from bitnet_wasm.compiler.shards import (
-    PackError,
-    ShardWriter,
-    pack_weight,
-    q7_rows,
-    q8_rows,
-    write_shards,
-)
+from bitnet_wasm.compiler.shards import PackError, ShardWriter, pack_weight, q7_rows, q8_rows, write_shards
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 TINY = ModelConfig("bitnet", vocab_size=50, hidden_size=32, intermediate_size=40, num_layers=2, num_heads=2,
@@ -93,6 +87,8 @@ def test_q7_rows_are_codes_of_63_steps_each_side_of_zero():
     (lambda c: c.linears.update({"layers.0.k_proj": BitLinear(np.zeros((16, 31), np.int8), 1.0)}),
      r"memory: linear layers.0.k_proj has shape \(16, 31\), expected \(16, 32\)"),
     (lambda c: c.tensors["embed"].__setitem__((0, 0), 1e6), "embed: values up to 1e\\+06 overflow f16; build with --embed q8"),
+    (lambda c: c.tensors["embed"].__setitem__((3, 5), np.nan), r"memory: tensor embed holds nan at index \[3, 5\] \(1 non-finite values\)"),
+    (lambda c: c.tensors["layers.1.input_norm"].__setitem__(7, -np.inf), r"tensor layers.1.input_norm holds -inf at index \[7\]"),
 ])
 def test_bad_weights_are_named(tmp_path, breakage, message):
     ckpt = checkpoint()

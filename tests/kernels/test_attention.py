@@ -2,6 +2,7 @@
 and bn_kv_store against numpy's float16 rounding."""
 import numpy as np
 import pytest
+
 from bitnet_wasm.wasm_kernels import KernelArgumentError
 
 # (n, heads, kv_heads, head_dim, pos0)

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from bitnet_wasm.wasm_kernels import KernelArgumentError
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS, layout_id
 

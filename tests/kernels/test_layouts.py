@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from bitnet_wasm.wasm_kernels import layouts
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from bitnet_wasm.wasm_kernels import KernelArgumentError
 
 SHAPES = [(1, 1), (1, 15), (2, 16), (3, 17), (4, 100), (1, 2560), (5, 6912)]

@@ -3,6 +3,7 @@ entry points (bn_X_parallel): pieces put together give the whole kernel's bits, 
 nothing outside its range, in every build. Threaded runs are tested in Chromium (tests/web)."""
 import numpy as np
 import pytest
+
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS, layout_id
 
 BOUNDS = [(0, 5, 16, 33, 60, 64, 97), (0, 97), (0, 48, 97), (0, 1, 2, 3, 4, 95, 96, 97)]  # aligned and not

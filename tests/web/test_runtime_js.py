@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 
-import bitnet_wasm
 import numpy as np
 import pytest
+from models import write_bitnet_packed
+
+import bitnet_wasm
 from bitnet_wasm.cli import main as cli
 from bitnet_wasm.compiler.site import model_card
-from models import write_bitnet_packed
 
 PROMPT = ("The old lighthouse keeper climbed the stairs every evening before the sun went down. "
           "He carried a small lamp, a book of poems, and a flask of tea.")

@@ -1,4 +1,5 @@
-"""bitnet_wasm.serve and `bitnet-wasm serve`: MIME types, isolation headers, no way out of SITE."""
+"""bitnet_wasm.serve and `bitnet-wasm serve`: MIME types, isolation headers, no way out of SITE, byte ranges,
+malformed requests, --cors (headers and a cross-origin import in Chromium), folders that are not sites."""
 from __future__ import annotations
 
 import http.client
@@ -10,9 +11,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from bitnet_wasm import cli
 from bitnet_wasm.serve import ServeError, SiteServer
 
 SECRET = "secret-outside-the-site"
+WEIGHTS = b"".join(i.to_bytes(2, "big") for i in range(512))  # 1,024 bytes: the 16-bit counts 0..511
 ISOLATION_HEADERS = {  # what crossOriginIsolated (SharedArrayBuffer, wasm threads) needs
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Embedder-Policy": "require-corp",
@@ -25,14 +28,16 @@ def site(tmp_path):
     """A site folder with one file per type, plus a secret file and folder beside it."""
     root = tmp_path / "site"
     (root / "assets").mkdir(parents=True)
+    (root / "model").mkdir()
     files = {
         "index.html": "<!doctype html><title>t</title><p>hello</p>",
         "bitnet.wasm": "\0asm",
         "assets/app.js": "export const x = 1;",
         "assets/lib.mjs": "export const y = 2;",
-        "manifest.json": "{}",
+        "model/manifest.json": "{}",
         "shard-000.bin": "weights",
     }
+    (root / "model" / "weights-00000.bin").write_bytes(WEIGHTS)
     for name, text in files.items():
         (root / name).write_text(text)
     (tmp_path / "secret.txt").write_text(SECRET)
@@ -50,31 +55,41 @@ def server(site):
         yield s
 
 
-def get(server, path, method="GET"):
+def get(server, path, method="GET", headers=None):
     host, port = server.server_address[:2]
     conn = http.client.HTTPConnection(host, port, timeout=5)
-    conn.request(method, path)
+    conn.request(method, path, headers=headers or {})
     response = conn.getresponse()
     body = response.read()
     conn.close()
     return response, body
 
 
-def raw_request(server, target: str) -> tuple[int, bytes]:
+def raw_request(server, target: str, line: str | None = None, headers: str = "") -> tuple[int, bytes]:
     """Sends the request line byte for byte (no client-side normalisation of the path)."""
+    line = line or f"GET {target} HTTP/1.1"
     with socket.create_connection(server.server_address[:2], timeout=5) as s:
-        s.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode("latin-1"))
+        s.sendall(f"{line}\r\nHost: x\r\n{headers}Connection: close\r\n\r\n".encode("latin-1"))
         data = b""
         while chunk := s.recv(65536):
             data += chunk
     return int(data.split(b" ", 2)[1]), data
 
 
+def serve_command(capsys, *argv: str) -> tuple[int, str]:
+    """`bitnet-wasm serve ARGV` in this process: (exit code, stderr)."""
+    try:
+        code = cli.main(["serve", *argv])
+    except SystemExit as e:  # argparse's usage errors
+        code = e.code
+    return code, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("path, mime", [
     ("/bitnet.wasm", "application/wasm"),
     ("/assets/app.js", "text/javascript; charset=utf-8"),
     ("/assets/lib.mjs", "text/javascript; charset=utf-8"),
-    ("/manifest.json", "application/json"),
+    ("/model/manifest.json", "application/json"),
     ("/index.html", "text/html; charset=utf-8"),
     ("/", "text/html; charset=utf-8"),
     ("/shard-000.bin", "application/octet-stream"),
@@ -182,11 +197,10 @@ def test_cli_prints_url_and_serves(site):
     (["{tmp}/nowhere"], "site folder '{tmp}/nowhere' does not exist"),
     (["{tmp}", "--port", "70000"], "'70000' is not a port number"),
 ])
-def test_cli_errors(tmp_path, argv, message):
-    argv = [a.format(tmp=tmp_path) for a in argv]
-    result = subprocess.run([sys.executable, "-m", "bitnet_wasm.cli", "serve", *argv], capture_output=True, text=True, timeout=30)
-    assert result.returncode == 2
-    assert message.format(tmp=tmp_path) in result.stderr
+def test_cli_errors(tmp_path, capsys, argv, message):
+    code, stderr = serve_command(capsys, *[a.format(tmp=tmp_path) for a in argv])
+    assert code == 2
+    assert message.format(tmp=tmp_path) in stderr
 
 
 def test_chromium_sees_cross_origin_isolation(served_dir, site, page):
@@ -197,3 +211,149 @@ def test_chromium_sees_cross_origin_isolation(served_dir, site, page):
     # The wasm MIME type lets streaming compilation accept the response (it rejects any other type).
     (site / "empty.wasm").write_bytes(bytes([0, 0x61, 0x73, 0x6D, 1, 0, 0, 0]))
     assert page.evaluate("WebAssembly.compileStreaming(fetch('empty.wasm')).then(m => m instanceof WebAssembly.Module)") is True
+
+
+SIZE = len(WEIGHTS)
+
+
+@pytest.mark.parametrize("wanted, start, end", [
+    ("bytes=0-99", 0, 100),
+    ("bytes=1000-", 1000, SIZE),
+    ("bytes=-10", SIZE - 10, SIZE),
+    ("bytes=-5000", 0, SIZE),
+    ("bytes=1020-9999", 1020, SIZE),
+    ("bytes=7-7", 7, 8),
+])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_single_byte_range(server, method, wanted, start, end):
+    full, _ = get(server, "/model/weights-00000.bin")
+    response, body = get(server, "/model/weights-00000.bin", method, {"Range": wanted})
+    assert response.status == 206
+    assert response.getheader("Content-Range") == f"bytes {start}-{end - 1}/{SIZE}"
+    assert int(response.getheader("Content-Length")) == end - start
+    assert body == (WEIGHTS[start:end] if method == "GET" else b"")
+    for name in [*ISOLATION_HEADERS, "Content-Type", "Cache-Control", "Accept-Ranges", "ETag", "Last-Modified"]:
+        assert response.getheader(name) == full.getheader(name), name
+
+
+@pytest.mark.parametrize("wanted", [f"bytes={SIZE}-", "bytes=5000-6000", "bytes=-0"])
+def test_unsatisfiable_range_is_416(server, wanted):
+    response, _ = get(server, "/model/weights-00000.bin", headers={"Range": wanted})
+    assert response.status == 416
+    assert response.getheader("Content-Range") == f"bytes */{SIZE}"
+    assert response.getheader("Cross-Origin-Embedder-Policy") == "require-corp"
+
+
+@pytest.mark.parametrize("wanted", ["bytes=0-1,5-6", "bytes=9-3", "lines=0-1", "bytes=x-", "bytes=-", f"bytes=0-{'9' * 40}"])
+def test_ranges_this_server_ignores_get_the_whole_file(server, wanted):
+    response, body = get(server, "/model/weights-00000.bin", headers={"Range": wanted})
+    assert response.status == 200 and body == WEIGHTS
+
+
+def test_if_range_and_if_none_match_use_the_etag(server):
+    etag = get(server, "/model/weights-00000.bin")[0].getheader("ETag")
+    response, body = get(server, "/model/weights-00000.bin", headers={"Range": "bytes=10-19", "If-Range": etag})
+    assert response.status == 206 and body == WEIGHTS[10:20]
+    response, body = get(server, "/model/weights-00000.bin", headers={"Range": "bytes=10-19", "If-Range": '"stale"'})
+    assert response.status == 200 and body == WEIGHTS  # the file changed since the part the client holds
+    response, body = get(server, "/model/weights-00000.bin", headers={"If-None-Match": etag})
+    assert response.status == 304 and body == b""
+
+
+@pytest.mark.parametrize("target", [
+    "/" + "a" * 5000,                     # one segment longer than any file name
+    "/a" * 3000,                          # deeper than any path
+    "/assets/" + "%41" * 300 + ".js",     # long once decoded
+    "/model/weights-00000.bin/x",         # a file used as a folder
+], ids=["long-segment", "deep", "long-decoded", "file-as-folder"])
+def test_long_and_deep_paths_are_404(server, target):
+    status, data = raw_request(server, target)
+    assert status == 404, data[:200]
+    assert get(server, "/")[0].status == 200  # and the server still answers
+
+
+@pytest.mark.parametrize("line, headers, status", [
+    ("GET /" + "a" * 9000 + " HTTP/1.1", "", 414),
+    ("GET / HTTP/1.1", "X-Long: " + "a" * 9000 + "\r\n", 431),
+    ("GET / HTTP/1.1", "X-Many: 1\r\n" * 101, 431),
+    ("GET / HTTP/1.1", "no colon here\r\n", 400),
+    ("GET / HTTP/1.1", " folded: line\r\n", 400),
+    ("GET /", "", 400),
+    ("GET / SPDY/3", "", 400),
+    ("GET / HTTP/2.0", "", 505),
+    ("POST / HTTP/1.1", "", 405),
+    ("DELETE /index.html HTTP/1.1", "", 405),
+    ("BREW / HTTP/1.1", "", 405),
+], ids=["long-line", "long-header", "many-headers", "no-colon", "folded", "two-parts", "not-http", "http2", "post", "delete", "brew"])
+def test_malformed_and_unserved_requests(server, line, headers, status):
+    got, data = raw_request(server, "", line, headers)
+    assert got == status, data[:200]
+    head = data.split(b"\r\n\r\n")[0].decode("latin-1")
+    assert "Cross-Origin-Opener-Policy: same-origin" in head
+    if status == 405:
+        assert "Allow: GET, HEAD, OPTIONS" in head
+
+
+def test_keep_alive_serves_pipelined_requests(server):
+    with socket.create_connection(server.server_address[:2], timeout=5) as s:
+        s.sendall(b"GET /assets/app.js HTTP/1.1\r\nHost: x\r\n\r\nHEAD /bitnet.wasm HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /assets/lib.mjs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert data.count(b"HTTP/1.1 200 OK") == 3
+    assert data.endswith(b"export const y = 2;") and b"export const x = 1;" in data
+
+
+def test_cors_headers_and_preflight(site, server):
+    with SiteServer(site, "127.0.0.1", 0, quiet=True, cors=True) as cors:
+        response, body = get(cors, "/model/weights-00000.bin", headers={"Origin": "https://elsewhere.example", "Range": "bytes=0-3"})
+        assert response.status == 206 and body == WEIGHTS[:4]
+        assert response.getheader("Access-Control-Allow-Origin") == "*"
+        assert response.getheader("Cross-Origin-Resource-Policy") == "cross-origin"
+        assert "Content-Range" in response.getheader("Access-Control-Expose-Headers")
+        response, _ = get(cors, "/bitnet.js", "OPTIONS", {"Origin": "https://elsewhere.example", "Access-Control-Request-Method": "GET",
+                                                         "Access-Control-Request-Headers": "range"})
+        assert response.status == 204
+        assert response.getheader("Access-Control-Allow-Origin") == "*"
+        assert "GET" in response.getheader("Access-Control-Allow-Methods")
+    assert get(server, "/")[0].getheader("Access-Control-Allow-Origin") is None  # only when asked for
+
+
+def test_chromium_imports_and_fetches_across_origins_only_with_cors(site, served_dir, page):
+    (site / "runtime.js").write_text("export const answer = 42;")
+    page.goto(served_dir(site))  # an isolated page (COEP require-corp) on one origin
+    script = """async base => {
+        const { answer } = await import(base + 'runtime.js');
+        const part = await fetch(base + 'model/weights-00000.bin', { headers: { Range: 'bytes=2-5' } });
+        return [answer, part.status, part.headers.get('Content-Range'), [...new Uint8Array(await part.arrayBuffer())]];
+    }"""
+    with SiteServer(site, "127.0.0.1", 0, quiet=True, cors=True) as cors, SiteServer(site, "127.0.0.1", 0, quiet=True) as plain:
+        assert page.evaluate(script, cors.url) == [42, 206, f"bytes 2-5/{SIZE}", list(WEIGHTS[2:6])]  # another port: another origin
+        with pytest.raises(Exception, match="Failed to fetch dynamically imported module"):
+            page.evaluate(script, plain.url)
+
+
+@pytest.mark.parametrize("files, served, message", [
+    ({"index.html": ""}, ".", ("{tmp} is not a site (no model/manifest.json); build one with `bitnet-wasm build MODEL --out {tmp}`, "
+                               "or pass the folder build wrote")),
+    ({"config.json": "{}"}, ".", ("{tmp} is a model checkpoint, not a site; build one first: bitnet-wasm build {tmp} --out SITE, "
+                                  "then bitnet-wasm serve SITE")),
+    ({"model/manifest.json": "{}"}, "model", "{tmp}/model is the model folder inside a site; serve the site itself: bitnet-wasm serve {tmp}"),
+])
+def test_cli_refuses_a_folder_that_is_not_a_site(tmp_path, capsys, files, served, message):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    folder = os.path.normpath(tmp_path / served)
+    code, stderr = serve_command(capsys, folder, "--port", "0")
+    assert code == 2
+    assert stderr.splitlines() == ["bitnet-wasm serve: " + message.format(tmp=tmp_path)]
+
+
+def test_cli_suggests_port_0_when_the_port_is_taken(site, server, capsys):
+    taken = server.server_address[1]
+    code, stderr = serve_command(capsys, str(site), "--port", str(taken))
+    assert code == 2
+    assert stderr.splitlines() == [
+        f"bitnet-wasm serve: address 127.0.0.1:{taken} is already in use (choose another --port, or --port 0 for any free one)"]

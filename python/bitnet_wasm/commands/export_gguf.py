@@ -23,15 +23,20 @@ def main(args: argparse.Namespace) -> int:
 
     from bitnet_wasm.compiler.gguf_export import export_gguf, summary
 
-    with tqdm(unit="tensor", desc="exporting", disable=args.no_progress) as bar:
-        def progress(done: int, total: int, name: str) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+    bars = []  # the bar starts with the first tensor, so an early error stays one line
 
-        try:
-            path = export_gguf(args.site, args.out, args.type, progress=progress)
-        except (OSError, ValueError) as e:  # GGUFExportError is a ValueError
-            print(f"bitnet-wasm export-gguf: {e}", file=sys.stderr)
-            return 2
+    def progress(done: int, total: int, name: str) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, unit="tensor", desc="exporting", disable=args.no_progress))
+        bars[0].update(done - bars[0].n)
+
+    try:
+        path = export_gguf(args.site, args.out, args.type, progress=progress)
+    except (OSError, ValueError) as e:  # GGUFExportError is a ValueError
+        print(f"bitnet-wasm export-gguf: {e}", file=sys.stderr)
+        return 2
+    finally:
+        for bar in bars:
+            bar.close()
     print(summary(path))
     return 0
