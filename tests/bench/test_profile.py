@@ -13,7 +13,9 @@ from models import write_bitnet_packed
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     path = tmp_path_factory.mktemp("profile-site")
-    bitnet_wasm.build(write_bitnet_packed(path / "checkpoint", layers=3).path, path / "site", layout="mad", progress=False)
+    # wide enough that the feed-forward linears are shared among threads (parallel.c MIN_SHARED_WORK)
+    checkpoint = write_bitnet_packed(path / "checkpoint", layers=3, hidden=256, intermediate=512, heads=4, kv_heads=2)
+    bitnet_wasm.build(checkpoint.path, path / "site", layout="mad", progress=False)
     return path / "site"
 
 

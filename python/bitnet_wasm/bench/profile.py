@@ -1,7 +1,7 @@
 """`bitnet-wasm bench SITE --browser --profile`: where a token's time goes. The site's own C
 (SITE/model/src) is compiled once more with -DBN_PROFILE=1, so that every kernel call of
 forward.c also reads the page's clock (OP in templates/forward.c.j2); headless Chromium runs it
-on the site's weights (profile_page/profile.js): a prefill, then greedy decode tokens."""
+on the site's weights (profile_page/profile_worker.js): a prefill, then greedy decode tokens."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,7 @@ from bitnet_wasm.serve import ISOLATION_HEADERS, ServeError, SiteServer
 from bitnet_wasm.wasm_kernels.toolchain import TARGETS, compile_target
 
 PAGE = "__profile__/"  # served by the browser context itself (never a file of the site)
-PAGE_JS = Path(__file__).parent / "profile_page" / "profile.js"
+PAGE_FILES = Path(__file__).parent / "profile_page"
 TIMEOUT_MS = 900_000
 PROMPT_TOKENS = 32
 DEFAULT_TOKENS = 16
@@ -50,7 +50,8 @@ def run(site: Path, tokens: int = DEFAULT_TOKENS, threads: int | None = None, si
     with tempfile.TemporaryDirectory(prefix="bitnet-wasm-profile-") as tmp:
         wasm = profiling_module(site, simd, threads, Path(tmp) / "profile.wasm").read_bytes()
         files = {"index.html": ("text/html", b'<!doctype html><script type="module" src="profile.js"></script>'),
-                 "profile.js": ("text/javascript", PAGE_JS.read_bytes()), "profile.wasm": ("application/wasm", wasm)}
+                 "profile.wasm": ("application/wasm", wasm),
+                 **{p.name: ("text/javascript", p.read_bytes()) for p in PAGE_FILES.glob("*.js")}}
         try:
             with SiteServer(site, "127.0.0.1", 0, quiet=True) as server, sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=chromium_executable(p), args=CHROMIUM_ARGS, headless=True)
