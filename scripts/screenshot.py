@@ -13,7 +13,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 import bitnet_wasm
-from bitnet_wasm.bench.browser import CHROMIUM_ARGS, chromium_executable
+from bitnet_wasm.bench.chromium import CHROMIUM_ARGS, chromium_executable
 from bitnet_wasm.serve import SiteServer
 
 STATE_IS = "(states) => states.includes(document.documentElement.dataset.state)"

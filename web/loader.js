@@ -92,7 +92,12 @@ async function fromNetwork(url, shard, target, { fresh, resumeAt, signal, onByte
     received += chunk.value.length;
     onBytes(received);
   }
-  if (received !== shard.bytes) throw new ShardError(`${shard.file}: truncated: ${received} of ${shard.bytes} bytes arrived`);
+  if (received !== shard.bytes) {
+    // the body ended early: a broken transfer if the server promised the whole shard, else its copy is short
+    const promised = Number(response.headers.get("Content-Length")) + (response.status === 206 ? resumeAt : 0);
+    if (promised === shard.bytes) throw new NetworkError(`${shard.file}: the connection broke after ${received} of ${shard.bytes} bytes`, received);
+    throw new ShardError(`${shard.file}: truncated: ${received} of ${shard.bytes} bytes arrived`);
+  }
   await verify(shard, target(shard));
 }
 

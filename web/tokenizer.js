@@ -5,8 +5,17 @@
 // tokenizer.json regexes are Oniguruma: there \s is Unicode White_Space and \d is Unicode Nd.
 const ONIGURUMA_ESCAPES = { s: "\\p{White_Space}", S: "\\P{White_Space}", d: "\\p{Nd}", D: "\\P{Nd}" };
 
+// Regex text that older engines cannot compile, and the same language without it: the
+// case-insensitive contractions of Llama-3 and GPT-4o style pre-tokenizers use a modifier group
+// (?i:...), new in Chrome 125, Firefox 132 and Safari 18.4 (and absent from Node 20). With case
+// folding, s also matches U+017F (long s) in Oniguruma and JS alike.
+const REGEX_REWRITES = [
+  ["(?i:'s|'t|'re|'ve|'m|'ll|'d)", "(?:'[sS\u017F]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"],
+];
+
 function compileRegex(pattern, where) {
-  const source = pattern.replace(/\\(.)/gsu, (escape, c) => ONIGURUMA_ESCAPES[c] ?? escape);
+  const rewritten = REGEX_REWRITES.reduce((text, [from, to]) => text.replaceAll(from, to), pattern);
+  const source = rewritten.replace(/\\(.)/gsu, (escape, c) => ONIGURUMA_ESCAPES[c] ?? escape);
   try {
     return new RegExp(source, "gu");
   } catch (e) {

@@ -12,6 +12,7 @@ import { ALIGN, MODULE_RESERVE_BYTES } from "./format.js"; // generated at build
 const PAGE = 65536;
 const DEFAULT_THREADS = 4;      // more rarely pays: decoding is bound by memory bandwidth
 const THREAD_STACK_BYTES = 1 << 20;
+const FOLLOWER_START_MS = 30_000; // generous: a loaded machine starts workers slowly
 const SIMD_VARIANTS = ["relaxed", "simd128"];
 
 // Smallest modules using a SIMD128 instruction and a relaxed-SIMD one (i32x4.relaxed_trunc_f32x4_s).
@@ -38,6 +39,7 @@ function pickThreads(wasmFiles, maxThreads, simd, requested) {
   if (!Number.isInteger(wanted) || wanted < 1 || wanted > maxThreads) throw new Error(`threads must be an integer from 1 to ${maxThreads}, got ${requested}`);
   const reasons = [
     [!self.crossOriginIsolated, "the page is not cross-origin isolated (serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp, or build the site with --coi-service-worker)"],
+    [typeof SharedArrayBuffer === "undefined", "this browser gives the page no SharedArrayBuffer although it is cross-origin isolated (WebKitGTK does so), so threads cannot share memory"],
     [!wasmFiles[`${simd}_threads`], "the site was built without threaded modules"],
   ];
   const fallback = wanted > 1 ? reasons.find(([hit]) => hit)?.[1] ?? null : null;
@@ -51,7 +53,12 @@ async function startFollowers(module, memory, stacksBase, threads) {
   const started = (index) => new Promise((resolve, reject) => {
     const worker = new Worker(new URL("./threads.js", import.meta.url), { type: "module" });
     workers.push(worker);
-    worker.onmessage = ({ data }) => (data.error ? reject(new Error(`thread ${index}: ${data.error}`)) : resolve());
+    const timer = setTimeout(() => reject(new Error(`thread ${index} did not start within ${FOLLOWER_START_MS / 1000} s`)), FOLLOWER_START_MS);
+    worker.onmessage = ({ data }) => {
+      clearTimeout(timer);
+      if (data.error) reject(new Error(`thread ${index}: ${data.error}`));
+      else resolve();
+    };
     worker.onerror = (event) => {
       event.preventDefault?.();
       reject(new Error(`thread ${index} could not start: ${event.message || "is threads.js served?"}`));
@@ -67,11 +74,12 @@ async function startFollowers(module, memory, stacksBase, threads) {
   return workers;
 }
 
-async function instantiate(bytes, arenaBytes, threads) {
-  if (threads === 1) {
-    const { instance } = await WebAssembly.instantiate(bytes, {});
-    return new Machine(instance.exports, instance.exports.memory, arenaBytes, 0);
-  }
+async function instantiateSingle(bytes, arenaBytes) {
+  const { instance } = await WebAssembly.instantiate(bytes, {});
+  return new Machine(instance.exports, instance.exports.memory, arenaBytes, 0);
+}
+
+async function instantiateThreaded(bytes, arenaBytes, threads) {
   const module = await WebAssembly.compile(bytes);
   const stackBytes = (threads - 1) * THREAD_STACK_BYTES;
   const pages = Math.ceil((MODULE_RESERVE_BYTES + arenaBytes + stackBytes) / PAGE);
@@ -79,14 +87,33 @@ async function instantiate(bytes, arenaBytes, threads) {
   try {
     memory = new WebAssembly.Memory({ initial: pages, maximum: pages + MODULE_RESERVE_BYTES / PAGE, shared: true });
   } catch (e) {
-    throw new Error(`the model needs ${(pages * PAGE / 2 ** 20).toFixed(0)} MiB of shared WebAssembly memory and this browser refused it (${e.message}); try threads: 1`);
+    throw new Error(`${(pages * PAGE / 2 ** 20).toFixed(0)} MiB of shared WebAssembly memory were refused (${e.message})`);
   }
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
   const machine = new Machine(instance.exports, memory, arenaBytes, stackBytes);
   const stacksBase = Math.ceil((machine.base + arenaBytes) / 16) * 16;
   machine.followers = await startFollowers(module, memory, stacksBase, threads); // referenced for the model's lifetime
-  if (instance.exports.bn_threads_init(threads) !== threads) throw new Error(`the threaded module refused ${threads} threads`);
+  if (instance.exports.bn_threads_init(threads) !== threads) {
+    for (const worker of machine.followers) worker.terminate();
+    throw new Error(`the threaded module refused ${threads} threads`);
+  }
   return machine;
+}
+
+// {machine, threads, fallback}: the threaded start where asked for; any failure of it (refused
+// shared memory, a memory that cannot be posted, a follower that does not start) runs one thread.
+async function start(manifest, manifestUrl, simd, { threads, fallback }, signal) {
+  const fetchModule = (key) => fetchChecked(manifest, manifest.wasm[key], "WebAssembly module", manifestUrl, signal);
+  const arenaBytes = manifest.abi.arena_bytes;
+  if (threads > 1) {
+    try {
+      return { machine: await instantiateThreaded(await fetchModule(`${simd}_threads`), arenaBytes, threads), threads, fallback };
+    } catch (e) {
+      signal.throwIfAborted();
+      fallback = `the threaded start failed (${e?.message ?? e}), so one thread runs`;
+    }
+  }
+  return { machine: await instantiateSingle(await fetchModule(simd), arenaBytes), threads: 1, fallback };
 }
 
 async function fetchOk(url, what, signal) {
@@ -146,10 +173,9 @@ class Model {
     progress({ phase: "manifest" });
     const manifest = await readManifest(manifestUrl, signal);
     const simd = pickSimd(manifest.wasm, requestedSimd);
-    const { threads, fallback } = pickThreads(manifest.wasm, manifest.abi.max_threads ?? 1, simd, requested);
     progress({ phase: "wasm" });
-    const wasmBytes = await fetchChecked(manifest, manifest.wasm[threads > 1 ? `${simd}_threads` : simd], "WebAssembly module", manifestUrl, signal);
-    const machine = await instantiate(wasmBytes, manifest.abi.arena_bytes, threads);
+    const { machine, threads, fallback } = await start(manifest, manifestUrl, simd,
+      pickThreads(manifest.wasm, manifest.abi.max_threads ?? 1, simd, requested), signal);
     let tokenizer = null;
     if (manifest.tokenizer) {
       progress({ phase: "tokenizer" });

@@ -147,16 +147,17 @@ class _Connection:
 class SiteServer:
     """Serves SITE on host:port (port 0: any free port). `with SiteServer(...) as s:` runs it in
     a background thread; `serve_forever()` runs it in the caller's thread. `cors=True` lets pages of
-    other origins use the files."""
+    other origins use the files. on_request(path) is called with each request's path (tests count fetches)."""
 
     def __init__(self, site: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, *,
-                 quiet: bool = False, cors: bool = False, limits: Limits = Limits()):
+                 quiet: bool = False, cors: bool = False, limits: Limits = Limits(), on_request=None):
         root = Path(site)
         if not root.is_dir():
             raise ServeError(f"site folder {str(root)!r} {'is not a folder' if root.exists() else 'does not exist'}")
         self.site = root
         self.root = Path(os.path.realpath(root))
         self.quiet = quiet
+        self.on_request = on_request
         self.limits = limits
         self.max_connections = _connection_cap(limits.max_connections)
         self.headers = {**ISOLATION_HEADERS, **(CORS_HEADERS if cors else {})}
@@ -348,6 +349,8 @@ class SiteServer:
         return _Request(line, method, target, headers, keep_alive)
 
     async def _answer(self, connection: _Connection, request: _Request) -> None:
+        if self.on_request is not None:
+            self.on_request(request.target)
         if request.method == "OPTIONS":
             await self._send(connection, request, HTTPStatus.NO_CONTENT, {"Allow": ALLOWED_METHODS, **PREFLIGHT_HEADERS})
             return

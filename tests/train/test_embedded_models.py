@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 import bitnet_wasm
-from bitnet_wasm.bench.browser import CHROMIUM_ARGS, chromium_executable
+from bitnet_wasm.bench.chromium import CHROMIUM_ARGS, chromium_executable
 from bitnet_wasm.models import EMBEDDED, MODELS_ENV, embedded_model_dir
 from test_demo import start_demo, stop_demo, text_loss
 

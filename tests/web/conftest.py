@@ -1,4 +1,5 @@
-"""Real headless Chromium (Playwright, sync API) and sites served by bitnet_wasm.serve."""
+"""Real browsers, every engine through one harness (bitnet_wasm.bench.engines): each test that takes
+`page` runs in Chromium, Firefox and WebKit; sites served by bitnet_wasm.serve."""
 from __future__ import annotations
 
 import functools
@@ -6,47 +7,75 @@ import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from playwright.sync_api import sync_playwright
 
-from bitnet_wasm.bench.browser import CHROMIUM_ARGS, BrowserBenchError, chromium_executable
+from bitnet_wasm.bench import engines
 from bitnet_wasm.serve import SiteServer
-
+from pages import FEATURES
 
 @pytest.fixture(scope="session")
-def browser():
-    """One Chromium for the session (Playwright's own if installed, else Debian's); each launch
-    gets a fresh temporary profile, each test a fresh context."""
-    with sync_playwright() as p:
-        try:
-            executable = chromium_executable(p)
-        except BrowserBenchError as e:
-            pytest.fail(str(e))
-        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
+def engine_pool():
+    """get(name) -> the engine, launched once per session; a missing browser fails the test."""
+    launched: dict[str, engines.Engine] = {}
+
+    def get(name: str) -> engines.Engine:
+        if name not in launched:
+            try:
+                launched[name] = engines.launch(name)
+            except engines.EngineError as e:
+                pytest.fail(str(e))
+        return launched[name]
+
+    yield get
+    for engine in launched.values():
+        engine.close()
+
+
+@pytest.fixture(scope="session", params=list(engines.ENGINES))
+def engine(request, engine_pool) -> engines.Engine:
+    return engine_pool(request.param)
 
 
 @pytest.fixture
-def page(browser):
-    context = browser.new_context()
-    yield context.new_page()
-    context.close()
+def features(engine) -> Features:
+    return FEATURES[engine.name]
+
+
+@pytest.fixture
+def page(engine):
+    """A page in a fresh profile or context of each engine in turn."""
+    with engine.new_page() as page:
+        yield page
+
+
+@pytest.fixture
+def chromium_page(engine_pool):
+    """A Chromium page for what only Chromium offers (DevTools Protocol): .playwright_page."""
+    with engine_pool("chromium").new_page() as page:
+        yield page
 
 
 @pytest.fixture(scope="session")
-def served_dir():
-    """served_dir(folder) -> base URL ending in '/': the folder served by bitnet_wasm.serve on
-    127.0.0.1, any free port, until the end of the session."""
+def served():
+    """served(folder) -> the folder served by bitnet_wasm.serve on 127.0.0.1 (any free port) until
+    the end of the session: .url ends in '/', .paths lists every path requested."""
     servers: list[SiteServer] = []
 
-    def serve(folder) -> str:
-        server = SiteServer(folder, "127.0.0.1", 0, quiet=True).start()
+    def serve(folder) -> SiteServer:
+        paths: list[str] = []
+        server = SiteServer(folder, "127.0.0.1", 0, quiet=True, on_request=paths.append).start()
+        server.paths = paths
         servers.append(server)
-        return server.url
+        return server
 
     yield serve
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def served_dir(served):
+    """served_dir(folder) -> base URL ending in '/' of the folder served by bitnet_wasm.serve."""
+    return lambda folder: served(folder).url
 
 
 class _PlainHandler(SimpleHTTPRequestHandler):

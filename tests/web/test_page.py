@@ -1,4 +1,4 @@
-"""The generated page (web/templates/index.html.j2 + page.js + style.css) in real headless Chromium
+"""The generated page (web/templates/index.html.j2 + page.js + style.css) in every browser engine
 on a real tiny site, and `bitnet-wasm bench SITE --browser` against `bitnet-wasm run`."""
 from __future__ import annotations
 
@@ -13,11 +13,34 @@ import pytest
 import bitnet_wasm
 from bitnet_wasm.runtime import load
 from models import write_bitnet_packed
+from pages import FEATURES, READY_OR_ERROR, open_ready
 
 PROMPT = "The old lighthouse keeper"
-READY_OR_ERROR = "() => ['ready', 'error'].includes(document.documentElement.dataset.state)"
 LONG = 1000  # new tokens: most of the session site's context
 CLI = [sys.executable, "-m", "bitnet_wasm.cli"]
+STATE = "() => document.documentElement.dataset.state"
+IS_READY = "() => document.documentElement.dataset.state === 'ready'"
+# what a user sees of the page: text of the parts, visibility and enabled buttons
+VIEW = """() => {
+  const $ = (id) => document.getElementById(id);
+  const shown = (id) => !$(id).hidden && $(id).getClientRects().length > 0;
+  return {
+    output: $("output").textContent, stats: $("stats").textContent, error: $("error-message").textContent,
+    errorShown: shown("error-panel"), chatShown: shown("chat"), chatChecked: $("chat").checked,
+    generateEnabled: !$("generate").disabled, stopEnabled: !$("stop").disabled,
+    card: Object.fromEntries(["context", "bits", "name", "download", "runtime"].map((k) => [k, $(`card-${k}`).textContent])),
+  };
+}"""
+# fills the form as a user would, then clicks Generate
+GENERATE_THROUGH_UI = """([prompt, maxTokens, temperature, chat]) => {
+  const $ = (id) => document.getElementById(id);
+  $("chat").checked = chat;
+  for (const [id, value] of [["prompt", prompt], ["max-tokens", maxTokens], ["temperature", temperature]]) {
+    $(id).value = String(value);
+    $(id).dispatchEvent(new Event("input", { bubbles: true }));
+  }
+  $("generate").click();
+}"""
 
 
 @pytest.fixture(scope="session")
@@ -34,32 +57,26 @@ def site_url(site, served_dir) -> str:
     return served_dir(site)
 
 
-def open_ready(page, url: str) -> None:
-    page.goto(url)
-    page.wait_for_function(READY_OR_ERROR, timeout=30_000)
-    state = page.evaluate("() => document.documentElement.dataset.state")
-    assert state == "ready", page.text_content("#error-message")
+def view(page) -> dict:
+    return page.evaluate(VIEW)
 
 
 def generate_through_ui(page, prompt: str, max_tokens: int, temperature: float = 0, chat: bool = False) -> None:
-    page.set_checked("#chat", chat)
-    page.fill("#prompt", prompt)
-    page.fill("#max-tokens", str(max_tokens))
-    page.fill("#temperature", str(temperature))
-    page.click("#generate")
+    page.evaluate(GENERATE_THROUGH_UI, [prompt, max_tokens, temperature, chat])
 
 
 def test_page_loads_the_model_and_shows_its_card(page, site, site_url):
-    open_ready(page, site_url)
+    info = open_ready(page, site_url)
     manifest = json.loads((site / "model" / "manifest.json").read_text())
-    assert page.evaluate("() => window.bitnet.info.vocabSize") == manifest["model"]["vocab_size"]
-    assert page.text_content("#card-context").startswith(str(manifest["plan"]["context"]))
-    assert page.text_content("#card-bits") == "1.58"
-    assert page.text_content("#card-name") == manifest["model"]["name"] == "model"
-    assert page.text_content("#card-download") == f"{sum(s['bytes'] for s in manifest['shards']) / 1e6:,.2f} MB"
-    assert page.text_content("#card-runtime").startswith(page.evaluate("() => window.bitnet.info.simd"))
-    assert page.is_hidden("#error-panel")
-    assert page.is_enabled("#generate") and page.is_disabled("#stop")
+    card = view(page)["card"]
+    assert info["vocabSize"] == manifest["model"]["vocab_size"]
+    assert card["context"].startswith(str(manifest["plan"]["context"]))
+    assert card["bits"] == "1.58"
+    assert card["name"] == manifest["model"]["name"] == "model"
+    assert card["download"] == f"{sum(s['bytes'] for s in manifest['shards']) / 1e6:,.2f} MB"
+    assert card["runtime"].startswith(info["simd"])
+    seen = view(page)
+    assert not seen["errorShown"] and seen["generateEnabled"] and not seen["stopEnabled"]
 
 
 def test_generate_streams_greedy_text_into_the_output(page, site, site_url):
@@ -71,30 +88,32 @@ def test_generate_streams_greedy_text_into_the_output(page, site, site_url):
         .observe(document.getElementById("output"), {childList: true, characterData: true, subtree: true});
     }""")
     generate_through_ui(page, PROMPT, 24)
-    page.wait_for_function("() => document.documentElement.dataset.state === 'ready'", timeout=30_000)
+    page.wait_for(IS_READY, 30)
 
     while_generating = [length for state, length in page.evaluate("() => window.outputGrowth") if state == "generating"]
     assert len(set(while_generating)) >= 3, f"the output did not grow token by token: {while_generating}"
     expected = load(site).generate(PROMPT, max_new_tokens=24, temperature=0).text
-    assert page.text_content("#output") == expected
-    assert "decode" in page.text_content("#stats")
+    seen = view(page)
+    assert seen["output"] == expected
+    assert "decode" in seen["stats"]
 
 
 def test_chat_format_wraps_the_prompt_in_the_models_template(page, site, site_url):
     open_ready(page, site_url)
-    assert page.is_visible("#chat") and page.is_checked("#chat")
+    seen = view(page)
+    assert seen["chatShown"] and seen["chatChecked"]
     generate_through_ui(page, PROMPT, 12, chat=True)
-    page.wait_for_function("() => document.documentElement.dataset.state === 'ready'", timeout=30_000)
+    page.wait_for(IS_READY, 30)
     model = load(site)
     chat_ids = model.format_chat(PROMPT)
     assert chat_ids != model.encode(PROMPT)
-    assert page.text_content("#output") == model.generate(chat_ids, max_new_tokens=12, temperature=0).text
+    assert view(page)["output"] == model.generate(chat_ids, max_new_tokens=12, temperature=0).text
 
 
 def test_stop_ends_generation_within_a_second(page, site_url):
     open_ready(page, site_url)
     generate_through_ui(page, PROMPT, LONG)  # greedy: deterministically no early end of text
-    page.wait_for_function("() => document.getElementById('output').textContent.length > 0", timeout=30_000)
+    page.wait_for("() => document.getElementById('output').textContent.length > 0", 30)
     stopped = page.evaluate("""async () => {
       const html = document.documentElement;
       const wasGenerating = html.dataset.state === "generating";
@@ -106,49 +125,51 @@ def test_stop_ends_generation_within_a_second(page, site_url):
     assert stopped["wasGenerating"], "generation ended before Stop was clicked; the test needs a longer generation"
     assert stopped["state"] == "ready" and stopped["seconds"] < 1.0, stopped
     assert page.evaluate("() => window.bitnet.lastStats.stopReason") == "aborted"
-    assert page.text_content("#stats").startswith("Stopped")
+    assert view(page)["stats"].startswith("Stopped")
 
 
 def test_a_bad_setting_is_named_in_the_error_panel_and_the_page_stays_usable(page, site_url):
     open_ready(page, site_url)
     generate_through_ui(page, PROMPT, 8, temperature=-1)
-    page.wait_for_selector("#error-panel:not([hidden])", timeout=5_000)
-    assert page.text_content("#error-message").startswith("Temperature:")
-    assert page.evaluate("() => document.documentElement.dataset.state") == "ready"
-    page.fill("#temperature", "0")
-    page.click("#generate")
-    page.wait_for_function("() => document.documentElement.dataset.state === 'ready' && window.bitnet.lastStats", timeout=30_000)
-    assert page.is_hidden("#error-panel") and page.text_content("#output")
+    page.wait_for("() => !document.getElementById('error-panel').hidden", 5)
+    assert view(page)["error"].startswith("Temperature:")
+    assert page.evaluate(STATE) == "ready"
+    generate_through_ui(page, PROMPT, 8, temperature=0)
+    page.wait_for("() => document.documentElement.dataset.state === 'ready' && window.bitnet.lastStats", 30)
+    seen = view(page)
+    assert not seen["errorShown"] and seen["output"]
 
 
-def test_page_works_under_its_content_security_policy(page, site_url):
-    messages = []
-    page.on("console", lambda message: messages.append(message.text))
-    page.add_init_script("document.addEventListener('securitypolicyviolation', (e) => "
-                         "(window.cspViolations ??= []).push(e.violatedDirective + ' ' + e.blockedURI))")
-    open_ready(page, site_url)
-    csp = page.get_attribute("meta[http-equiv='Content-Security-Policy']", "content")
+def test_page_works_under_its_content_security_policy(page, site, served_dir, tmp_path):
+    watched = tmp_path / "site"
+    shutil.copytree(site, watched)
+    index = watched / "index.html"
+    # a 'self' script ahead of the page's own sees every violation from the start, in any engine
+    (watched / "csp-watch.js").write_text("document.addEventListener('securitypolicyviolation', (e) => "
+                                          "(window.cspViolations ??= []).push(e.violatedDirective + ' ' + e.blockedURI));")
+    index.write_text(index.read_text().replace("<head>", '<head><script src="csp-watch.js"></script>', 1))
+    open_ready(page, served_dir(watched))
+    csp = page.evaluate("() => document.querySelector(\"meta[http-equiv='Content-Security-Policy']\").content")
     assert "script-src 'self' 'wasm-unsafe-eval'" in csp
     generate_through_ui(page, PROMPT, 8)
-    page.wait_for_function("() => document.documentElement.dataset.state === 'ready'", timeout=30_000)
+    page.wait_for(IS_READY, 30)
     assert page.evaluate("() => window.cspViolations ?? []") == []
-    assert not [m for m in messages if "Content Security Policy" in m]
 
     # the policy is in force: an inline script is refused and reported
     page.evaluate("""() => { const s = document.createElement("script"); s.textContent = "window.inlineRan = true"; document.head.append(s); }""")
-    page.wait_for_function("() => (window.cspViolations ?? []).length > 0", timeout=5_000)
-    assert page.evaluate("() => window.inlineRan") is None
+    page.wait_for("() => (window.cspViolations ?? []).length > 0", 5)
+    assert page.evaluate("() => window.inlineRan ?? null") is None
 
 
-def test_screenshot_after_generation(page, site_url, tmp_path):
-    page.set_viewport_size({"width": 1000, "height": 1200})
-    open_ready(page, site_url)
-    generate_through_ui(page, PROMPT, 32)
-    page.wait_for_function("() => document.documentElement.dataset.state === 'ready'", timeout=30_000)
-    shot = tmp_path / "page.png"
-    page.screenshot(path=str(shot), full_page=True)
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
-    assert page.text_content("#output").strip()
+def test_screenshot_after_generation(engine, site_url, tmp_path):
+    with engine.new_page(viewport={"width": 1000, "height": 1200}) as page:
+        open_ready(page, site_url)
+        generate_through_ui(page, PROMPT, 32)
+        page.wait_for(IS_READY, 30)
+        shot = tmp_path / "page.png"
+        page.screenshot(shot)
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+        assert view(page)["output"].strip()
 
 
 def test_a_broken_manifest_url_shows_the_error_panel(page, site, served_dir, tmp_path):
@@ -156,19 +177,21 @@ def test_a_broken_manifest_url_shows_the_error_panel(page, site, served_dir, tmp
     shutil.copytree(site, broken)
     (broken / "model" / "manifest.json").unlink()
     page.goto(served_dir(broken))
-    page.wait_for_function(READY_OR_ERROR, timeout=30_000)
-    assert page.evaluate("() => document.documentElement.dataset.state") == "error"
-    assert page.is_visible("#error-panel")
-    assert "manifest.json" in page.text_content("#error-message")
-    assert page.is_disabled("#generate")
+    page.wait_for(READY_OR_ERROR, 30)
+    assert page.evaluate(STATE) == "error"
+    seen = view(page)
+    assert seen["errorShown"] and "manifest.json" in seen["error"]
+    assert not seen["generateEnabled"]
 
 
-def test_bench_browser_matches_run(site):
-    bench = subprocess.run(CLI + ["bench", str(site), "--browser", "--json", "--tokens", "8", "--prompt", PROMPT,
-                                  "--threads", "2", "--simd", "simd128"], capture_output=True, text=True, timeout=120)
+@pytest.mark.parametrize("engine_name", list(FEATURES))
+def test_bench_browser_matches_run(site, engine_name):
+    bench = subprocess.run(CLI + ["bench", str(site), "--browser", "--engine", engine_name, "--json", "--tokens", "8", "--prompt", PROMPT,
+                                  "--threads", "2", "--simd", "simd128"], capture_output=True, text=True, timeout=300)
     assert bench.returncode == 0, bench.stderr
     result = json.loads(bench.stdout)
-    assert (result["info"]["threads"], result["info"]["simd"]) == (2, "simd128")
+    assert (result["info"]["threads"], result["info"]["simd"]) == (2 if FEATURES[engine_name].threads else 1, "simd128")
+    assert result["engine"] == engine_name and result["limits"]["memoryMiB"] > 0
     run = subprocess.run(CLI + ["run", str(site), "--json", "--temperature", "0", "--max-new-tokens", "8", "--prompt", PROMPT],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr

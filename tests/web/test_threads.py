@@ -1,12 +1,15 @@
-"""Multi-threaded inference in real Chromium: the threaded module over a shared memory gives the
-same greedy tokens and logits as one thread and as the Python runtime; without COOP/COEP the
-runtime falls back to one thread and says why; the opt-in service worker isolates a page served
-without those headers."""
+"""Multi-threaded inference in every engine: the threaded module over a shared memory gives the
+same greedy tokens and logits as one thread and as the Python runtime; where threads cannot start
+(no COOP/COEP, no SharedArrayBuffer, a follower that fails) the runtime falls back to one thread and
+says why; the opt-in service worker isolates a page served without those headers."""
 from __future__ import annotations
+
+import shutil
 
 import numpy as np
 import pytest
 from models import write_bitnet_packed
+from pages import open_ready
 
 import bitnet_wasm
 
@@ -51,22 +54,42 @@ def expected(site, tmp_path_factory):
         return tokens, model.logits(tokens[:5])
 
 
-def test_threaded_generation_equals_single_thread_and_python(page, site, served_dir, expected):
+def test_the_default_page_is_ready_threaded_or_says_why_not(page, features, site, served_dir):
+    info = open_ready(page, served_dir(site) + "?threads=2")
+    assert info["crossOriginIsolated"] is True
+    if features.threads:
+        assert (info["threads"], info["threadsFallback"]) == (2, None)
+    else:
+        assert info["threads"] == 1 and "SharedArrayBuffer" in info["threadsFallback"], info
+
+
+def test_a_follower_that_cannot_start_falls_back_to_one_thread(page, site, served_dir, expected, tmp_path):
+    broken = tmp_path / "site"
+    shutil.copytree(site, broken)
+    (broken / "threads.js").unlink()
+    page.goto(served_dir(broken) + "model/manifest.json")
+    run = page.evaluate(LOAD_AND_GENERATE, [{"threads": 2}, PROMPT, TOKENS])
+    assert run["info"]["threads"] == 1 and run["info"]["threadsFallback"], run["info"]
+    assert run["tokens"] == expected[0]
+
+
+def test_threaded_generation_equals_single_thread_and_python(page, features, site, served_dir, expected):
     tokens, logits = expected
     page.goto(served_dir(site) + "model/manifest.json")
     runs = {threads: page.evaluate(LOAD_AND_GENERATE, [{"threads": threads}, PROMPT, TOKENS]) for threads in (2, 1)}
     info = runs[2]["info"]
-    assert (info["threads"], info["crossOriginIsolated"], info["threadsFallback"]) == (2, True, None)
+    assert (info["threads"], info["crossOriginIsolated"]) == ((2, True) if features.threads else (1, True))
+    assert (info["threadsFallback"] is None) == features.threads
     assert runs[1]["info"]["threads"] == 1 and runs[1]["info"]["threadsFallback"] is None
     for run in runs.values():
         assert run["tokens"] == tokens
         np.testing.assert_array_equal(np.array(run["logits"], np.float32), logits)
 
 
-def test_simd_option_forces_the_module_variant(page, site, served_dir, expected):
+def test_simd_option_forces_the_module_variant(page, features, site, served_dir, expected):
     page.goto(served_dir(site) + "model/manifest.json")
     run = page.evaluate(LOAD_AND_GENERATE, [{"threads": 3, "simd": "simd128"}, PROMPT, TOKENS])
-    assert (run["info"]["simd"], run["info"]["threads"]) == ("simd128", 3)
+    assert (run["info"]["simd"], run["info"]["threads"]) == ("simd128", 3 if features.threads else 1)
     assert run["tokens"] == expected[0]
     assert 'simd: "avx" is not one of "relaxed", "simd128"' in page.evaluate(LOAD_ERROR, [{"simd": "avx"}])
     assert "threads must be an integer from 1 to 8, got 9" in page.evaluate(LOAD_ERROR, [{"threads": 9}])
@@ -81,20 +104,15 @@ def test_without_isolation_headers_one_thread_runs_and_says_why(page, site, plai
     assert run["tokens"] == expected[0]
 
 
-def test_service_worker_isolates_a_page_served_without_headers(browser, site, plain_served_dir, expected):
-    context = browser.new_context()
-    try:
-        page = context.new_page()
-        page.goto(plain_served_dir(site) + "?threads=2")
-        page.wait_for_function("() => ['ready', 'error'].includes(document.documentElement.dataset.state) && window.bitnet", timeout=60_000)
-        info = page.evaluate("window.bitnet.info")
-        assert (info["threads"], info["crossOriginIsolated"], info["threadsFallback"]) == (2, True, None)
-        assert page.evaluate("performance.getEntriesByType('navigation')[0].type") == "reload"
-        tokens = page.evaluate("""async ([prompt, tokens]) => {
-          const out = [];
-          for await (const piece of window.bitnet.generate(prompt, { maxNewTokens: tokens, temperature: 0 })) out.push(piece.token);
-          return out;
-        }""", [PROMPT, TOKENS])
-        assert tokens == expected[0]
-    finally:
-        context.close()
+def test_service_worker_isolates_a_page_served_without_headers(page, features, site, plain_served_dir, expected):
+    page.goto(plain_served_dir(site) + "?threads=2")
+    page.wait_for("() => ['ready', 'error'].includes(document.documentElement.dataset.state) && window.bitnet", 60)
+    info = page.evaluate("() => window.bitnet.info")
+    assert (info["threads"], info["crossOriginIsolated"], info["threadsFallback"] is None) == ((2, True, True) if features.threads else (1, True, False))
+    assert page.evaluate("() => navigator.serviceWorker.controller?.scriptURL.endsWith('/coi-sw.js')") is True
+    tokens = page.evaluate("""async ([prompt, tokens]) => {
+      const out = [];
+      for await (const piece of window.bitnet.generate(prompt, { maxNewTokens: tokens, temperature: 0 })) out.push(piece.token);
+      return out;
+    }""", [PROMPT, TOKENS])
+    assert tokens == expected[0]

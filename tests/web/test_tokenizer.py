@@ -7,6 +7,7 @@ import gzip
 import json
 import random
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ CORPUS = [
     "Hello world",
     "Hello, world! How's it going? I'm fine; they're here, we've won, you'll see, he'd know, don't.",
     "HOW'S IT GOING? THEY'RE HERE. I'LL GO. 'S 'T 'Re 'vE",
+    "it'Sam it'ſam I'LLbe WE'VEgone they'REady",  # contractions of any case, long s (U+017F) folds to s
     "emoji 👋🌍 family 👩‍👩‍👧‍👦 couple 👩‍❤️‍💋‍👨 skin tones 👍🏽👋🏿 flags 🏳️‍🌈🇯🇵 heart ❤️ keycap 1️⃣",
     "CJK 日本語のテキストです。中文文本，简体字。한국어 텍스트입니다. 漢字かな交じり文",
     "combining e\u0301 a\u0308 n\u0303 Z\u0351\u0352\u0353\u0354 o\u0336 vs precomposed é ä ñ",
@@ -251,7 +253,7 @@ def stream_pieces(tok: Tokenizer, ids: list[int], skip: bool) -> tuple[list[str]
 
 
 @pytest.fixture(scope="module", params=list(TOKENIZERS))
-def case(request, browser, served_dir, tmp_path_factory):
+def case(request, engine, served_dir, tmp_path_factory):
     name = request.param
     tokenizer_json = TOKENIZERS[name]()
     tok = Tokenizer.from_str(tokenizer_json)  # Python and JS read the very same file
@@ -262,11 +264,9 @@ def case(request, browser, served_dir, tmp_path_factory):
     texts = texts_for(tok)
     encoded = [tok.encode(t).ids for t in texts]
     id_lists = encoded + random_id_lists(tok)
-    context = browser.new_context()
-    page = context.new_page()
-    page.goto(served_dir(folder) + "index.html")
-    js = page.evaluate(RUN_IN_PAGE, {"texts": texts, "idLists": id_lists})
-    context.close()
+    with engine.new_page() as page:
+        page.goto(served_dir(folder) + "index.html")
+        js = page.evaluate(RUN_IN_PAGE, {"texts": texts, "idLists": id_lists})
     return {"name": name, "tok": tok, "texts": texts, "encoded": encoded, "id_lists": id_lists, "valid": len(texts), "js": js}
 
 
@@ -361,3 +361,31 @@ def test_bad_files_and_inputs_raise_clear_errors(page, served_dir, tmp_path):
     for (_, expected), got in zip(BAD_FILES, messages["files"]):
         assert got is not None and expected in got, (expected, got)
     assert "Tokenizer.encode: text must be a string, got number" in messages["encodeNumber"]
+
+
+# web/tokenizer.js as a module of its own in Node, encoding texts with a tokenizer.json: argv[2..4]
+NODE_ENCODE = """
+import { readFileSync } from "node:fs";
+const { Tokenizer } = await import(process.argv[2]);
+const tokenizer = Tokenizer.fromJSON(readFileSync(process.argv[3], "utf8"));
+console.log(JSON.stringify(JSON.parse(readFileSync(process.argv[4], "utf8")).map((text) => tokenizer.encode(text))));
+"""
+
+
+def test_llama3_encodes_in_an_engine_without_regex_modifiers(tmp_path):
+    """Node 18-22 (V8 before 12.5) reject (?i:...), as Chromium < 125, Firefox < 132 and Safari < 18.4
+    do: the REGEX_REWRITES of web/tokenizer.js must make Llama-3's pre-tokenizer compile anyway."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is missing: apt-get install -y nodejs")
+    rejects = subprocess.run([node, "-e", "new RegExp(\"(?i:a)\", \"u\")"], capture_output=True, text=True, timeout=60)
+    assert rejects.returncode != 0, "this Node compiles regex modifiers, so it cannot show the rewrite at work; use Node 18-22"
+    shutil.copy(WEB_DIR / "tokenizer.js", tmp_path / "tokenizer.mjs")
+    (tmp_path / "tokenizer.json").write_text(llama3(), encoding="utf-8")
+    (tmp_path / "texts.json").write_text(json.dumps(CORPUS), encoding="utf-8")
+    (tmp_path / "encode.mjs").write_text(NODE_ENCODE)
+    run = subprocess.run([node, str(tmp_path / "encode.mjs"), (tmp_path / "tokenizer.mjs").as_uri(), str(tmp_path / "tokenizer.json"),
+                          str(tmp_path / "texts.json")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    tok = Tokenizer.from_str(llama3())
+    check(CORPUS, [tok.encode(t).ids for t in CORPUS], json.loads(run.stdout))

@@ -1,22 +1,18 @@
-"""Browser benchmark: serve a built site, open its page in headless Chromium (Playwright), wait
-until the model is loaded, then generate greedily through window.bitnet and read the runtime's
-own timings."""
+"""Browser benchmark: serve a built site, open its page in a browser engine (Chromium, Firefox or
+WebKit; bench/engines.py), wait until the model is loaded, then generate greedily through
+window.bitnet and read the runtime's own timings, and probe the engine's memory and storage limits."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from urllib.parse import urlencode
 
+from bitnet_wasm.bench import engines
 from bitnet_wasm.serve import ServeError, SiteServer
 
-SYSTEM_CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 DEFAULT_PROMPT = "The old lighthouse keeper"
 DEFAULT_TOKENS = 32
-LOAD_TIMEOUT_MS = 300_000
+LOAD_TIMEOUT_S = 300
+READY_OR_ERROR = "() => ['ready', 'error'].includes(document.documentElement.dataset.state)"
 
 # Runs in the page once data-state is "ready": greedy generation and the page's timing marks.
 GENERATE_JS = """async ({prompt, tokens}) => {
@@ -33,18 +29,23 @@ GENERATE_JS = """async ({prompt, tokens}) => {
 }"""
 
 
+# The largest WebAssembly.Memory (plain and shared) the engine grants, by bisection over 64 KiB
+# pages up to wasm32's 4 GiB, and the storage quota it reports.
+LIMITS_JS = """async () => {
+  const grants = (pages, shared) => { try { new WebAssembly.Memory({ initial: pages, maximum: pages, shared }); return true; } catch { return false; } };
+  const largestMiB = (shared) => {
+    let lo = 0, hi = 65536;
+    while (lo < hi) { const mid = Math.ceil((lo + hi) / 2); if (grants(mid, shared)) lo = mid; else hi = mid - 1; }
+    return lo / 16;
+  };
+  const estimate = await navigator.storage?.estimate?.().catch(() => null);
+  return { memoryMiB: largestMiB(false), sharedMemoryMiB: largestMiB(true), sharedArrayBuffer: typeof SharedArrayBuffer === "function",
+           storageQuotaMB: estimate ? estimate.quota / 1e6 : null };
+}"""
+
+
 class BrowserBenchError(RuntimeError):
     pass
-
-
-def chromium_executable(playwright) -> str:
-    """Playwright's own Chromium if installed, else Debian's; a clear error if neither exists."""
-    bundled = playwright.chromium.executable_path
-    for candidate in (bundled, SYSTEM_CHROMIUM):
-        if candidate and os.path.exists(candidate):
-            return candidate
-    raise BrowserBenchError(f"no Chromium found (looked for {bundled} and {SYSTEM_CHROMIUM}); install one with "
-                            "`apt-get install -y chromium` (Debian/Ubuntu) or `playwright install chromium`")
 
 
 def check_site(site: Path) -> None:
@@ -58,10 +59,11 @@ def check_site(site: Path) -> None:
 
 def _measure(page, url: str, prompt: str, tokens: int) -> dict:
     page.goto(url)
-    page.wait_for_function("() => ['ready', 'error'].includes(document.documentElement.dataset.state)", timeout=LOAD_TIMEOUT_MS)
-    if page.evaluate("document.documentElement.dataset.state") == "error":
-        raise BrowserBenchError(f"the page failed to load the model: {page.text_content('#error-message')}")
-    return page.evaluate(GENERATE_JS, {"prompt": prompt, "tokens": tokens})
+    page.wait_for(READY_OR_ERROR, LOAD_TIMEOUT_S)
+    state, error = page.evaluate("() => [document.documentElement.dataset.state, document.getElementById('error-message').textContent]")
+    if state == "error":
+        raise BrowserBenchError(f"the page failed to load the model: {error}")
+    return {**page.evaluate(GENERATE_JS, {"prompt": prompt, "tokens": tokens}), "limits": page.evaluate(LIMITS_JS)}
 
 
 def page_query(threads: int | None, simd: str | None) -> str:
@@ -70,44 +72,43 @@ def page_query(threads: int | None, simd: str | None) -> str:
     return "?" + urlencode(options) if options else ""
 
 
-def run(site: Path, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAULT_TOKENS, threads: int | None = None, simd: str | None = None) -> dict:
+def run(site: Path, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAULT_TOKENS, threads: int | None = None, simd: str | None = None,
+        engine: str = "chromium") -> dict:
     """The benchmark as data: tokens, text, load_s (navigation to model ready), page_load_s,
-    weight_load_s, ttft_s, prefill/decode tokens per second, and the runtime's info (threads and
-    simd actually used). threads / simd: as BitNet.load's options; None: the runtime's default."""
+    weight_load_s, ttft_s, prefill/decode tokens per second, the runtime's info (threads and simd
+    actually used), the engine's name and version and its limits. threads / simd: as BitNet.load's
+    options; None: the runtime's default."""
     if tokens < 1:
         raise BrowserBenchError(f"--tokens must be at least 1, got {tokens}")
     if threads is not None and threads < 1:
         raise BrowserBenchError(f"--threads must be at least 1, got {threads}")
     check_site(site)
     try:
-        from playwright.sync_api import Error as PlaywrightError
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        raise BrowserBenchError("Playwright is not installed: pip install playwright (the browser itself: apt-get install -y chromium)") from None
-    try:
-        with SiteServer(site, "127.0.0.1", 0, quiet=True) as server, sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium_executable(p), args=CHROMIUM_ARGS, headless=True)
-            try:
-                raw = _measure(browser.new_context().new_page(), server.url + page_query(threads, simd), prompt, tokens)
-            finally:
-                browser.close()
-    except (ServeError, PlaywrightError) as e:
+        with SiteServer(site, "127.0.0.1", 0, quiet=True) as server, engines.launch(engine) as browser, browser.new_page() as page:
+            raw = _measure(page, server.url + page_query(threads, simd), prompt, tokens)
+            version = browser.version
+    except (ServeError, engines.EngineError, TimeoutError) as e:
         raise BrowserBenchError(str(e).splitlines()[0]) from e
     stats = raw["stats"]
     return {
+        "engine": engine, "browser": version,
         "tokens": raw["tokens"], "text": raw["text"],
         "load_s": raw["readyMs"] / 1e3, "page_load_s": raw["pageLoadMs"] / 1e3,
         "weight_load_s": (raw["readyMs"] - raw["loadStartMs"]) / 1e3,
         "ttft_s": stats["ttftSeconds"], "prompt_tokens": stats["promptTokens"],
         "prefill_tokens_per_second": stats["prefillTokensPerSecond"],
         "decode_tokens_per_second": stats["decodeTokensPerSecond"],
-        "info": raw["info"],
+        "info": raw["info"], "limits": raw["limits"],
     }
 
 
 def table(result: dict) -> str:
-    info = result["info"]
+    info, limits = result["info"], result["limits"]
+    quota = "unknown" if limits["storageQuotaMB"] is None else f"{limits['storageQuotaMB']:,.0f} MB"
     return "\n".join([
+        f"engine: {result['engine']} ({result['browser']})",
+        f"limits: WebAssembly.Memory up to {limits['memoryMiB']:,.0f} MiB, shared {limits['sharedMemoryMiB']:,.0f} MiB"
+        f" (SharedArrayBuffer {'yes' if limits['sharedArrayBuffer'] else 'no'}), storage quota {quota}",
         f"browser: {info.get('simd')} SIMD, {info.get('threads')} thread(s), cross-origin isolated: {info.get('crossOriginIsolated')}"
         + (f" (single thread: {info['threadsFallback']})" if info.get("threadsFallback") else ""),
         f"page load      {result['page_load_s']:8.3f} s",

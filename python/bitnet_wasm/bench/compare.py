@@ -18,7 +18,7 @@ from typing import Callable
 
 import bitnet_wasm
 from bitnet_wasm.bench import compare_report, random_model, wllama
-from bitnet_wasm.bench.browser import CHROMIUM_ARGS, chromium_executable
+from bitnet_wasm.bench.chromium import CHROMIUM_ARGS, chromium_executable
 from bitnet_wasm.bench.compare_report import NATIVE, OURS, THREADS, WLLAMA
 from bitnet_wasm.compiler.cache import cache_dir
 from bitnet_wasm.demo_site import cached_site, inputs_digest

@@ -8,7 +8,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from bitnet_wasm.bench.browser import CHROMIUM_ARGS, BrowserBenchError, check_site, chromium_executable
+from bitnet_wasm.bench.browser import BrowserBenchError, check_site
+from bitnet_wasm.bench.chromium import CHROMIUM_ARGS, chromium_executable
 from bitnet_wasm.serve import ISOLATION_HEADERS, ServeError, SiteServer
 from bitnet_wasm.wasm_kernels.toolchain import TARGETS, compile_target
 

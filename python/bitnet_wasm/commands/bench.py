@@ -1,5 +1,5 @@
-"""`bitnet-wasm bench`: measure the kernels (--kernels), a built site in headless Chromium
-(SITE --browser), or our engine against wllama and the roofline (--compare); each mode is a
+"""`bitnet-wasm bench`: measure the kernels (--kernels), a built site in a browser engine
+(SITE --browser [--engine E]), or our engine against wllama and the roofline (--compare); each mode is a
 function in MODES."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from bitnet_wasm.bench import browser, compare, compare_report, kernels, profile
+from bitnet_wasm.bench import browser, compare, compare_report, engines, kernels, profile
 from bitnet_wasm.bench.wllama import WllamaUnavailable
 from bitnet_wasm.wasm_kernels.toolchain import ToolchainError
 
@@ -19,9 +19,11 @@ HELP = ("Benchmark the kernels (GEMV per variant, wasm and native, against the r
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("site", type=Path, nargs="?", metavar="SITE", help="a folder written by `bitnet-wasm build` (for --browser)")
     parser.add_argument("--kernels", action="store_true", help="time every bitlinear variant on model-sized GEMVs in wasmtime and natively")
-    parser.add_argument("--browser", action="store_true", help="load SITE in headless Chromium and time loading, prefill and greedy decoding")
+    parser.add_argument("--browser", action="store_true", help="load SITE in a browser (--engine) and time loading, prefill and greedy decoding")
+    parser.add_argument("--engine", choices=list(engines.ENGINES), default="chromium",
+                        help="browser engine for --browser: Chromium, Firefox ESR or WebKitGTK (Safari's engine) (default: %(default)s)")
     parser.add_argument("--profile", action="store_true", help="with --browser: ms per token of every kernel call of the forward pass "
-                        "(a profiling build of SITE's C; --threads default 1, --tokens decode tokens)")
+                        "(a profiling build of SITE's C, in Chromium; --threads default 1, --tokens decode tokens)")
     parser.add_argument("--compare", action="store_true", help="bitnet-wasm vs wllama, read-bandwidth roofline and native build, "
                         "on --models; writes benchmarks.json, benchmarks.md and benchmark.png to --out")
     parser.add_argument("--prompt", help=f"prompt (default for --browser: {browser.DEFAULT_PROMPT!r}; for --compare: two sentences)")
@@ -46,9 +48,12 @@ def _browser(args) -> dict:
     if args.site is None:
         raise browser.BrowserBenchError("--browser needs SITE: bitnet-wasm bench SITE --browser")
     if args.profile:
+        if args.engine != "chromium":
+            raise browser.BrowserBenchError(f"--profile runs in Chromium only (it serves its page through Playwright), not --engine {args.engine}")
         return profile.run(args.site, tokens=profile.DEFAULT_TOKENS if args.tokens is None else args.tokens, threads=args.threads, simd=args.simd)
     return browser.run(args.site, prompt=args.prompt or browser.DEFAULT_PROMPT,
-                       tokens=browser.DEFAULT_TOKENS if args.tokens is None else args.tokens, threads=args.threads, simd=args.simd)
+                       tokens=browser.DEFAULT_TOKENS if args.tokens is None else args.tokens, threads=args.threads, simd=args.simd,
+                       engine=args.engine)
 
 
 def _compare(args) -> dict:

@@ -1,0 +1,116 @@
+"""WebKit (Safari's engine) as WebKitGTK: Debian's WebKitWebDriver and MiniBrowser driven by
+selenium. MiniBrowser has no headless mode, so the engine runs its own Xvfb display; every page
+is a new WebDriver session (a fresh, ephemeral profile)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from bitnet_wasm.bench.engines import Engine, EngineError, Page, missing
+
+WEBKIT_DRIVER = "/usr/bin/WebKitWebDriver"
+MINIBROWSER = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser"
+SCRIPT_TIMEOUT_S = 600  # one generation on a large model in one evaluate
+XVFB_START_TIMEOUT_S = 30
+# The function's result (or its error) through WebDriver's async-script callback.
+ASYNC_CALL = """const done = arguments[arguments.length - 1];
+Promise.resolve().then(() => (%s)(arguments[0])).then(
+  (value) => done({ value: value === undefined ? null : value }),
+  (e) => done({ error: String(e && e.message || e) }));"""
+
+
+class Xvfb:
+    """A virtual X display on the first free number (Xvfb -displayfd picks it)."""
+
+    def __init__(self):
+        xvfb = shutil.which("Xvfb")
+        if xvfb is None:
+            raise EngineError("Xvfb is missing, so WebKit (MiniBrowser has no headless mode) cannot run: apt-get install -y xvfb")
+        read, write = os.pipe()
+        self.process = subprocess.Popen([xvfb, "-displayfd", str(write), "-nolisten", "tcp", "-screen", "0", "1280x1024x24"],
+                                        pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        os.close(write)
+        with os.fdopen(read) as numbers:
+            number = numbers.readline().strip()  # written once the display is ready; "" if Xvfb died
+        if not number:
+            self.process.kill()
+            raise EngineError(f"Xvfb did not start: {self.process.stderr.read().decode(errors='replace').strip()[-500:]}")
+        self.display = f":{number}"
+
+    def close(self):
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class WebKitPage(Page):
+    def __init__(self, display: str, viewport=None):
+        from selenium import webdriver
+        from selenium.common.exceptions import WebDriverException
+
+        self._errors = WebDriverException
+        options = webdriver.WebKitGTKOptions()
+        options.binary_location = MINIBROWSER
+        options.add_argument("--automation")
+        service = webdriver.WebKitGTKService(executable_path=WEBKIT_DRIVER, env={**os.environ, "DISPLAY": display})
+        try:
+            self.driver = webdriver.WebKitGTK(options=options, service=service)
+        except WebDriverException as e:
+            raise EngineError(f"WebKitWebDriver could not start MiniBrowser: {e.msg}") from e
+        self.driver.set_script_timeout(SCRIPT_TIMEOUT_S)
+        self.driver.set_page_load_timeout(SCRIPT_TIMEOUT_S)
+        if viewport:
+            self.driver.set_window_size(viewport["width"], viewport["height"])
+
+    def goto(self, url):
+        self.driver.get(url)
+
+    def evaluate(self, source, arg=None):
+        try:
+            result = self.driver.execute_async_script(ASYNC_CALL % source, arg)
+        except self._errors as e:
+            raise EngineError(f"WebKit: {e.msg}") from e
+        if "error" in result:
+            raise EngineError(f"WebKit: {result['error']}")
+        return result["value"]
+
+    def screenshot(self, path):
+        self.driver.save_screenshot(str(path))
+
+    def close(self):
+        self.driver.quit()
+
+
+class WebKitEngine(Engine):
+    name = "webkit"
+
+    def __init__(self):
+        for path, what in ((WEBKIT_DRIVER, "WebKitWebDriver"), (MINIBROWSER, "MiniBrowser")):
+            if not os.path.exists(path):
+                raise missing(f"{what} ({path})", "webkit")
+        try:
+            import selenium  # noqa: F401
+        except ImportError:
+            raise EngineError("selenium is not installed: pip install selenium (the browser itself: apt-get install -y webkit2gtk-driver xvfb)") from None
+        self.xvfb = Xvfb()
+        try:
+            with self.new_page() as page:
+                capabilities = page.driver.capabilities
+        except BaseException:
+            self.xvfb.close()
+            raise
+        self.version = f"{capabilities['browserName']} {capabilities['browserVersion']}"
+
+    def new_page(self, viewport=None) -> WebKitPage:
+        return WebKitPage(self.xvfb.display, viewport)
+
+    def close(self):
+        self.xvfb.close()
+
+
+def launch() -> WebKitEngine:
+    return WebKitEngine()
