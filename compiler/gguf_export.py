@@ -74,6 +74,7 @@ CODE_TYPES = {
     "f16": CodeType(Q.F16, lambda w: w.astype(np.float16)),
 }
 WEIGHT_TYPES = {"tq2_0": gguf.LlamaFileType.MOSTLY_TQ2_0, "tq1_0": gguf.LlamaFileType.MOSTLY_TQ1_0}  # --type -> general.file_type
+QUANTIZED_TABLES = {"q8": (np.int8, 0), "q7": (np.uint8, 64)}  # site table layout -> (code dtype, zero code: bitnet.h BN_Q7_ZERO)
 FALLBACKS = ("q8_0", "f16")  # for rows the requested type's block does not divide, in order of size
 
 LINEAR_NAMES = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
@@ -129,15 +130,16 @@ class SiteWeights:
         return np.frombuffer(self.weights, np.uint8, end - start, start)
 
     def array(self, name: str) -> np.ndarray:
-        """A stored tensor decoded: f32 norms and scales, f16 or q8 tables as f32, linears as int8 codes."""
+        """A stored tensor decoded: f32 norms and scales, f16, q8 or q7 tables as f32, linears as int8 codes."""
         entry = self._entry(name)
         shape, layout = tuple(entry["shape"]), entry["layout"]
         data = self.raw(name)
         if layout in LAYOUTS:
             return LAYOUTS[layout].unpack(data, *shape)
-        if layout == "q8":
-            return data.view(np.int8).reshape(shape).astype(np.float32) * self.array(name + ".row_scale")[:, None]
-        return data.view({"f32": "<f4", "q8_scale": "<f4", "wscale": "<f4", "f16": "<f2"}[layout]).reshape(shape).astype(np.float32)
+        if layout in QUANTIZED_TABLES:
+            codes = data.view(QUANTIZED_TABLES[layout][0]).reshape(shape).astype(np.float32) - QUANTIZED_TABLES[layout][1]
+            return codes * self.array(name + ".row_scale")[:, None]
+        return data.view({"f32": "<f4", "q8_scale": "<f4", "q7_scale": "<f4", "wscale": "<f4", "f16": "<f2"}[layout]).reshape(shape).astype(np.float32)
 
 
 # ---- tokenizer -------------------------------------------------------------------------------

@@ -39,7 +39,12 @@ class EmbeddingFormat:
 EMBEDDINGS = {
     "f16": EmbeddingFormat("embed_f16", "head_f16", (("", "f16", "f16"),), head_reads_quantized=False),
     "q8": EmbeddingFormat("embed_q8", "head_q8", (("", "q8", "i8"), (".row_scale", "q8_scale", "f32")), head_reads_quantized=True),
+    "q7": EmbeddingFormat("embed_q7", "head_q7", (("", "q7", "u8"), (".row_scale", "q7_scale", "f32")), head_reads_quantized=True),
 }
+ROW_SCALES = {"q8_scale", "q7_scale"}  # packings of a quantized table's per-row scale: shape (vocab,)
+# --embed auto: the 7-bit table from this vocabulary size on, where the head is a large share of a
+# token's reads (on the shipped demo models it moves the loss by < 0.01 nats: tests/train/test_head_quality.py), f16 below.
+Q7_FROM_VOCAB = 16384
 DEFAULT_CONTEXT_CAP = 2048
 
 
@@ -62,7 +67,7 @@ KV_CACHES = {
 class BuildOptions:
     context: int | None = None   # KV cache length; None: min(model max_position, 2048)
     chunk: int = 32              # most tokens one forward step takes (prefill chunk)
-    embed: str = "f16"           # storage of embedding table and head: a key of EMBEDDINGS
+    embed: str = "auto"          # storage of embedding table and head: a key of EMBEDDINGS, or "auto": by vocabulary size
     kv: str = "f16"              # KV cache element type: a key of KV_CACHES
     layout: str = "mad"          # kernels.layouts layout of ternary weights, or "auto": per shape from shape_layouts
     shard_mb: float = 32         # weight shard size in MiB
@@ -75,21 +80,23 @@ class BuildOptions:
             raise BuildOptionError(f"--context {context}: must be between 1 and the model's max_position {config.max_position}")
         if self.chunk < 1:
             raise BuildOptionError(f"chunk {self.chunk}: must be at least 1")
-        if self.embed not in EMBEDDINGS:
-            raise BuildOptionError(f"--embed {self.embed}: choose one of {', '.join(EMBEDDINGS)}")
+        embed = self.embed if self.embed != AUTO else ("q7" if config.vocab_size >= Q7_FROM_VOCAB else "f16")
+        if embed not in EMBEDDINGS:
+            raise BuildOptionError(f"--embed {self.embed}: choose one of {', '.join(EMBED_CHOICES)}")
         if self.kv not in KV_CACHES:
             raise BuildOptionError(f"--kv {self.kv}: choose one of {', '.join(KV_CACHES)}")
         if self.layout not in LAYOUT_CHOICES:
             raise BuildOptionError(f"--layout {self.layout}: choose one of {', '.join(LAYOUT_CHOICES)}")
         if not self.shard_mb * 2**20 >= 1:
             raise BuildOptionError(f"--shard-mb {self.shard_mb}: must be positive")
-        return replace(self, context=context, chunk=min(self.chunk, context))
+        return replace(self, context=context, chunk=min(self.chunk, context), embed=embed)
 
 
 TERNARY_LAYOUTS = tuple(name for name, layout in LAYOUTS.items() if 0 in layout.values)
 BINARY_LAYOUT = "binary"
 AUTO = "auto"
 LAYOUT_CHOICES = (AUTO,) + TERNARY_LAYOUTS
+EMBED_CHOICES = (AUTO,) + tuple(EMBEDDINGS)
 
 
 @dataclass(frozen=True)
@@ -111,7 +118,7 @@ class Value:
 class Weight:
     name: str                 # arena name: "embed", "embed.row_scale", "layers.0.q_proj", ...
     source: str               # the checkpoint tensor or linear it is packed from
-    packing: str              # "f32" | "f16" | "q8" | "q8_scale" | "wscale" | a kernels.layouts name
+    packing: str              # "f32" | "f16" | "q8" | "q7" | one of ROW_SCALES | "wscale" | a kernels.layouts name
     dtype: str
     shape: tuple[int, ...]
     nbytes: int
@@ -191,7 +198,7 @@ class _Builder:
             layout = LAYOUTS[self.layouts[(out_dim, in_dim)]]
             scratch = self.scratch(layout.scratch_bytes(in_dim))
             ops.append(Op("bitlinear", (src + "_q", src + "_s"), (self.act(dst, out_dim),) + scratch, (role, role + ".wscale"),
-                          dict(kernel=layout.kernel, out_dim=out_dim, in_dim=in_dim)))
+                          dict(layout=layout.name, out_dim=out_dim, in_dim=in_dim)))
         return ops
 
     def scratch(self, nbytes: int) -> tuple[str, ...]:
@@ -261,7 +268,7 @@ def _weights(c: ModelConfig, arch: Architecture, embedding: EmbeddingFormat, lay
 
     def table(name):
         for suffix, packing, dtype in embedding.tensors:
-            tensor(name + suffix, name, packing, dtype, (c.vocab_size, c.hidden_size) if packing != "q8_scale" else (c.vocab_size,))
+            tensor(name + suffix, name, packing, dtype, (c.vocab_size, c.hidden_size) if packing not in ROW_SCALES else (c.vocab_size,))
 
     table("embed")
     for i in range(c.num_layers):

@@ -28,12 +28,11 @@ from bitnet_wasm.compiler.cache import cache_dir
 from bitnet_wasm.compiler.graph import AUTO, BINARY_LAYOUT, LAYOUT_CHOICES, TERNARY_LAYOUTS, BuildOptionError
 from bitnet_wasm.wasm_kernels import WasmKernels
 from bitnet_wasm.wasm_kernels.abi import check_call
-from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
+from bitnet_wasm.wasm_kernels.layouts import LAYOUTS, layout_id
 from bitnet_wasm.wasm_kernels.toolchain import build_kernels, kernel_sources, sources_digest
 
 MEASURED_TARGETS = {"simd128": "wasm", "relaxed": "wasm-relaxed"}  # manifest name -> toolchain target
 RULE = "lowest sum of the simd128 and relaxed ms (one packing serves both wasm builds)"
-REPEATED = {"mad": "bn_bitlinear_mad_repeat", "lut": "bn_bitlinear_lut_repeat"}  # wasm_kernels/repeat.c
 SAMPLE_WEIGHTS = 2**22   # a timed sample repeats small matrices in the module up to this many weights
 REPS = 9                 # timed samples per layout, shape and target (median)
 MIN_REPS = 3             # ... at least this many when the budget runs out first
@@ -88,13 +87,12 @@ def _repeated_gemv(lib: WasmKernels, layout: str, shape: Shape, rng) -> Callable
     """The layout's kernel on one [out, in] matrix, placed once; call it with a repetition count."""
     spec, (out, in_) = LAYOUTS[layout], shape
     weights = rng.integers(0, 256, spec.packed_bytes(out, in_), dtype=np.uint8)  # the time does not depend on the values
-    args = [lib.resident(weights), 1.0, lib.resident(rng.integers(-128, 128, in_, dtype=np.int8)),
-            lib.resident(np.ones(1, np.float32)), lib.resident(np.zeros(out, np.float32))]
-    if spec.scratch_bytes(in_):
-        args.append(lib.resident(np.zeros(spec.scratch_bytes(in_), np.uint8)))
-    name = REPEATED[layout]
+    args = [layout_id(layout), lib.resident(weights), 1.0, lib.resident(rng.integers(-128, 128, in_, dtype=np.int8)),
+            lib.resident(np.ones(1, np.float32)), lib.resident(np.zeros(out, np.float32)),
+            lib.resident(np.zeros(spec.scratch_bytes(in_), np.uint8))]
+    name = "bn_bitlinear_repeat"  # wasm_kernels/repeat.c
     check_call(lib.abi[name], tuple(args + [out, in_, 1]))
-    raw = [a if isinstance(a, float) else a.address for a in args]
+    raw = [a if isinstance(a, (int, float)) else a.address for a in args]
     func = lib.raw_function(name)
     return lambda reps: func(*raw, out, in_, reps)
 

@@ -76,7 +76,7 @@ def _write_tokenizer(checkpoint: Checkpoint, model_dir: Path) -> dict | None:
 
 
 def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int | None = None, shard_mb: float = 32,
-          embed: str = "f16", kv: str = "f16", layout: str = AUTO, chunk: int = 32, wasm: bool = True, progress: bool = True,
+          embed: str = AUTO, kv: str = "f16", layout: str = AUTO, chunk: int = 32, wasm: bool = True, progress: bool = True,
           coi_service_worker: bool = False, page: bool = True) -> Path:
     """Build the site for `model` (a checkpoint directory or a loaded Checkpoint) into out_dir;
     returns the manifest's path. kv "f32": an f32 KV cache (exact mode, twice the cache memory). wasm=False skips compiling the wasm modules (the Python

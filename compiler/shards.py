@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from bitnet_wasm.compiler.checkpoint import Checkpoint
-from bitnet_wasm.compiler.graph import Graph, Weight
+from bitnet_wasm.compiler.graph import ROW_SCALES, Graph, Weight
 from bitnet_wasm.compiler.plan import MemoryPlan
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
@@ -29,6 +29,17 @@ def q8_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q, row_scale
 
 
+Q7_ZERO = 64  # wasm_kernels/bitnet.h BN_Q7_ZERO
+
+
+def q7_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric 7-bit per row, stored as codes q + Q7_ZERO in 1..127: table ~= (code - Q7_ZERO) * row_scale[:, None]."""
+    amax = np.abs(table).max(axis=1)
+    row_scale = np.where(amax > 0, amax / 63, 1).astype(np.float32)
+    q = np.clip(np.rint(table / row_scale[:, None]), -63, 63).astype(np.int16)
+    return (q + Q7_ZERO).astype(np.uint8), row_scale
+
+
 def _f16(name: str, a: np.ndarray) -> np.ndarray:
     if np.abs(a).max(initial=0) > F16_MAX:
         raise PackError(f"{name}: values up to {np.abs(a).max():.3g} overflow f16; build with --embed q8")
@@ -40,6 +51,8 @@ TENSOR_PACKERS = {
     "f16": _f16,
     "q8": lambda name, a: q8_rows(a)[0],
     "q8_scale": lambda name, a: q8_rows(a)[1],
+    "q7": lambda name, a: q7_rows(a)[0],
+    "q7_scale": lambda name, a: q7_rows(a)[1],
 }
 
 
@@ -47,7 +60,7 @@ def _tensor(weight: Weight, checkpoint: Checkpoint) -> np.ndarray:
     source = checkpoint.tensors.get(weight.source)
     if source is None:
         raise PackError(f"{checkpoint.source}: tensor {weight.source} is missing")
-    expected = weight.shape if weight.packing != "q8_scale" else weight.shape + (checkpoint.config.hidden_size,)
+    expected = weight.shape if weight.packing not in ROW_SCALES else weight.shape + (checkpoint.config.hidden_size,)
     if source.shape != expected:
         raise PackError(f"{checkpoint.source}: tensor {weight.source} has shape {source.shape}, expected {expected}")
     values = np.asarray(source, np.float32)

@@ -151,7 +151,10 @@ def check_call(sig: Signature, args: tuple) -> dict[str, int]:
         env = dict(scope, **defines())
         if re.search(r"[a-z_]+\(", p.count):
             env.update(_size_functions())
-        expected = int(eval(p.count, {"__builtins__": {}}, env))  # expressions come from our own header
+        try:
+            expected = int(eval(p.count, {"__builtins__": {}}, env))  # expressions come from our own header
+        except ValueError as e:  # a size function refusing its arguments (an unknown layout id)
+            raise KernelArgumentError(f"{sig.name}: {e}") from None
         if expected < 0:
             raise KernelArgumentError(f"{sig.name}: {p.name} would have a negative length ({p.count} = {expected})")
         dtype = getattr(a, "dtype", None)

@@ -8,6 +8,18 @@
 #define BN_INLINE static inline __attribute__((always_inline))
 
 size_t bn_lut_scratch_bytes(int in); /* bitlinear_lut.c: the LUT kernel's working memory for one thread */
+#define LUT_ROWS 16                  /* bitlinear_lut.c: rows one swizzle serves (its row tile) */
+
+/* One row of layouts.c's table: rows() computes output rows [o0, o1) of every token (any layout's
+ * bn_bitlinear_X_rows, scratch passed where it takes one); threads share whole tiles of tile_rows. */
+typedef struct {
+    void (*rows)(const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, uint8_t *scratch, int out, int in, int n, int o0, int o1);
+    int tile_rows;
+    size_t (*scratch_bytes)(int in);  /* one thread's working memory */
+} bn_layout_traits;
+extern const bn_layout_traits BN_LAYOUT_TRAITS[BN_LAYOUTS];
+
+BN_INLINE int bn_layout_valid(int layout) { return layout >= 0 && layout < BN_LAYOUTS; }
 
 /* The one epilogue all paths (and the numpy reference) compute: float(acc) / (scale * wscale). */
 BN_INLINE float bn_bitlinear_out(int32_t acc, float scale, float wscale) {

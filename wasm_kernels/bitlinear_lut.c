@@ -7,7 +7,6 @@
  * split into low bytes and high bytes (32 bytes); one swizzle then serves 16 rows at once. */
 #include "bitlinear.h"
 
-#define LUT_ROWS 16
 #define LUT_COLS 4
 #define LUT_TOKENS 4  /* tables built at once; each weight chunk then serves this many tokens */
 #define LUT_FLUSH 32  /* blocks summed in i16: 32 blocks * 2 pairs * |a0*w0 + a1*w1| <= 256 < 2^15 */

@@ -40,10 +40,14 @@ BN_API void bn_bitlinear_mad_rows(const uint8_t *w /*[mad_bytes(out, in_)]*/, fl
 BN_API void bn_bitlinear_lut_rows(const uint8_t *w /*[lut_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, uint8_t *scratch /*[lut_scratch_bytes(in_)]*/, int out, int in_, int n, int o0, int o1);
 BN_API void bn_bitlinear_binary_rows(const uint8_t *w /*[binary_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n, int o0, int o1);
 
+/* ---- layouts.c: the layouts as a table, indexed by these ids (wasm_kernels/layouts.py's LAYOUTS order);
+ * the wrappers below run any of them. scratch may be null where the layout needs none. ---- */
+enum bn_layout { BN_LAYOUT_MAD, BN_LAYOUT_LUT, BN_LAYOUT_BINARY, BN_LAYOUTS };
+BN_API int bn_layout_scratch_bytes(int layout, int in_);  /* one thread's working memory; 0 for an unknown layout */
+
 /* ---- repeat.c: `reps` one-token calls of a bitlinear kernel in a row (for timing it without the
  * host's per-call overhead); y holds the last call's result ---- */
-BN_API void bn_bitlinear_mad_repeat(const uint8_t *w /*[mad_bytes(out, in_)]*/, float wscale, const int8_t *q /*[in_]*/, const float *scale /*[1]*/, float *y /*[out]*/, int out, int in_, int reps);
-BN_API void bn_bitlinear_lut_repeat(const uint8_t *w /*[lut_bytes(out, in_)]*/, float wscale, const int8_t *q /*[in_]*/, const float *scale /*[1]*/, float *y /*[out]*/, uint8_t *scratch /*[lut_scratch_bytes(in_)]*/, int out, int in_, int reps);
+BN_API void bn_bitlinear_repeat(int layout, const uint8_t *w /*[layout_bytes(layout, out, in_)]*/, float wscale, const int8_t *q /*[in_]*/, const float *scale /*[1]*/, float *y /*[out]*/, uint8_t *scratch /*[layout_scratch_bytes(layout, in_)]*/, int out, int in_, int reps);
 
 /* ---- stream.c: the memory-read roofline of the runtime (v128 loads over a buffer) ---- */
 BN_API uint32_t bn_stream_read(const uint8_t *buf /*[bytes]*/, int bytes);
@@ -87,18 +91,25 @@ BN_API void bn_embed_f32(const float *table /*[vocab*dim]*/, const int32_t *ids 
 BN_API void bn_embed_f16(const uint16_t *table /*[vocab*dim]*/, const int32_t *ids /*[n]*/, float *y /*[n*dim]*/, int n, int dim, int vocab);
 BN_API void bn_embed_bf16(const uint16_t *table /*[vocab*dim]*/, const int32_t *ids /*[n]*/, float *y /*[n*dim]*/, int n, int dim, int vocab);
 BN_API void bn_embed_q8(const int8_t *table /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int32_t *ids /*[n]*/, float *y /*[n*dim]*/, int n, int dim, int vocab); /* q * row_scale */
+#define BN_Q7_ZERO 64  /* 7-bit tables store q + BN_Q7_ZERO, q in -63..63 */
+BN_API void bn_embed_q7(const uint8_t *table /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int32_t *ids /*[n]*/, float *y /*[n*dim]*/, int n, int dim, int vocab); /* (code - BN_Q7_ZERO) * row_scale */
 
 /* ---- head.c: logits[t, v] = x[t] . E[v] ----
  * f16 rows: f32 products summed in the four-lane order of simd.h; E must be finite (no inf/nan:
  *   the SIMD path converts only finite halves, as the build guarantees).
- * int8 rows: exact int32 dot of quantized x with E, logits = acc * row_scale[v] / xscale[t]. */
+ * int8 rows: exact int32 dot of quantized x with E, logits = acc * row_scale[v] / xscale[t].
+ * 7-bit rows: the same with acc = dot(xq[t], E[v] - BN_Q7_ZERO), through the relaxed i8 x i7 dot
+ *   of the ternary kernels in the relaxed builds (the same exact int32 in every build). */
 BN_API void bn_head_f16(const uint16_t *E /*[vocab*dim]*/, const float *x /*[n*dim]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 BN_REF_API void bn_head_f16_ref(const uint16_t *E /*[vocab*dim]*/, const float *x /*[n*dim]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 BN_API void bn_head_q8(const int8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 BN_REF_API void bn_head_q8_ref(const int8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
+BN_API void bn_head_q7(const uint8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
+BN_REF_API void bn_head_q7_ref(const uint8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 /* _rows: only the vocabulary rows v0 <= v < v1 */
 BN_API void bn_head_f16_rows(const uint16_t *E /*[vocab*dim]*/, const float *x /*[n*dim]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim, int v0, int v1);
 BN_API void bn_head_q8_rows(const int8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim, int v0, int v1);
+BN_API void bn_head_q7_rows(const uint8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim, int v0, int v1);
 
 /* ---- parallel.c: the ops the forward pass splits among threads ----
  * The threaded wasm builds (BN_THREADS=1) run the caller (the leader) and threads-1 followers over
@@ -110,11 +121,10 @@ BN_API void bn_head_q8_rows(const int8_t *E /*[vocab*dim]*/, const float *row_sc
 #define BN_MAX_THREADS 8
 BN_API int bn_threads_init(int threads);
 BN_API void bn_thread_main(int index);
-BN_API void bn_bitlinear_mad_parallel(const uint8_t *w /*[mad_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
-BN_API void bn_bitlinear_lut_parallel(const uint8_t *w /*[lut_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, uint8_t *scratch /*[BN_MAX_THREADS*lut_scratch_bytes(in_)]*/, int out, int in_, int n);
-BN_API void bn_bitlinear_binary_parallel(const uint8_t *w /*[binary_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
+BN_API void bn_bitlinear_parallel(int layout, const uint8_t *w /*[layout_bytes(layout, out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, uint8_t *scratch /*[BN_MAX_THREADS*layout_scratch_bytes(layout, in_)]*/, int out, int in_, int n);
 BN_API void bn_head_f16_parallel(const uint16_t *E /*[vocab*dim]*/, const float *x /*[n*dim]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 BN_API void bn_head_q8_parallel(const int8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
+BN_API void bn_head_q7_parallel(const uint8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 BN_API void bn_attention_parallel(const float *q /*[n*heads*head_dim]*/, const uint16_t *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const uint16_t *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[BN_MAX_THREADS*(pos0+n)]*/, int n, int heads, int kv_heads, int head_dim, int pos0);
 BN_API void bn_attention_f32_parallel(const float *q /*[n*heads*head_dim]*/, const float *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const float *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[BN_MAX_THREADS*(pos0+n)]*/, int n, int heads, int kv_heads, int head_dim, int pos0);
 

@@ -64,3 +64,19 @@ void bn_embed_q8(const int8_t *table, const float *row_scale, const int32_t *ids
         for (; i < dim; i++) y[i] = (float)row[i] * s;
     }
 }
+
+void bn_embed_q7(const uint8_t *table, const float *row_scale, const int32_t *ids, float *y, int n, int dim, int vocab) {
+    for (int t = 0; t < n; t++, y += dim) {
+        if (!in_vocab(ids[t], vocab)) { zero_row(y, dim); continue; }
+        const uint8_t *row = table + (size_t)ids[t] * dim;
+        const float s = row_scale[ids[t]];
+        const v128_t vs = wasm_f32x4_splat(s), zero = wasm_i16x8_splat(BN_Q7_ZERO);
+        int i = 0;
+        for (; i + 8 <= dim; i += 8) {
+            v128_t q = wasm_i16x8_sub(wasm_u16x8_extend_low_u8x16(wasm_v128_load64_zero(row + i)), zero);
+            wasm_v128_store(y + i, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(q)), vs));
+            wasm_v128_store(y + i + 4, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(q)), vs));
+        }
+        for (; i < dim; i++) y[i] = (float)(row[i] - BN_Q7_ZERO) * s;
+    }
+}

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 # Names the ABI's /*[count]*/ expressions may call (see bitnet.h).
-SIZE_FUNCTIONS = ("mad_bytes", "lut_bytes", "lut_scratch_bytes", "binary_bytes")
+SIZE_FUNCTIONS = ("mad_bytes", "lut_bytes", "lut_scratch_bytes", "binary_bytes", "layout_bytes", "layout_scratch_bytes")
 
 PLANE_ROWS, PLANE_CHUNK = 4, 16  # bit-plane layouts: row tile, bytes per row per column block
 LUT_ROWS, LUT_COLS, LUT_TOKENS = 16, 4, 4  # LUT layout: row tile, columns per chunk, tables in scratch
@@ -20,8 +20,8 @@ LUT_ROWS, LUT_COLS, LUT_TOKENS = 16, 4, 4  # LUT layout: row tile, columns per c
 
 @dataclass(frozen=True)
 class Layout:
-    name: str  # "mad" | "lut" | "binary"
-    kernel: str  # C function the forward pass calls, e.g. "bn_bitlinear_mad"
+    name: str  # "mad" | "lut" | "binary"; its id in C is its position in LAYOUTS (bitnet.h enum bn_layout)
+    kernel: str  # the layout's own C kernel, e.g. "bn_bitlinear_mad"
     values: tuple[int, ...]  # allowed weights: (-1, 0, 1) or (-1, 1)
     packed_bytes: Callable[[int, int], int]  # (out, in) -> bytes of the packed matrix
     scratch_bytes: Callable[[int], int]  # in -> bytes of kernel scratch (0 if none)
@@ -153,3 +153,26 @@ LAYOUTS: dict[str, Layout] = {
         Layout("binary", "bn_bitlinear_binary", (-1, 1), binary_bytes, _no_scratch, pack_binary, unpack_binary),
     )
 }
+
+
+def layout_id(name: str) -> int:
+    """The layout's row in the C table (wasm_kernels/layouts.c), as bitnet.h's enum bn_layout numbers it."""
+    return list(LAYOUTS).index(name)
+
+
+def c_layout_id(name: str) -> str:
+    return f"BN_LAYOUT_{name.upper()}"
+
+
+def _by_id(layout: int) -> Layout:
+    if not 0 <= layout < len(LAYOUTS):
+        raise ValueError(f"layout id {layout} is not one of 0..{len(LAYOUTS) - 1} ({', '.join(LAYOUTS)})")
+    return list(LAYOUTS.values())[layout]
+
+
+def layout_bytes(layout: int, out: int, in_: int) -> int:
+    return _by_id(layout).packed_bytes(out, in_)
+
+
+def layout_scratch_bytes(layout: int, in_: int) -> int:
+    return _by_id(layout).scratch_bytes(in_)

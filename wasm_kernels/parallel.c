@@ -9,7 +9,6 @@
 #include "bitnet.h"
 #include "bitlinear.h"
 
-#define ROW_GRAIN 16     /* bitlinear rows per unit of work: whole MAD/binary (4) and LUT (16) tiles */
 #define VOCAB_GRAIN 4    /* the head's four-row blocks */
 #define CHUNKS_PER_THREAD 4  /* more evens out uneven progress; fewer rebuilds the LUT tables less */
 #define SPINS 20000      /* atomic loads before sleeping in memory.atomic.wait32 */
@@ -20,7 +19,7 @@ struct Job {
     void (*run)(const Job *job, int begin, int end, int thread);  /* one chunk: [begin, end) of count */
     int count, grain, chunks;
     union {
-        struct { const uint8_t *w; float wscale; const int8_t *q; const float *scale; float *y; uint8_t *scratch; int out, in, n; } linear;
+        struct { const bn_layout_traits *layout; const uint8_t *w; float wscale; const int8_t *q; const float *scale; float *y; uint8_t *scratch; int out, in, n; } linear;
         struct { const void *E; const float *row_scale; const void *x; const float *xscale; float *logits; int n, vocab, dim; } head;
         struct { const float *q; const void *k, *v; float *out, *scratch; int n, heads, kv_heads, head_dim, pos0; } attention;  /* k, v: f16 or f32 */
     };
@@ -99,17 +98,10 @@ static void dispatch(Job job, long long work) {
     run_chunk(&job, 0, 0);
 }
 
-static void mad_rows(const Job *j, int begin, int end, int thread) {
-    bn_bitlinear_mad_rows(j->linear.w, j->linear.wscale, j->linear.q, j->linear.scale, j->linear.y, j->linear.out, j->linear.in, j->linear.n, begin, end);
-}
-
-static void binary_rows(const Job *j, int begin, int end, int thread) {
-    bn_bitlinear_binary_rows(j->linear.w, j->linear.wscale, j->linear.q, j->linear.scale, j->linear.y, j->linear.out, j->linear.in, j->linear.n, begin, end);
-}
-
-static void lut_rows(const Job *j, int begin, int end, int thread) {
-    uint8_t *scratch = j->linear.scratch + (size_t)thread * bn_lut_scratch_bytes(j->linear.in);
-    bn_bitlinear_lut_rows(j->linear.w, j->linear.wscale, j->linear.q, j->linear.scale, j->linear.y, scratch, j->linear.out, j->linear.in, j->linear.n, begin, end);
+/* a slice of scratch per thread: threads never share working memory */
+static void linear_rows(const Job *j, int begin, int end, int thread) {
+    uint8_t *scratch = j->linear.scratch ? j->linear.scratch + (size_t)thread * j->linear.layout->scratch_bytes(j->linear.in) : 0;
+    j->linear.layout->rows(j->linear.w, j->linear.wscale, j->linear.q, j->linear.scale, j->linear.y, scratch, j->linear.out, j->linear.in, j->linear.n, begin, end);
 }
 
 static void head_f16_rows(const Job *j, int begin, int end, int thread) {
@@ -118,6 +110,10 @@ static void head_f16_rows(const Job *j, int begin, int end, int thread) {
 
 static void head_q8_rows(const Job *j, int begin, int end, int thread) {
     bn_head_q8_rows(j->head.E, j->head.row_scale, j->head.x, j->head.xscale, j->head.logits, j->head.n, j->head.vocab, j->head.dim, begin, end);
+}
+
+static void head_q7_rows(const Job *j, int begin, int end, int thread) {
+    bn_head_q7_rows(j->head.E, j->head.row_scale, j->head.x, j->head.xscale, j->head.logits, j->head.n, j->head.vocab, j->head.dim, begin, end);
 }
 
 static void attention_heads(const Job *j, int begin, int end, int thread) {
@@ -132,16 +128,11 @@ static void attention_heads_f32(const Job *j, int begin, int end, int thread) {
                            j->attention.n, j->attention.heads, j->attention.kv_heads, j->attention.head_dim, j->attention.pos0, begin, end);
 }
 
-void bn_bitlinear_mad_parallel(const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, int out, int in, int n) {
-    dispatch((Job){ .run = mad_rows, .count = out, .grain = ROW_GRAIN, .linear = { w, wscale, q, scale, y, 0, out, in, n } }, (long long)out * in * n);
-}
-
-void bn_bitlinear_binary_parallel(const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, int out, int in, int n) {
-    dispatch((Job){ .run = binary_rows, .count = out, .grain = ROW_GRAIN, .linear = { w, wscale, q, scale, y, 0, out, in, n } }, (long long)out * in * n);
-}
-
-void bn_bitlinear_lut_parallel(const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, uint8_t *scratch, int out, int in, int n) {
-    dispatch((Job){ .run = lut_rows, .count = out, .grain = ROW_GRAIN, .linear = { w, wscale, q, scale, y, scratch, out, in, n } }, (long long)out * in * n);
+void bn_bitlinear_parallel(int layout, const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, uint8_t *scratch, int out, int in, int n) {
+    if (!bn_layout_valid(layout)) return;
+    const bn_layout_traits *traits = &BN_LAYOUT_TRAITS[layout];
+    dispatch((Job){ .run = linear_rows, .count = out, .grain = traits->tile_rows, .linear = { traits, w, wscale, q, scale, y, scratch, out, in, n } },
+             (long long)out * in * n);
 }
 
 void bn_head_f16_parallel(const uint16_t *E, const float *x, float *logits, int n, int vocab, int dim) {
@@ -150,6 +141,10 @@ void bn_head_f16_parallel(const uint16_t *E, const float *x, float *logits, int 
 
 void bn_head_q8_parallel(const int8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim) {
     dispatch((Job){ .run = head_q8_rows, .count = vocab, .grain = VOCAB_GRAIN, .head = { E, row_scale, xq, xscale, logits, n, vocab, dim } }, (long long)vocab * dim * n);
+}
+
+void bn_head_q7_parallel(const uint8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim) {
+    dispatch((Job){ .run = head_q7_rows, .count = vocab, .grain = VOCAB_GRAIN, .head = { E, row_scale, xq, xscale, logits, n, vocab, dim } }, (long long)vocab * dim * n);
 }
 
 void bn_attention_parallel(const float *q, const uint16_t *k_cache, const uint16_t *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0) {

@@ -14,7 +14,7 @@ from tokenizers import Tokenizer
 
 import bitnet_wasm
 from bitnet_wasm.bench import compare, compare_report, wllama
-from bitnet_wasm.bench.random_model import LARGE, Shape, write_random_bitnet
+from bitnet_wasm.bench.random_model import B2_4T, LARGE, Shape, write_random_bitnet
 from bitnet_wasm.compiler.writers import tokenizer_json
 from bitnet_wasm.compiler.loaders import load_checkpoint
 from bitnet_wasm.compiler.writers import write_1bitllm
@@ -148,8 +148,9 @@ def test_random_model_has_the_shape_and_ternary_weights(tmp_path):
     assert (tmp_path / "again" / "model.safetensors").read_bytes() == first  # deterministic: the bench caches it
 
 
-def test_large_shape_is_1bitllm_large():
+def test_large_shape_is_1bitllm_large_and_2b_is_2b4t():
     assert (LARGE.hidden, LARGE.layers, LARGE.heads, LARGE.intermediate, LARGE.vocab) == (1536, 24, 16, 4096, 32002)
+    assert (B2_4T.hidden, B2_4T.layers, B2_4T.heads, B2_4T.kv_heads, B2_4T.intermediate, B2_4T.vocab) == (2560, 30, 20, 5, 6912, 128256)
 
 
 def test_broken_utf8_tokens_are_the_ones_that_decode_to_a_replacement_character():
@@ -180,7 +181,7 @@ def test_cached_products_are_remade_only_when_their_inputs_change(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--models", "demo,nope"], "--models demo,nope: choose from demo, large"),
+    (["--models", "demo,nope"], "--models demo,nope: choose from demo, large, 2b"),
     (["--tokens", "1"], "--tokens must be at least 2"),
 ])
 def test_cli_rejects_bad_arguments_before_measuring(args, message, tmp_path):

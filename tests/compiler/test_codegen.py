@@ -35,15 +35,28 @@ def test_one_kernel_call_per_op_with_constant_shapes():
     graph, plan, forward_c, _ = generated()
     body = forward_c[forward_c.index("for (int l = 0;"):forward_c.index("return 0;")]
     loop, epilogue = body.split("\n    }\n")
-    calls = re.findall(r"^\s+(bn_\w+)\(", loop, re.M)
-    kernels = [op.attrs.get("kernel") or ("bn_quantize_rows" if op.kind == "quantize" else "bn_" + op.kind) for op in graph.layer]
+    calls = re.findall(r"^\s+OP\((bn_\w+)\(", loop, re.M)
+    kernels = ["bn_quantize_rows" if op.kind == "quantize" else "bn_" + op.kind for op in graph.layer]
     shared = {"bitlinear", "attention"}  # split among threads in a threaded build
     assert calls == [k + "_parallel" if op.kind in shared else k for k, op in zip(kernels, graph.layer)]
-    assert "bn_bitlinear_mad_parallel(arena + w->gate_proj.weights, *(const float *)(arena + w->gate_proj.wscale), h_q, h_s, gate, 100, 48, n);" in loop
-    assert "bn_attention_parallel(q, k_cache, v_cache, att, scores, n, 3, 1, 16, pos0);" in loop
-    assert "bn_rope(q, n, 3, 16, pos0, 500000.0f);" in loop
-    assert re.findall(r"^\s+(bn_\w+)\(", epilogue, re.M) == ["bn_rmsnorm", "bn_head_f16_parallel"]
-    assert "bn_head_f16_parallel(lm_head, final + (n - rows) * 48, logits, rows, 97, 48);" in epilogue
+    assert "OP(bn_bitlinear_parallel(BN_LAYOUT_MAD, WEIGHTS(gate_proj), WSCALE(gate_proj), h_q, h_s, gate, 0, FFN, HIDDEN, n));" in loop
+    assert "OP(bn_attention_parallel(q, k_cache, v_cache, att, scores, n, HEADS, KV_HEADS, HEAD_DIM, pos0));" in loop
+    assert "OP(bn_rope(q, n, HEADS, HEAD_DIM, pos0, ROPE_THETA));" in loop
+    assert re.findall(r"^\s+OP\((bn_\w+)\(", epilogue, re.M) == ["bn_rmsnorm", "bn_head_f16_parallel"]
+    assert "OP(bn_head_f16_parallel(lm_head, final + (n - rows) * HIDDEN, logits, rows, VOCAB, HIDDEN));" in epilogue
+
+
+def test_forward_reads_like_the_model():
+    """Named dimensions instead of numbers, a comment per section, a shape per buffer and a note where buffers share bytes."""
+    graph, plan, forward_c, _ = generated()
+    defines = dict(re.findall(r"^#define (\w+) (\S+)$", forward_c, re.M))
+    assert {k: defines[k] for k in ("HIDDEN", "Q_DIM", "KV_DIM", "FFN", "HEADS", "KV_HEADS", "HEAD_DIM", "VOCAB")} == {
+        "HIDDEN": "48", "Q_DIM": "48", "KV_DIM": "16", "FFN": "100", "HEADS": "3", "KV_HEADS": "1", "HEAD_DIM": "16", "VOCAB": "97"}
+    calls = re.findall(r"^\s+OP\((.*)\);$", forward_c, re.M)
+    assert len(calls) == len(graph.ops()) and all(re.findall(r"\b\d+\b", call) in ([], ["0"]) for call in calls), calls
+    assert "/* residual connection back into x */" in forward_c and "/* RoPE relative positional encoding of q and k */" in forward_c
+    assert re.search(r"/\* [\w, ]*\bfinal\b[\w, ]*: the same bytes, as no two of them are live at once \(plan.py\) \*/", forward_c)
+    assert "float *gate = (float *)(arena + " in forward_c and "/* [n, FFN] */" in forward_c
 
 
 def test_layer_table_and_buffers_sit_at_the_planned_offsets():
@@ -64,9 +77,9 @@ def test_layer_table_and_buffers_sit_at_the_planned_offsets():
 
 def test_q8_and_lut_options_change_the_calls():
     graph, plan, forward_c, _ = generated(BuildOptions(embed="q8", layout="lut", chunk=4))
-    assert "bn_embed_q8(embed, embed_row_scale, tokens, x, n, 48, 97);" in forward_c
-    assert "bn_head_q8_parallel(lm_head, lm_head_row_scale, final_q + (n - rows) * 48, final_s + (n - rows), logits, rows, 97, 48);" in forward_c
-    assert re.search(r"bn_bitlinear_lut_parallel\(arena \+ w->q_proj.weights, .*, q, bitlinear_scratch, 48, 48, n\);", forward_c)
+    assert "OP(bn_embed_q8(embed, embed_row_scale, tokens, x, n, HIDDEN, VOCAB));" in forward_c
+    assert "OP(bn_head_q8_parallel(lm_head, lm_head_row_scale, final_q + (n - rows) * HIDDEN, final_s + (n - rows), logits, rows, VOCAB, HIDDEN));" in forward_c
+    assert re.search(r"OP\(bn_bitlinear_parallel\(BN_LAYOUT_LUT, WEIGHTS\(q_proj\), WSCALE\(q_proj\), h_q, h_s, q, bitlinear_scratch, Q_DIM, HIDDEN, n\)\);", forward_c)
 
 
 def test_model_header_declares_the_abi_with_the_arena_size():

@@ -4,7 +4,7 @@ from dataclasses import replace
 import pytest
 
 from bitnet_wasm.compiler.checkpoint import ModelConfig
-from bitnet_wasm.compiler.graph import MAX_THREADS, BuildOptionError, BuildOptions, N, build_graph
+from bitnet_wasm.compiler.graph import MAX_THREADS, Q7_FROM_VOCAB, BuildOptionError, BuildOptions, N, build_graph
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 TINY = ModelConfig("bitnet", vocab_size=97, hidden_size=48, intermediate_size=100, num_layers=2, num_heads=3,
@@ -79,13 +79,23 @@ def test_weights_are_the_canonical_checkpoint_tensors(tie):
     assert graph.weights["embed"].nbytes == 97 * 48 * 2
 
 
+def test_auto_embedding_is_7_bit_for_large_vocabularies_only():
+    assert BuildOptions().resolved(TINY).embed == "f16"
+    large = replace(TINY, vocab_size=Q7_FROM_VOCAB)
+    assert BuildOptions().resolved(large).embed == "q7" and BuildOptions(embed="f16").resolved(large).embed == "f16"
+    assert BuildOptions().resolved(replace(TINY, vocab_size=Q7_FROM_VOCAB - 1)).embed == "f16"
+
+
 def test_options_choose_kernels_and_layouts():
     graph = build_graph(TINY, BuildOptions(embed="q8", layout="lut"))
     assert [op.kind for op in graph.prologue] == ["embed_q8"]
     assert [op.kind for op in graph.epilogue] == ["rmsnorm", "quantize", "head_q8"]
     assert graph.weights["embed"].dtype == "i8" and graph.weights["embed.row_scale"].shape == (97,)
-    assert {op.attrs["kernel"] for op in graph.layer if op.kind == "bitlinear"} == {"bn_bitlinear_lut"}
+    assert {op.attrs["layout"] for op in graph.layer if op.kind == "bitlinear"} == {"lut"}
     assert "bitlinear_scratch" in graph.values
+    q7 = build_graph(TINY, BuildOptions(embed="q7"))
+    assert [op.kind for op in q7.prologue] == ["embed_q7"] and [op.kind for op in q7.epilogue] == ["rmsnorm", "quantize", "head_q7"]
+    assert q7.weights["embed"].dtype == "u8" and q7.weights["embed.row_scale"].packing == "q7_scale"
     binary = build_graph(TINY, binary=True)
     assert binary.linear_layout == "binary" and binary.weights["layers.0.k_proj"].packing == "binary"
 
@@ -95,9 +105,8 @@ def test_auto_layout_takes_each_shape_from_the_kernel_table():
     # TINY's shapes: q (48, 48), k/v (16, 48), o (48, 48), gate/up (100, 48), down (48, 100)
     chosen = (((48, 48), "lut"), ((16, 48), "mad"), ((100, 48), "mad"), ((48, 100), "lut"))
     graph = build_graph(TINY, BuildOptions(layout="auto", shape_layouts=chosen))
-    kernels = {op.weights[0]: op.attrs["kernel"] for op in graph.layer if op.kind == "bitlinear"}
-    assert kernels == {"q_proj": "bn_bitlinear_lut", "k_proj": "bn_bitlinear_mad", "v_proj": "bn_bitlinear_mad", "o_proj": "bn_bitlinear_lut",
-                       "gate_proj": "bn_bitlinear_mad", "up_proj": "bn_bitlinear_mad", "down_proj": "bn_bitlinear_lut"}
+    layouts = {op.weights[0]: op.attrs["layout"] for op in graph.layer if op.kind == "bitlinear"}
+    assert layouts == {"q_proj": "lut", "k_proj": "mad", "v_proj": "mad", "o_proj": "lut", "gate_proj": "mad", "up_proj": "mad", "down_proj": "lut"}
     scratch = {op.weights[0] for op in graph.layer if "bitlinear_scratch" in op.writes}
     assert scratch == {"q_proj", "o_proj", "down_proj"}  # only the lut kernels take working memory
     assert graph.values["bitlinear_scratch"].shape == (MAX_THREADS * LAYOUTS["lut"].scratch_bytes(100),)  # a slice per thread
@@ -116,7 +125,7 @@ def test_context_defaults_to_model_max_capped_at_2048():
 @pytest.mark.parametrize("options, config, message", [
     (BuildOptions(context=301), TINY, "--context 301: must be between 1 and the model's max_position 300"),
     (BuildOptions(context=0), TINY, "--context 0"),
-    (BuildOptions(embed="f8"), TINY, "--embed f8: choose one of f16, q8"),
+    (BuildOptions(embed="f8"), TINY, "--embed f8: choose one of auto, f16, q8, q7"),
     (BuildOptions(layout="binary"), TINY, "--layout binary: choose one of auto, mad, lut"),
     (BuildOptions(layout="auto"), TINY, "--layout auto: no ternary layout for the linear shapes"),
     (BuildOptions(chunk=0), TINY, "chunk 0"),

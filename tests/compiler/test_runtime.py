@@ -74,16 +74,17 @@ def test_logits_and_greedy_tokens_match_the_reference(tmp_path, family, seed):
     assert result.tokens == reference_greedy(written.path, ids[:6], GREEDY_STEPS)
 
 
-def test_q8_embeddings_with_lut_layout_match_the_reference(tmp_path):
+@pytest.mark.parametrize("embed, steps", [("q8", 127), ("q7", 63)])
+def test_quantized_embeddings_with_lut_layout_match_the_reference(tmp_path, embed, steps):
     written = write_bitnet_packed(tmp_path / "hf", seed=4, dtype="float32", tied=False, **SHAPE_A)
-    for name in ("model.embed_tokens.weight", "lm_head.weight"):  # tables int8 represents exactly
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):  # tables the format represents exactly
         t = written.tensors[name]
-        scale = np.abs(t).max(axis=1, keepdims=True) / 127
+        scale = np.abs(t).max(axis=1, keepdims=True) / steps
         written.tensors[name] = (np.rint(t / scale) * scale).astype(np.float32)
     write_safetensors(written.path, {n: ("uint8" if t.dtype == np.uint8 else "float32", t) for n, t in written.tensors.items()})
-    bitnet_wasm.build(written.path, tmp_path / "site", embed="q8", layout="lut", chunk=8, wasm=False, progress=False)
+    bitnet_wasm.build(written.path, tmp_path / "site", embed=embed, layout="lut", chunk=8, wasm=False, progress=False)
     manifest = json.loads((tmp_path / "site/model/manifest.json").read_text())
-    assert manifest["tensors"]["lm_head"]["layout"] == "q8" and manifest["tensors"]["layers.0.up_proj"]["layout"] == "lut"
+    assert manifest["tensors"]["lm_head"]["layout"] == embed and manifest["tensors"]["layers.0.up_proj"]["layout"] == "lut"
     ids = np.random.default_rng(4).integers(0, 320, 20)
     logits, reference = bitnet_wasm.load(tmp_path / "site").logits(ids), reference_logits(written.path, ids)
     # the int8 head also rounds the final hidden state to int8: up to 0.5/127 of its largest element each

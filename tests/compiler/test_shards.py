@@ -8,7 +8,7 @@ import pytest
 from bitnet_wasm.compiler.checkpoint import BitLinear, Checkpoint, ModelConfig
 from bitnet_wasm.compiler.graph import BuildOptions, build_graph
 from bitnet_wasm.compiler.plan import plan_memory
-from bitnet_wasm.compiler.shards import PackError, ShardWriter, pack_weight, q8_rows, write_shards
+from bitnet_wasm.compiler.shards import PackError, ShardWriter, pack_weight, q7_rows, q8_rows, write_shards
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 TINY = ModelConfig("bitnet", vocab_size=50, hidden_size=32, intermediate_size=40, num_layers=2, num_heads=2,
@@ -66,6 +66,16 @@ def test_q8_rows_round_trip_within_half_a_step():
     assert q.dtype == np.int8 and np.abs(q).max() == 127
     assert np.all(np.abs(q * scale[:, None] - table) <= 0.5 * scale[:, None] + 1e-7)
     assert np.all(q[3] == 0) and scale[3] == 1
+
+
+def test_q7_rows_are_codes_of_63_steps_each_side_of_zero():
+    table = np.random.default_rng(1).standard_normal((20, 33)).astype(np.float32)
+    table[3] = 0
+    codes, scale = q7_rows(table)
+    q = codes.astype(np.int32) - 64
+    assert codes.dtype == np.uint8 and codes.min() >= 1 and codes.max() <= 127 and np.abs(q).max() == 63
+    assert np.all(np.abs(q * scale[:, None] - table) <= 0.5 * scale[:, None] + 1e-7)
+    assert np.all(codes[3] == 64) and scale[3] == 1
 
 
 @pytest.mark.parametrize("breakage, message", [

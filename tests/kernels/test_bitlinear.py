@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from bitnet_wasm.wasm_kernels import KernelArgumentError
-from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
+from bitnet_wasm.wasm_kernels.layouts import LAYOUTS, layout_id
 
 # kernel -> layout of its packed weights; the relaxed variant exists only in the relaxed builds
 KERNELS = {
@@ -147,15 +147,26 @@ def test_stream_read_reads_every_byte(lib):
         assert lib.bn_stream_read(buf, size) == stream_hash(buf)
 
 
-@pytest.mark.parametrize("layout", ["mad", "lut"])
-def test_repeat_helpers_run_the_one_token_kernel_reps_times(lib, layout):
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_repeat_helper_runs_the_one_token_kernel_reps_times(lib, layout):
     rng = np.random.default_rng(6)
     out, in_ = 37, 70
-    w = rng.integers(-1, 2, (out, in_), dtype=np.int8)
+    spec = LAYOUTS[layout]
+    w = rng.choice(spec.values, (out, in_)).astype(np.int8)
     q, scale = rng.integers(-128, 128, (1, in_), dtype=np.int8), np.array([0.25], np.float32)
-    packed, spec = LAYOUTS[layout].pack(w), LAYOUTS[layout]
-    scratch = [np.zeros(spec.scratch_bytes(in_), np.uint8)] if spec.scratch_bytes(in_) else []
+    scratch = np.zeros(spec.scratch_bytes(in_), np.uint8)
     for reps, expected in ((0, np.full(out, np.nan, np.float32)), (3, reference(w, q, scale, 2.0)[0])):
         y = np.full(out, np.nan, np.float32)
-        lib.call(f"bn_bitlinear_{layout}_repeat", packed, 2.0, q.reshape(-1), scale, y, *scratch, out, in_, reps)
+        lib.bn_bitlinear_repeat(layout_id(layout), spec.pack(w), 2.0, q.reshape(-1), scale, y, scratch, out, in_, reps)
         np.testing.assert_array_equal(y, expected)
+
+
+def test_layout_table_in_c_matches_layouts_py(lib):
+    """bitnet.h's enum bn_layout numbers the layouts in the order of LAYOUTS; an unknown id is refused."""
+    for layout, spec in LAYOUTS.items():
+        for in_ in (1, 70, 2560):
+            assert lib.bn_layout_scratch_bytes(layout_id(layout), in_) == spec.scratch_bytes(in_), layout
+    assert lib.bn_layout_scratch_bytes(len(LAYOUTS), 70) == 0
+    with pytest.raises(KernelArgumentError, match="layout id 3 is not one of 0..2"):
+        lib.bn_bitlinear_repeat(len(LAYOUTS), np.zeros(1, np.uint8), 1.0, np.zeros(4, np.int8), np.ones(1, np.float32),
+                                np.zeros(4, np.float32), np.zeros(0, np.uint8), 4, 4, 1)

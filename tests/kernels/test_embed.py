@@ -28,6 +28,7 @@ def tables(rng, vocab, dim):
         "bn_embed_f16": ((f32.astype(np.float16).view(np.uint16),), f32.astype(np.float16).astype(np.float32)),
         "bn_embed_bf16": ((bf16,), (bf16.astype(np.uint32) << 16).view(np.float32)),
         "bn_embed_q8": ((q8, scale), q8.astype(np.float32) * scale[:, None]),
+        "bn_embed_q7": ((q8.view(np.uint8) >> 1, scale), ((q8.view(np.uint8) >> 1).astype(np.float32) - 64) * scale[:, None]),
     }
 
 

@@ -1,5 +1,5 @@
-"""bn_head_f16 / bn_head_q8 (logits = x . E[v]) against numpy: f16 in float64 with a dot-product
-error bound, int8 exactly."""
+"""bn_head_f16 / bn_head_q8 / bn_head_q7 (logits = x . E[v]) against numpy: f16 in float64 with a
+dot-product error bound, int8 and 7-bit exactly."""
 import numpy as np
 import pytest
 
@@ -37,6 +37,18 @@ def reference_q8(E, row_scale, xq, xscale):
     return (acc.astype(np.float32) * row_scale[None, :]) / xscale[:, None]
 
 
+Q7_ZERO = 64
+
+
+def make_q7(rng, n, vocab, dim):
+    E, row_scale, xq, xscale = make_q8(rng, n, vocab, dim)
+    return rng.integers(1, 128, (vocab, dim), dtype=np.uint8), row_scale, xq, xscale
+
+
+def reference_q7(codes, row_scale, xq, xscale):
+    return reference_q8(codes.astype(np.int32) - Q7_ZERO, row_scale, xq, xscale)
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 def test_head_f16_simd_equals_scalar_and_reference(lib, shape):
     E, x = make_f16(np.random.default_rng(sum(shape)), *shape)
@@ -70,6 +82,24 @@ def test_head_q8_exact(lib, shape):
         np.testing.assert_array_equal(run_q8(lib, name, *args).view(np.uint32), want.view(np.uint32), err_msg=name)
 
 
+@pytest.mark.parametrize("shape", SHAPES)
+def test_head_q7_exact(lib, shape):
+    args = make_q7(np.random.default_rng(sum(shape)), *shape)
+    want = reference_q7(*args)
+    for name in ("bn_head_q7", "bn_head_q7_ref"):
+        np.testing.assert_array_equal(run_q8(lib, name, *args).view(np.uint32), want.view(np.uint32), err_msg=name)
+
+
+@pytest.mark.parametrize("code", [1, 127])
+def test_head_q7_extreme_values_stay_exact(lib, code):
+    """The relaxed dot's pair sums at their largest (-128 * 127 * 2) and the int32 sum of a long row."""
+    dim = 4099
+    codes = np.full((5, dim), code, np.uint8)
+    xq = np.full((1, dim), -128, np.int8)
+    got = run_q8(lib, "bn_head_q7", codes, np.ones(5, np.float32), xq, np.ones(1, np.float32))
+    np.testing.assert_array_equal(got, np.full((1, 5), np.float32(-128 * (code - Q7_ZERO) * dim)))
+
+
 def test_head_q8_extreme_values_stay_exact(lib):
     dim = 4099
     E = np.full((5, dim), -128, np.int8)
@@ -81,8 +111,9 @@ def test_head_q8_extreme_values_stay_exact(lib):
 def test_all_builds_agree_bit_for_bit(libs):
     rng = np.random.default_rng(3)
     E, x = make_f16(rng, 2, 37, 515)
-    q8 = make_q8(rng, 2, 37, 515)
-    outs = [(run_f16(l, n1, E, x).view(np.uint32), run_q8(l, n2, *q8).view(np.uint32)) for l in libs.values() for n1, n2 in (("bn_head_f16", "bn_head_q8"), ("bn_head_f16_ref", "bn_head_q8_ref"))]
-    for f16, q8_out in outs[1:]:
-        np.testing.assert_array_equal(f16, outs[0][0])
-        np.testing.assert_array_equal(q8_out, outs[0][1])
+    q8, q7 = make_q8(rng, 2, 37, 515), make_q7(rng, 2, 37, 515)
+    outs = [(run_f16(l, f"bn_head_f16{v}", E, x).view(np.uint32), run_q8(l, f"bn_head_q8{v}", *q8).view(np.uint32),
+             run_q8(l, f"bn_head_q7{v}", *q7).view(np.uint32)) for l in libs.values() for v in ("", "_ref")]
+    for out in outs[1:]:
+        for got, want in zip(out, outs[0]):
+            np.testing.assert_array_equal(got, want)

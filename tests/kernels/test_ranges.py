@@ -4,7 +4,7 @@ nothing outside its range, in every build. Threaded runs are tested in Chromium 
 import numpy as np
 import pytest
 
-from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
+from bitnet_wasm.wasm_kernels.layouts import LAYOUTS, layout_id
 
 BOUNDS = [(0, 5, 16, 33, 60, 64, 97), (0, 97), (0, 48, 97), (0, 1, 2, 3, 4, 95, 96, 97)]  # aligned and not
 OUT, IN, N = 97, 70, 3
@@ -57,6 +57,7 @@ def test_head_rows_pieces_equal_the_whole(lib):
     heads = {
         "f16": lambda logits, *extra: (E16, x, logits, N, OUT, IN, *extra),
         "q8": lambda logits, *extra: (E8, row_scale, xq, xscale, logits, N, OUT, IN, *extra),
+        "q7": lambda logits, *extra: (E8.view(np.uint8) >> 1, row_scale, xq, xscale, logits, N, OUT, IN, *extra),
     }
     for kind, args_of in heads.items():
         expected = np.zeros((N, OUT), np.float32)
@@ -85,9 +86,10 @@ def test_parallel_entry_points_run_whole_ops_on_one_thread(lib):
     """Outside the threaded builds the pool takes one thread and runs every job on the caller."""
     assert lib.call("bn_threads_init", 2) == 0 and lib.call("bn_threads_init", 0) == 0
     assert lib.call("bn_threads_init", 1) == 1
-    packed, wscale, q, scale, scratch = bitlinear_problem("lut", 6)
-    expected, got = np.zeros((N, OUT), np.float32), np.full((N, OUT), np.nan, np.float32)
-    lib.bn_bitlinear_lut(packed, wscale, q, scale, expected, *scratch, OUT, IN, N)
-    per_thread = np.zeros(8 * scratch[0].size, np.uint8)
-    lib.bn_bitlinear_lut_parallel(packed, wscale, q, scale, got, per_thread, OUT, IN, N)
-    assert got.tobytes() == expected.tobytes()
+    for layout in LAYOUTS:
+        packed, wscale, q, scale, scratch = bitlinear_problem(layout, 6)
+        expected, got = np.zeros((N, OUT), np.float32), np.full((N, OUT), np.nan, np.float32)
+        lib.call(f"bn_bitlinear_{layout}", packed, wscale, q, scale, expected, *scratch, OUT, IN, N)
+        per_thread = np.zeros(8 * LAYOUTS[layout].scratch_bytes(IN), np.uint8)
+        lib.bn_bitlinear_parallel(layout_id(layout), packed, wscale, q, scale, got, per_thread, OUT, IN, N)
+        assert got.tobytes() == expected.tobytes(), layout

@@ -48,7 +48,7 @@ class BrowserBenchError(RuntimeError):
     pass
 
 
-def _check_site(site: Path) -> None:
+def check_site(site: Path) -> None:
     if not Path(site).is_dir():
         raise BrowserBenchError(f"{site}: {'is not a folder' if Path(site).exists() else 'does not exist'}")
     if not (Path(site) / "index.html").is_file():
@@ -82,7 +82,7 @@ def run(site: Path, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAULT_TOKENS, 
         raise BrowserBenchError(f"--tokens must be at least 1, got {tokens}")
     if threads is not None and threads < 1:
         raise BrowserBenchError(f"--threads must be at least 1, got {threads}")
-    _check_site(site)
+    check_site(site)
     try:
         with SiteServer(site, "127.0.0.1", 0, quiet=True) as server, engines.launch(engine) as browser, browser.new_page() as page:
             raw = _measure(page, server.url + page_query(threads, simd), prompt, tokens)

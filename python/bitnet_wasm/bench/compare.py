@@ -107,19 +107,26 @@ def _demo_site(cache: Path, log) -> tuple[Path, str]:
     return site, "the embedded b1.58 demo model (`bitnet-wasm demo`), trained with this repository's trainer"
 
 
-def _large_site(cache: Path, log) -> tuple[Path, str]:
-    folder, shape = cache / "bench-large", random_model.LARGE
+def _random_site(name: str, shape: random_model.Shape, model: str, cache: Path, log) -> tuple[Path, str]:
+    """A random checkpoint of `shape` (the shape of the published `model`) and its site, cached."""
+    folder = cache / f"bench-{name}"
     writer = b"".join(Path(m.__file__).read_bytes() for m in (random_model, writers_hf, writers_tokenizer))
     checkpoint = _cached(folder / "checkpoint", _digest(repr(shape), writer),
                          lambda path: random_model.write_random_bitnet(path, shape), log)
     site = _cached(folder / "site", _digest(inputs_digest(checkpoint), f"context={LARGE_CONTEXT}"),
                    lambda path: bitnet_wasm.build(checkpoint, path, context=LARGE_CONTEXT, progress=False), log)
-    return site, (f"random ternary weights with the shape of 1bitLLM/bitnet_b1_58-large (hidden {shape.hidden}, {shape.layers} "
-                  f"layers, {shape.heads} heads, FFN {shape.intermediate}, vocab {shape.vocab}, tied embeddings), "
-                  f"BitNetForCausalLM packed layout, built with --context {LARGE_CONTEXT}")
+    embed = json.loads((site / "model" / "manifest.json").read_text())["tensors"]["embed"]["layout"]
+    return site, (f"random ternary weights with the shape of {model} (hidden {shape.hidden}, {shape.layers} layers, "
+                  f"{shape.heads} heads / {shape.kv_heads} KV, FFN {shape.intermediate}, vocab {shape.vocab}, tied embeddings), "
+                  f"BitNetForCausalLM packed layout, built with --context {LARGE_CONTEXT} (embeddings: {embed})")
 
 
-MODELS = {"demo": _demo_site, "large": _large_site}  # --models name -> (cache, log) -> (site, description)
+MODELS = {  # --models name -> (cache, log) -> (site, description)
+    "demo": _demo_site,
+    "large": lambda cache, log: _random_site("large", random_model.LARGE, "1bitLLM/bitnet_b1_58-large", cache, log),
+    "2b": lambda cache, log: _random_site("2b", random_model.B2_4T, "microsoft/bitnet-b1.58-2B-4T", cache, log),
+}
+DEFAULT_MODELS = ("demo", "large")  # 2b: a 1.2 GB site and minutes per engine, on request
 
 
 def _with_gguf(name: str, site: Path, description: str, log) -> Prepared:
@@ -266,7 +273,7 @@ def _machine_note(load_start: float, load_end: float, cpus: int, note: str) -> s
                "are what to judge." if busy else ".") + (f" {note}" if note else ""))
 
 
-def run(models=tuple(MODELS), prompt: str = DEFAULT_PROMPT, tokens: int = DEFAULT_TOKENS, cache: Path | None = None,
+def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAULT_TOKENS, cache: Path | None = None,
         command: str = "bitnet-wasm bench --compare", note: str = "", log=print) -> dict:
     """Measure everything; returns the results dict (see compare_report for its derived parts).
     `note` is added to the machine line (e.g. what else was running)."""

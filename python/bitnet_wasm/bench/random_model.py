@@ -21,6 +21,8 @@ class Shape:
 
 # 1bitLLM/bitnet_b1_58-large's dimensions (its tokenizer's 32000 + 2 added tokens).
 LARGE = Shape(hidden=1536, layers=24, heads=16, kv_heads=16, intermediate=4096, vocab=32002)
+# microsoft/bitnet-b1.58-2B-4T's dimensions.
+B2_4T = Shape(hidden=2560, layers=30, heads=20, kv_heads=5, intermediate=6912, vocab=128256, max_position=4096)
 
 
 def write_random_bitnet(path: str | Path, shape: Shape, seed: int = 0) -> Path:

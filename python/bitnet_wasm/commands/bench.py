@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from bitnet_wasm.bench import browser, compare, compare_report, engines, kernels
+from bitnet_wasm.bench import browser, compare, compare_report, engines, kernels, profile
 from bitnet_wasm.bench.wllama import WllamaUnavailable
 from bitnet_wasm.wasm_kernels.toolchain import ToolchainError
 
@@ -22,13 +22,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--browser", action="store_true", help="load SITE in a browser (--engine) and time loading, prefill and greedy decoding")
     parser.add_argument("--engine", choices=list(engines.ENGINES), default="chromium",
                         help="browser engine for --browser: Chromium, Firefox ESR or WebKitGTK (Safari's engine) (default: %(default)s)")
+    parser.add_argument("--profile", action="store_true", help="with --browser: ms per token of every kernel call of the forward pass "
+                        "(a profiling build of SITE's C, in Chromium; --threads default 1, --tokens decode tokens)")
     parser.add_argument("--compare", action="store_true", help="bitnet-wasm vs wllama, read-bandwidth roofline and native build, "
                         "on --models; writes benchmarks.json, benchmarks.md and benchmark.png to --out")
     parser.add_argument("--prompt", help=f"prompt (default for --browser: {browser.DEFAULT_PROMPT!r}; for --compare: two sentences)")
     parser.add_argument("--tokens", type=int, help=f"new tokens (default: {browser.DEFAULT_TOKENS} for --browser, {compare.DEFAULT_TOKENS} for --compare)")
     parser.add_argument("--threads", type=int, help="threads for --browser (default: the runtime's, min(cores, 4) where the page is isolated)")
     parser.add_argument("--simd", choices=["relaxed", "simd128"], help="force the module variant for --browser (default: relaxed where valid)")
-    parser.add_argument("--models", default=",".join(compare.MODELS), help="for --compare: comma-separated, from %(default)s")
+    parser.add_argument("--models", default=",".join(compare.DEFAULT_MODELS),
+                        help=f"for --compare: comma-separated, from {','.join(compare.MODELS)} (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("docs"), help="for --compare: folder of the results (default: %(default)s)")
     parser.add_argument("--note", default="", help="for --compare: a sentence about the machine for the report (e.g. what else ran)")
     parser.add_argument("--cache", type=Path, help="for --compare: where models, sites, GGUF files and wllama are kept "
@@ -44,6 +47,10 @@ def _kernels(args) -> dict:
 def _browser(args) -> dict:
     if args.site is None:
         raise browser.BrowserBenchError("--browser needs SITE: bitnet-wasm bench SITE --browser")
+    if args.profile:
+        if args.engine != "chromium":
+            raise browser.BrowserBenchError(f"--profile runs in Chromium only (it serves its page through Playwright), not --engine {args.engine}")
+        return profile.run(args.site, tokens=profile.DEFAULT_TOKENS if args.tokens is None else args.tokens, threads=args.threads, simd=args.simd)
     return browser.run(args.site, prompt=args.prompt or browser.DEFAULT_PROMPT,
                        tokens=browser.DEFAULT_TOKENS if args.tokens is None else args.tokens, threads=args.threads, simd=args.simd,
                        engine=args.engine)
@@ -62,7 +69,11 @@ def _compare_text(results: dict) -> str:
     return compare_report.markdown(results, plot_file=None)
 
 
-MODES = {"kernels": (_kernels, kernels.table), "browser": (_browser, browser.table),  # flag -> (run, format as text)
+def _browser_text(result: dict) -> str:
+    return profile.table(result) if "ops" in result else browser.table(result)
+
+
+MODES = {"kernels": (_kernels, kernels.table), "browser": (_browser, _browser_text),  # flag -> (run, format as text)
          "compare": (_compare, _compare_text)}
 
 

@@ -13,13 +13,15 @@ HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from bitnet_wasm.compiler.graph import AUTO, EMBEDDINGS, KV_CACHES, LAYOUT_CHOICES
+    from bitnet_wasm.compiler.graph import AUTO, EMBED_CHOICES, KV_CACHES, LAYOUT_CHOICES, Q7_FROM_VOCAB
 
     parser.add_argument("model", help="a local Hugging Face model directory, a GGUF file, or a hub id (downloaded when online)")
     parser.add_argument("--out", required=True, type=Path, help="site directory (the model goes to OUT/model/)")
     parser.add_argument("--context", type=int, help="KV cache length in tokens (default: min(model max, 2048))")
     parser.add_argument("--shard-mb", type=float, default=32, help="weight shard size in MiB (default 32)")
-    parser.add_argument("--embed", choices=list(EMBEDDINGS), default="f16", help="embedding/head storage (q8 halves it)")
+    parser.add_argument("--embed", choices=list(EMBED_CHOICES), default=AUTO,
+                        help=f"embedding/head storage: f16, q8 (int8, half the bytes), q7 (7-bit through the relaxed dot, fastest); "
+                        f"auto (default): q7 from a vocabulary of {Q7_FROM_VOCAB} on, else f16")
     parser.add_argument("--kv", choices=list(KV_CACHES), default="f16",
                         help="KV cache type: f16 (default, half the memory) or f32 (exact: logits as transformers float32)")
     parser.add_argument("--layout", choices=list(LAYOUT_CHOICES), default=AUTO,

@@ -1,0 +1,41 @@
+"""`bench SITE --browser --profile`: a profiling build of the site's own C runs in Chromium and
+times every kernel call of forward.c."""
+import re
+
+import pytest
+
+import bitnet_wasm
+from bitnet_wasm.bench import profile
+from bitnet_wasm.bench.browser import BrowserBenchError
+from models import write_bitnet_packed
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    path = tmp_path_factory.mktemp("profile-site")
+    # wide enough that the feed-forward linears are shared among threads (parallel.c MIN_SHARED_WORK)
+    checkpoint = write_bitnet_packed(path / "checkpoint", layers=3, hidden=256, intermediate=512, heads=4, kv_heads=2)
+    bitnet_wasm.build(checkpoint.path, path / "site", layout="mad", progress=False)
+    return path / "site"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_profile_times_every_op_of_the_forward_pass(site, threads):
+    forward_c = (site / "model" / "src" / "forward.c").read_text()
+    body = forward_c[forward_c.index("static int forward("):forward_c.index("int bn_model_forward(")]
+    calls = re.findall(r"^\s+OP\((bn_\w+)\(", body, re.M)
+    result = profile.run(site, tokens=3, threads=threads, prompt_tokens=5)
+    kinds = [re.sub(r"^bn_(bitlinear|quantize)_\w+|^bn_(\w+?)(_parallel)?$", lambda m: m[1] or m[2], c) for c in calls]
+    assert [op.split()[0] for op in result["ops"]] == kinds
+    assert len(result["decode"]) == len(result["prefill"]) == len(calls)
+    assert all(ms >= 0 for ms in result["decode"] + result["prefill"]) and sum(result["decode"]) > 0
+    assert sum(result["decode"]) <= result["decodeMsPerToken"] * 1.001  # the ops run inside the measured step
+    text = profile.table(result)
+    assert "head_f16 embed" in text and f"{threads} thread(s)" in text
+
+
+def test_profile_refuses_what_it_cannot_run(site, tmp_path):
+    with pytest.raises(BrowserBenchError, match="exceed the site's context"):
+        profile.run(site, tokens=1000)
+    with pytest.raises(BrowserBenchError, match="does not exist"):
+        profile.run(tmp_path / "nothing")
