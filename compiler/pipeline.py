@@ -3,6 +3,7 @@ weight shards -> manifest.json. Everything model-specific goes to SITE/model/.""
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import json
 import shutil
 import warnings
@@ -11,7 +12,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bitnet_wasm import __version__
 from bitnet_wasm.compiler.architectures import linear_shapes
 from bitnet_wasm.compiler.chat import chat_format, end_of_turn_tokens
 from bitnet_wasm.compiler.checkpoint import Checkpoint
@@ -130,7 +130,7 @@ def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int |
         "shards": shards,
         "kernels": manifest_table(kernels, layout),
         "build": {**{k: v for k, v in dataclasses.asdict(graph.options).items() if k != "shape_layouts"},  # see "kernels"
-                  "linear_layout": graph.linear_layout, "source": str(checkpoint.source), "bitnet_wasm": __version__},
+                  "linear_layout": graph.linear_layout, "source": str(checkpoint.source), "bitnet_wasm": importlib.metadata.version("bitnet-wasm")},
     }
     manifest["card"] = model_card(manifest)
     manifest["files"] = file_digests(model_dir, [*(manifest["wasm"] or {}).values(), *(v for v in (manifest["tokenizer"] or {}).values())])

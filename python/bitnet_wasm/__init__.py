@@ -1,6 +1,8 @@
 """bitnet-wasm: BitNet models as static web sites running on WebAssembly SIMD."""
 
-__version__ = "0.1.0"
+import importlib.metadata
+
+__version__ = importlib.metadata.version("bitnet-wasm")  # pyproject.toml holds it
 __all__ = ["build", "load"]
 
 

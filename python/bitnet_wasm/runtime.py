@@ -3,10 +3,12 @@
 overrides the folder) or its bitnet.wasm under wasmtime."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -84,7 +86,29 @@ class Piece:
     text: str               # the new text this token completes ("" while a character is partial)
 
 
+class _Exclusive:
+    """One call at a time on a model's arena: another thread waits its turn; the thread already inside
+    (an unfinished stream) gets a clear error instead of a deadlock or a mixed-up KV cache."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+
+    @contextlib.contextmanager
+    def __call__(self):
+        if self._owner == threading.get_ident():
+            raise RuntimeError("the model is busy with an unfinished generation in this thread: consume or close() it first")
+        with self._lock:
+            self._owner = threading.get_ident()
+            try:
+                yield
+            finally:
+                self._owner = None
+
+
 class Model:
+    """A built site's model. Safe to share between threads: calls take turns (see _Exclusive)."""
+
     def __init__(self, site_dir: str | Path, backend: str = "native"):
         if backend not in BACKENDS:
             raise ValueError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
@@ -111,6 +135,7 @@ class Model:
         self.tokenizer = self._tokenizer()
         self.chat_format = m.get("chat") if self.tokenizer else None
         self._cached: list[int] = []  # the tokens whose keys and values are in the KV cache, from position 0
+        self._exclusive = _Exclusive()
 
     def _load_weights(self):
         memory = self._machine.bytes()
@@ -165,8 +190,9 @@ class Model:
         ids = self._check_ids(token_ids)
         if not 0 <= pos0 <= self.context - ids.size:
             raise ValueError(f"{ids.size} tokens at position {pos0} do not fit the context of {self.context}")
-        self._cached = self._cached[:pos0] + ids.tolist() if pos0 <= len(self._cached) else []
-        return np.concatenate([self._step(ids[i:i + self.chunk], pos0 + i, True) for i in range(0, ids.size, self.chunk)])
+        with self._exclusive():
+            self._cached = self._cached[:pos0] + ids.tolist() if pos0 <= len(self._cached) else []
+            return np.concatenate([self._step(ids[i:i + self.chunk], pos0 + i, True) for i in range(0, ids.size, self.chunk)])
 
     def logits(self, token_ids: Sequence[int]) -> np.ndarray:
         """f32 [len, vocab]: the logits after each position, from an empty cache."""
@@ -221,29 +247,30 @@ class Model:
         return self._generate(self._prompt_ids(prompt), o, result if result is not None else Generation([]), ())
 
     def _generate(self, ids: np.ndarray, o: dict, result: Generation, stop_tokens: Sequence[int]) -> Iterator[Piece]:
-        result.prompt_tokens = ids.tolist()
-        result.seed = o["seed"] if o["seed"] is not None else secrets.randbits(64)
-        result.reused_tokens = self._prefill(ids, o["cache_prompt"])
-        self._buffer("rng_state", np.uint64, 1)[0] = result.seed & (2**64 - 1)
-        self._set_stop_tokens(set(stop_tokens) | (set() if o["ignore_eos"] else self.eos_token_ids))
-        decoder, stops = StreamDecoder(self.decode), StopStrings(o["stop"])
-        sampling = [float(o["temperature"]), o["top_k"], float(o["top_p"]), float(o["min_p"]),
-                    float(o["repetition_penalty"]), float(o["presence_penalty"]), float(o["frequency_penalty"])]
-        position = ids.size
-        while not result.stop_reason:
-            code = self.lib.bn_model_step(self._machine.arena, position, len(result.tokens), o["max_new_tokens"], *sampling)
-            if code < 0:
-                raise RuntimeError(f"the generation step refused position {position} (context {self.context})")
-            token = int(self._buffer("step", np.int32, self.abi["words"])[self.abi["token_word"]])
-            result.tokens.append(token)
-            reason = self.abi["stop_reasons"][code]
-            if not reason:  # bn_model_step ran it
-                self._cached.append(token)
-            text = decoder.push(token) + (decoder.flush() if reason else "")
-            shown = stops.push(text, final=bool(reason))
-            result.text, result.stop_reason = stops.text, "stop" if stops.stopped else reason
-            yield Piece(token, shown)
-            position += 1
+        with self._exclusive():
+            result.prompt_tokens = ids.tolist()
+            result.seed = o["seed"] if o["seed"] is not None else secrets.randbits(64)
+            result.reused_tokens = self._prefill(ids, o["cache_prompt"])
+            self._buffer("rng_state", np.uint64, 1)[0] = result.seed & (2**64 - 1)
+            self._set_stop_tokens(set(stop_tokens) | (set() if o["ignore_eos"] else self.eos_token_ids))
+            decoder, stops = StreamDecoder(self.decode), StopStrings(o["stop"])
+            sampling = [float(o["temperature"]), o["top_k"], float(o["top_p"]), float(o["min_p"]),
+                        float(o["repetition_penalty"]), float(o["presence_penalty"]), float(o["frequency_penalty"])]
+            position = ids.size
+            while not result.stop_reason:
+                code = self.lib.bn_model_step(self._machine.arena, position, len(result.tokens), o["max_new_tokens"], *sampling)
+                if code < 0:
+                    raise RuntimeError(f"the generation step refused position {position} (context {self.context})")
+                token = int(self._buffer("step", np.int32, self.abi["words"])[self.abi["token_word"]])
+                result.tokens.append(token)
+                reason = self.abi["stop_reasons"][code]
+                if not reason:  # bn_model_step ran it
+                    self._cached.append(token)
+                text = decoder.push(token) + (decoder.flush() if reason else "")
+                shown = stops.push(text, final=bool(reason))
+                result.text, result.stop_reason = stops.text, "stop" if stops.stopped else reason
+                yield Piece(token, shown)
+                position += 1
 
     def generate(self, prompt: str | Sequence[int], **options) -> Generation:
         """All of stream()'s tokens at once; the same options."""
