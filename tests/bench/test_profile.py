@@ -7,7 +7,7 @@ import pytest
 import bitnet_wasm
 from bitnet_wasm.bench import profile
 from bitnet_wasm.bench.browser import BrowserBenchError
-from models import write_bitnet_packed
+from bitnet_wasm.compiler.writers import write_bitnet_packed
 
 
 @pytest.fixture(scope="module")

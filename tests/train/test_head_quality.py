@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_embedded_models import PASSAGE
 
 import bitnet_wasm
-from bitnet_wasm.bench.random_model import TRAINING_TEXT
+from bitnet_wasm.compiler.writers import TRAINING_TEXT
 from bitnet_wasm.models import EMBEDDED, embedded_model_dir
-from test_embedded_models import PASSAGE
 
 MAX_LOSS_CHANGE = 0.02  # nats/token; measured: q8 <= 0.003, q7 <= 0.008
 MIN_TOP1_AGREEMENT = 0.95  # teacher-forced; measured: q8 0.977-1.0, q7 0.961-1.0
