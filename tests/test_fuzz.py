@@ -1,4 +1,5 @@
-"""Seeded fuzzing of what users hand us: checkpoints to `build`, sites to `load` and `export-gguf`.
+"""Seeded fuzzing of what users hand us: checkpoints to `build`, sites to `load` and `export-gguf`,
+options to `generate`.
 Every outcome must be a clear error naming the file at fault, or a result identical to the
 undamaged input's: never another exception (a traceback for the user), a hang, or a silent change.
 
@@ -12,9 +13,10 @@ import signal
 
 import numpy as np
 import pytest
-from fuzzing import cases, mutate_file, names_a_file
+from fuzzing import REPLACEMENTS, cases, mutate_file, names_a_file
 
 import bitnet_wasm
+from bitnet_wasm.compiler.generation import OPTIONS, OptionError
 from bitnet_wasm.compiler.gguf_export import export_gguf
 from bitnet_wasm.compiler.writers import write_bitnet_packed
 
@@ -129,3 +131,29 @@ def test_fuzz_checkpoints(checkpoint, tmp_path):
     files |= {p.name for p in checkpoint.glob("*.safetensors")}
     failures = fuzz(cases(40), 20_000, copy_and_mutate(checkpoint, tmp_path, files), runs, "runs")
     assert not failures, "\n".join(map(str, failures))
+
+
+def test_fuzz_generation_options(site):
+    """Random option sets (known names with values of every type, and unknown names): an OptionError
+    naming the option, or a generation whose tokens lie in the vocabulary and whose end is a known reason."""
+    model = bitnet_wasm.load(site)
+    names = [option.name for option in OPTIONS if not option.chat_only] + ["temprature"]
+    vocab = model.vocab_size
+    failures = []
+    for seed in range(30_000, 30_000 + cases(200)):
+        rng = np.random.default_rng(seed)
+        options = {names[i]: REPLACEMENTS[rng.integers(len(REPLACEMENTS))] for i in rng.choice(len(names), rng.integers(1, 4), replace=False)}
+        if "max_new_tokens" not in options:
+            options["max_new_tokens"] = 4
+        try:
+            with time_limit(CASE_SECONDS):
+                result = model.generate(IDS, **options)
+        except OptionError as e:
+            if not any(name in str(e) for name in options):
+                failures.append((seed, options, f"vague: {e}"))
+        except Exception as e:  # noqa: BLE001  (what we are looking for)
+            failures.append((seed, options, f"{type(e).__name__}: {e}"))
+        else:
+            if not (all(0 <= t < vocab for t in result.tokens) and result.stop_reason in ("eos", "stop", "length", "context")):
+                failures.append((seed, options, f"result {result.tokens} {result.stop_reason!r}"))
+    assert not failures, "\n".join(map(str, failures[:20]))

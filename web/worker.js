@@ -324,7 +324,8 @@ class Model {
     const step = this.machine.view(Int32Array, this.buffers.step.offset, this.abi.words);
     let position = ids.length, firstAt = 0;
     while (!stats.stopReason) {
-      const code = this.exports.bn_model_step(this.machine.base, position, stats.newTokens, o.maxNewTokens, o.temperature, o.topK, o.topP, o.minP,
+      // beyond the context or the vocabulary these limits mean "no limit"; the C takes int32
+      const code = this.exports.bn_model_step(this.machine.base, position, stats.newTokens, Math.min(o.maxNewTokens, this.context), o.temperature, Math.min(o.topK, this.vocab), o.topP, o.minP,
         o.repetitionPenalty, o.presencePenalty, o.frequencyPenalty);
       if (code < 0) throw new Error(`the generation step refused position ${position} (context ${this.context})`);
       const token = step[this.abi.token_word];

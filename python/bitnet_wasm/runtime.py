@@ -254,11 +254,13 @@ class Model:
             self._buffer("rng_state", np.uint64, 1)[0] = result.seed & (2**64 - 1)
             self._set_stop_tokens(set(stop_tokens) | (set() if o["ignore_eos"] else self.eos_token_ids))
             decoder, stops = StreamDecoder(self.decode), StopStrings(o["stop"])
-            sampling = [float(o["temperature"]), o["top_k"], float(o["top_p"]), float(o["min_p"]),
+            # beyond the context or the vocabulary these limits mean "no limit"; the C takes int32
+            max_new_tokens, top_k = min(o["max_new_tokens"], self.context), min(o["top_k"], self.vocab_size)
+            sampling = [float(o["temperature"]), top_k, float(o["top_p"]), float(o["min_p"]),
                         float(o["repetition_penalty"]), float(o["presence_penalty"]), float(o["frequency_penalty"])]
             position = ids.size
             while not result.stop_reason:
-                code = self.lib.bn_model_step(self._machine.arena, position, len(result.tokens), o["max_new_tokens"], *sampling)
+                code = self.lib.bn_model_step(self._machine.arena, position, len(result.tokens), max_new_tokens, *sampling)
                 if code < 0:
                     raise RuntimeError(f"the generation step refused position {position} (context {self.context})")
                 token = int(self._buffer("step", np.int32, self.abi["words"])[self.abi["token_word"]])
