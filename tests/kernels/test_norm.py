@@ -35,10 +35,3 @@ def test_rmsnorm_simd_equals_scalar_and_reference(lib, shape, eps):
 def test_rmsnorm_zero_row_is_zero(lib):
     x, w = np.zeros((1, 33), np.float32), np.ones(33, np.float32)
     assert not run(lib, "bn_rmsnorm", x, w, 1e-5).any()
-
-
-def test_all_builds_agree_bit_for_bit(libs):
-    x, w = make(np.random.default_rng(9), 3, 1001)
-    outs = [run(l, name, x, w, 1e-5).view(np.uint32) for l in libs.values() for name in ("bn_rmsnorm", "bn_rmsnorm_ref")]
-    for out in outs[1:]:
-        np.testing.assert_array_equal(out, outs[0])

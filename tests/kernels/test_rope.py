@@ -52,10 +52,3 @@ def test_rope_simd_equals_scalar_and_reference(lib, shape, theta):
 def test_rope_position_zero_is_identity(lib):
     x = np.random.default_rng(0).standard_normal((1, 3, 16)).astype(np.float32)
     np.testing.assert_array_equal(run(lib, "bn_rope", x, 0, 500000.0), x)
-
-
-def test_all_builds_agree_bit_for_bit(libs):
-    x = np.random.default_rng(1).standard_normal((5, 4, 66)).astype(np.float32)
-    outs = [run(l, name, x, 12345, 500000.0).view(np.uint32) for l in libs.values() for name in ("bn_rope", "bn_rope_ref")]
-    for out in outs[1:]:
-        np.testing.assert_array_equal(out, outs[0])
