@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from bitnet_wasm.compiler.graph import DTYPE_BYTES, REGIONS
-from bitnet_wasm.wasm_kernels.abi import defines
+from bitnet_wasm.wasm_kernels.abi import defines, step_abi
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 FORMAT = "bitnet-wasm-site"
@@ -174,6 +174,8 @@ def check_manifest(m, path: Path) -> None:
         section = c.get(m, key, "", (dict,), optional=True)
         for field in fields if section is not None else ():
             c.get(section, field, f"{key}.", (str,))
+    if m.get("tokenizer"):
+        c.get(m["tokenizer"], "config", "tokenizer.", (str,), optional=True)
     files = c.get(m, "files", "", (dict,))
     for name in files:
         if not isinstance(files[name], str) or not SHA256.fullmatch(files[name]) or "/" in name or name.startswith("."):
@@ -210,6 +212,9 @@ def check_manifest(m, path: Path) -> None:
     abi = c.get(m, "abi", "", (dict,))
     if c.get(abi, "arena_align", "abi.", (int,)) != ALIGN:
         c.fail("abi.arena_align", f"is {abi['arena_align']}, expected {ALIGN}")
+    for key, value in step_abi().items():  # the generated C was compiled with these; a host reads them
+        if abi.get(key) != value:
+            c.fail(f"abi.{key}", f"is {_short(abi.get(key))}, this runtime's bitnet.h says {_short(value)}")
     if c.count(abi, "arena_bytes", "abi.", 1) != total:
         c.fail("abi.arena_bytes", f"is {abi['arena_bytes']}, plan.total_bytes is {total}")
     _check_buffers(c, c.get(plan, "buffers", "plan.", (dict,)), c.get(abi, "buffers", "abi.", (dict,)),

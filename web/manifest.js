@@ -12,6 +12,7 @@ const BUFFER_MINIMUM = {
   rng_state: () => 8,
   sample_p: (context, chunk, vocab) => 4 * vocab,
   sample_idx: (context, chunk, vocab) => 4 * vocab,
+  step: (context, chunk, vocab, words) => 4 * words,
 };
 const SHARD_FILE = /^weights-\d{5}\.bin$/;
 const SHA256 = /^[0-9a-f]{64}$/;
@@ -68,6 +69,8 @@ export function checkManifest(m, url) {
     if (typeof digest !== "string" || !SHA256.test(digest) || name.includes("/") || name.startsWith(".")) fail(`files.${name}`, "is not a file name in model/ with a sha256 of 64 hex digits");
   const wasm = object(m, "wasm", "", true) ?? {};
   const tokenizer = object(m, "tokenizer", "", true);
+  if (tokenizer && tokenizer.config !== undefined && tokenizer.config !== null && typeof tokenizer.config !== "string") fail("tokenizer.config", `is ${kind(tokenizer.config)}, expected a string`);
+  if (tokenizer && typeof tokenizer.file !== "string") fail("tokenizer.file", `is ${kind(tokenizer.file)}, expected a string`);
   const named = [...Object.entries(wasm).map(([key, name]) => [`wasm.${key}`, name]),
     ...(tokenizer ? ["file", "config"].map((key) => [`tokenizer.${key}`, tokenizer[key]]) : [])];
   for (const [key, name] of named) if (name !== undefined && name !== null && !(name in files)) fail(key, `${short(name)} is not listed in files (with its sha256)`);
@@ -86,6 +89,10 @@ export function checkManifest(m, url) {
   }
   const card = object(m, "card", "");
   const abi = object(m, "abi", "");
+  const words = count(abi, "words", "abi.", 1);
+  for (const key of ["token_word", "stop_tokens_word"]) if (count(abi, key, "abi.") >= words) fail(`abi.${key}`, `is ${abi[key]}, beyond the ${words} words of the step buffer`);
+  if (count(abi, "max_stop_tokens", "abi.", 1) > words - abi.stop_tokens_word) fail("abi.max_stop_tokens", `is ${abi.max_stop_tokens}, more than the step buffer holds`);
+  if (!get(abi, "stop_reasons", "abi.", Array.isArray, "a list").every((r) => typeof r === "string")) fail("abi.stop_reasons", "is not a list of strings");
   if (count(abi, "arena_bytes", "abi.", 1) !== total) fail("abi.arena_bytes", `is ${abi.arena_bytes}, plan.total_bytes is ${total}`);
 
   const planned = object(plan, "buffers", "plan."), buffers = object(abi, "buffers", "abi.");
@@ -98,7 +105,7 @@ export function checkManifest(m, url) {
   disjoint(bufferSpans, "abi.buffers.");
   for (const [name, minimum] of Object.entries(BUFFER_MINIMUM)) {
     const bytes = object(buffers, name, "abi.buffers.").bytes;
-    if (bytes < minimum(context, chunk, vocab)) fail(`abi.buffers.${name}.bytes`, `is ${bytes}, expected at least ${minimum(context, chunk, vocab)}`);
+    if (bytes < minimum(context, chunk, vocab, words)) fail(`abi.buffers.${name}.bytes`, `is ${bytes}, expected at least ${minimum(context, chunk, vocab, words)}`);
   }
 
   const weights = spans.weights;

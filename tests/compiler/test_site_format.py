@@ -60,6 +60,8 @@ MUTATIONS = {  # what is done to a copy of the site -> what the error must say
     "shards not a list": (lambda site, m: m.update(shards={}), "shards is dict"),
     "regions out of order": (lambda site, m: m["plan"]["regions"]["kv"].update(offset=0), "plan.regions.kv"),
     "deeply nested JSON": (nest, "not valid JSON"),
+    "tokenizer config not a file name": (lambda site, m: m["tokenizer"].update(config=[]), "tokenizer.config is list"),
+    "step word not an integer": (lambda site, m: m["abi"].update(stop_tokens_word="x"), "abi.stop_tokens_word is"),
 }
 
 
