@@ -41,6 +41,9 @@ const OPS = {
     await pages.get(page).page.setViewport({ width, height });
   },
   async closePage({ page }) {
+    // leave the page first: closing a context whose wasm threads sit in atomic waits left Firefox
+    // ESR 153 unable to start the next page's threaded module (its load hung in the "wasm" phase)
+    await pages.get(page)?.page.goto("about:blank");
     await pages.get(page)?.context.close();
     pages.delete(page);
   },
