@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 READY_OR_ERROR = "() => ['ready', 'error'].includes(document.documentElement.dataset.state)"
+PROGRESS = "() => document.getElementById('download-text').textContent"
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,10 @@ FEATURES = {
 def open_ready(page, url: str, timeout_s: float = 60) -> dict:
     """Open the generated page at url; returns window.bitnet.info once ready, else fails with the page's error."""
     page.goto(url)
-    page.wait_for(READY_OR_ERROR, timeout_s)
+    try:
+        page.wait_for(READY_OR_ERROR, timeout_s)
+    except TimeoutError as e:  # say how far loading got
+        raise AssertionError(f"{e}; the page shows {page.evaluate(PROGRESS)!r}") from None
     state, error = page.evaluate("() => [document.documentElement.dataset.state, document.getElementById('error-message').textContent]")
     assert state == "ready", error
     return page.evaluate("() => window.bitnet.info")

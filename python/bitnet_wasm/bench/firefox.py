@@ -56,7 +56,7 @@ class Bridge:
         node = shutil.which("node")
         if node is None:
             raise EngineError("node is missing, so Firefox cannot be driven: apt-get install -y nodejs")
-        self.process = subprocess.Popen([node, str(BRIDGE), str(package), FIREFOX, str(REPLY_TIMEOUT_S * 1000)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        self.process = subprocess.Popen([node, str(BRIDGE), str(package), FIREFOX], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True, bufsize=1)
         self._lock = threading.Lock()
         self._next = 0

@@ -1,11 +1,11 @@
 // Firefox over WebDriver BiDi for bitnet_wasm.bench.firefox: puppeteer-core driven by JSON lines.
-// argv: the puppeteer-core package folder, the Firefox executable, the longest call in ms. stdin: {id, op, ...} per line;
+// argv: the puppeteer-core package folder, the Firefox executable. stdin: {id, op, ...} per line;
 // stdout: {id, result} or {id, error} per line, in order.
 import { createInterface } from "node:readline";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 
-const [packageDir, executablePath, protocolTimeout] = process.argv.slice(2);
+const [packageDir, executablePath] = process.argv.slice(2);
 const { default: puppeteer } = await import(createRequire(join(packageDir, "noop.js")).resolve("puppeteer-core"));
 
 let browser = null;
@@ -18,7 +18,7 @@ const call = (source, arg) => `(${source})(${JSON.stringify(arg ?? null)})`;
 const OPS = {
   async launch() {
     // no JSON viewer: a navigation to a .json URL stays an ordinary document that scripts can run in
-    browser = await puppeteer.launch({ browser: "firefox", executablePath, headless: true, protocolTimeout: Number(protocolTimeout), extraPrefsFirefox: { "devtools.jsonview.enabled": false } });
+    browser = await puppeteer.launch({ browser: "firefox", executablePath, headless: true, extraPrefsFirefox: { "devtools.jsonview.enabled": false } });
     return { version: await browser.version() };
   },
   async newPage() {
@@ -41,6 +41,9 @@ const OPS = {
     await pages.get(page).page.setViewport({ width, height });
   },
   async closePage({ page }) {
+    // leave the page first: closing a context whose wasm threads sit in atomic waits left Firefox
+    // ESR 153 unable to start the next page's threaded module (its load hung in the "wasm" phase)
+    await pages.get(page)?.page.goto("about:blank");
     await pages.get(page)?.context.close();
     pages.delete(page);
   },
