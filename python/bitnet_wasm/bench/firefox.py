@@ -102,7 +102,8 @@ class Bridge:
 
 
 class FirefoxPage(Page):
-    def __init__(self, bridge: Bridge, viewport=None):
+    def __init__(self, engine: "FirefoxEngine", viewport=None):
+        self.engine, bridge = engine, engine.bridge
         self.bridge = bridge
         self.id = bridge.call("newPage")
         if viewport:
@@ -119,6 +120,12 @@ class FirefoxPage(Page):
 
     def close(self):
         self.bridge.call("closePage", page=self.id)
+        self.engine.open_pages -= 1
+
+
+# Firefox ESR 153 may leave a closed page's wasm threads parked in atomic waits; after about twenty
+# threaded pages in one browser a new threaded module no longer starts. A fresh browser every few pages.
+PAGES_PER_BROWSER = 6
 
 
 class FirefoxEngine(Engine):
@@ -128,6 +135,7 @@ class FirefoxEngine(Engine):
         if not os.path.exists(FIREFOX):
             raise missing(f"Firefox ({FIREFOX})", "firefox")
         self.bridge = Bridge(ensure_puppeteer(npm_prefix()))
+        self.open_pages = self.pages_since_launch = 0
         try:
             self.version = self.bridge.call("launch")["version"].replace("/", " ")
         except BaseException:
@@ -135,7 +143,14 @@ class FirefoxEngine(Engine):
             raise
 
     def new_page(self, viewport=None) -> FirefoxPage:
-        return FirefoxPage(self.bridge, viewport)
+        if self.open_pages == 0 and self.pages_since_launch >= PAGES_PER_BROWSER:
+            self.bridge.call("close")
+            self.bridge.call("launch")
+            self.pages_since_launch = 0
+        page = FirefoxPage(self, viewport)
+        self.open_pages += 1
+        self.pages_since_launch += 1
+        return page
 
     def close(self):
         self.bridge.close()
