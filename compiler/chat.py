@@ -39,7 +39,9 @@ def _token_text(token) -> str:
 def _template(config: dict) -> str | None:
     template = config.get("chat_template")
     if isinstance(template, list):  # named templates, as some tokenizer_config.json files have
-        template = next((t["template"] for t in template if t.get("name") == "default"), None)
+        template = next((t.get("template") for t in template if isinstance(t, dict) and t.get("name") == "default"), None)
+    if template is not None and not isinstance(template, str):
+        raise ChatFormatError(f"chat_template is {type(template).__name__}, not a template's text")
     return template or None
 
 
@@ -142,11 +144,11 @@ def end_of_turn_tokens(chat: dict, tokenizer) -> list[int]:
 def chat_format(config: dict) -> dict | None:
     """manifest["chat"]: the fragments of the tokenizer's chat template, verified; None when there is
     no template or one they cannot reproduce (with a warning saying why)."""
-    if _template(config) is None:
-        return None
     try:
+        if _template(config) is None:
+            return None
         renderer = jinja_renderer(config)
         return _verify(_fragments(renderer), renderer)
-    except (TemplateError, ChatFormatError) as e:
+    except Exception as e:  # noqa: BLE001  (a user's template may fail in any way on our probe conversations)
         warnings.warn(f"tokenizer_config.json: chat_template cannot be reproduced from per-message fragments ({e}); the site has no chat format")
         return None

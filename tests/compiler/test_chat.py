@@ -83,3 +83,10 @@ def test_bad_messages_are_refused_clearly(messages, problem):
     with pytest.raises(ChatFormatError) as error:
         check_messages(chat, messages)
     assert problem in str(error.value)
+
+
+@pytest.mark.parametrize("template", [-1099511627776, 3.5, {"a": 1}, "{% for i in range(10**12) %}x{% endfor %}", "{{ 1/0 }}",
+                                      "{{ messages.__class__.__mro__ }}"])
+def test_a_template_that_cannot_render_means_no_chat_with_a_warning(template):
+    with pytest.warns(UserWarning, match="chat_template cannot be reproduced"):
+        assert chat_format({"chat_template": template}) is None
