@@ -7,10 +7,33 @@ import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
-from bitnet_wasm.bench import engines
-from bitnet_wasm.serve import SiteServer
 from pages import FEATURES
+
+import bitnet_wasm
+from bitnet_wasm.bench import engines
+from bitnet_wasm.compiler.writers import write_bitnet_packed
+from bitnet_wasm.serve import SiteServer
+
+
+@pytest.fixture(scope="session")
+def small_site(tmp_path_factory):
+    """The session's small site (six ~10 KB shards, so loading is parallel and per shard), built once
+    for the runtime, fault and damage tests."""
+    root = tmp_path_factory.mktemp("small-site")
+    write_bitnet_packed(root / "checkpoint", hidden=64, layers=2, vocab=320, seed=5)
+    bitnet_wasm.build(root / "checkpoint", root / "site", shard_mb=0.01, layout="mad", progress=False)  # no kernel timing: any layout serves
+    return root / "site"
+
+
+@pytest.fixture(scope="session")
+def page_site(tmp_path_factory):
+    """The session's site for the page tests: a chat template, and large enough that 1000 greedy
+    tokens (no early end) take over a second."""
+    root = tmp_path_factory.mktemp("page-site")
+    write_bitnet_packed(root / "model", hidden=128, layers=4, heads=4, kv_heads=2, intermediate=256, vocab=320, max_position=1024)
+    bitnet_wasm.build(root / "model", root / "site", progress=False)
+    return root / "site"
+
 
 @pytest.fixture(scope="session")
 def engine_pool():

@@ -7,21 +7,15 @@ import shutil
 
 import pytest
 
-import bitnet_wasm
-from bitnet_wasm.compiler.writers import write_bitnet_packed
-
 LOAD_ERROR = """async () => {
   const { BitNet } = await import("/bitnet.js");
   try { await BitNet.load("/model/manifest.json", { threads: 1, simd: "simd128" }); return null; } catch (e) { return e.message; }
 }"""
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    root = tmp_path_factory.mktemp("damaged")
-    write_bitnet_packed(root / "checkpoint", hidden=64, layers=2, vocab=320, seed=5)
-    bitnet_wasm.build(root / "checkpoint", root / "site", shard_mb=0.01, layout="mad", progress=False)  # no kernel timing: any layout serves
-    return root / "site"
+@pytest.fixture(scope="session")
+def site(small_site):
+    return small_site
 
 
 def drop_last_shard(model_dir):

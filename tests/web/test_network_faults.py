@@ -12,7 +12,6 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 import bitnet_wasm
-from bitnet_wasm.compiler.writers import write_bitnet_packed
 
 SHARD = "weights-00001.bin"
 LOAD = """async () => {
@@ -69,12 +68,9 @@ class FaultyHandler(SimpleHTTPRequestHandler):
         self.end_headers()
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    root = tmp_path_factory.mktemp("faults")
-    write_bitnet_packed(root / "checkpoint", hidden=64, layers=2, vocab=320, seed=5)
-    bitnet_wasm.build(root / "checkpoint", root / "site", shard_mb=0.01, layout="mad", progress=False)  # no kernel timing: any layout serves
-    return root / "site"
+@pytest.fixture(scope="session")
+def site(small_site):
+    return small_site
 
 
 @pytest.fixture

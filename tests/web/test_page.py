@@ -6,13 +6,10 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from pages import FEATURES, READY_OR_ERROR, open_ready
 
-import bitnet_wasm
-from bitnet_wasm.compiler.writers import write_bitnet_packed
 from bitnet_wasm.runtime import load
 
 PROMPT = "The old lighthouse keeper"
@@ -44,12 +41,8 @@ GENERATE_THROUGH_UI = """([prompt, maxTokens, temperature, chat]) => {
 
 
 @pytest.fixture(scope="session")
-def site(tmp_path_factory) -> Path:
-    """One tiny site for the session, large enough that LONG new tokens take over a second."""
-    root = tmp_path_factory.mktemp("page")
-    write_bitnet_packed(root / "model", hidden=128, layers=4, heads=4, kv_heads=2, intermediate=256, vocab=320, max_position=1024)
-    bitnet_wasm.build(root / "model", root / "site", progress=False)
-    return root / "site"
+def site(page_site):
+    return page_site
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 
 import bitnet_wasm
-from bitnet_wasm.compiler.writers import write_bitnet_packed
 
 READY = "() => document.documentElement.dataset.state === 'ready'"
 SETTLED = "() => ['ready', 'error'].includes(document.documentElement.dataset.state)"
@@ -23,13 +22,9 @@ def browser(engine_pool):
     return engine_pool("chromium").browser
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    root = tmp_path_factory.mktemp("views")
-    # its tokenizer has a chat template; large enough that 1000 greedy tokens (no early end) take over a second
-    write_bitnet_packed(root / "hf", hidden=128, layers=4, heads=4, kv_heads=2, intermediate=256, vocab=320, max_position=1024)
-    bitnet_wasm.build(root / "hf", root / "site", progress=False)
-    return root / "site"
+@pytest.fixture(scope="session")
+def site(page_site):
+    return page_site
 
 
 def open_ready(page, url):

@@ -12,12 +12,10 @@ import pytest
 import bitnet_wasm
 from bitnet_wasm.cli import main as cli
 from bitnet_wasm.compiler.site import model_card
-from bitnet_wasm.compiler.writers import write_bitnet_packed
 
 PROMPT = ("The old lighthouse keeper climbed the stairs every evening before the sun went down. "
           "He carried a small lamp, a book of poems, and a flask of tea.")
 GREEDY_8 = {"maxNewTokens": 8, "temperature": 0}
-SHARD_MB = 0.01  # ~10 KB shards: six of them for this model, so loading is parallel and per-shard
 LOAD = """async ([options]) => {
   const { BitNet } = await import("/bitnet.js");
   const progress = [];
@@ -35,12 +33,9 @@ LOAD_ERROR = """async () => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runtime")
-    write_bitnet_packed(root / "checkpoint", hidden=64, layers=2, vocab=320, seed=5)
-    bitnet_wasm.build(root / "checkpoint", root / "site", shard_mb=SHARD_MB, progress=False)
-    return root / "site"
+@pytest.fixture(scope="session")
+def site(small_site):
+    return small_site
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +246,7 @@ def test_a_model_too_large_for_the_engine_names_the_memory_it_needs(page, site, 
     shutil.copytree(site, large)
     path = large / "model" / "manifest.json"
     manifest = json.loads(path.read_text())
-    manifest["abi"]["arena_bytes"] = 5 * 2**30  # beyond wasm32's 4 GiB in every engine
+    manifest["abi"]["arena_bytes"] = manifest["plan"]["total_bytes"] = 5 * 2**30  # beyond wasm32's 4 GiB in every engine
     path.write_text(json.dumps(manifest))
     page.goto(served_dir(large) + "model/manifest.json")
     error = page.evaluate(LOAD_ERROR)
