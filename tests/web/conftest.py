@@ -15,6 +15,15 @@ from bitnet_wasm.compiler.writers import write_bitnet_packed
 from bitnet_wasm.serve import SiteServer
 
 
+def pytest_collection_modifyitems(items):
+    """Firefox ESR 153 now and then never starts a page's threaded module (the load stalls in its
+    "wasm" phase; see bench/firefox.py): a Firefox test that fails is run once more, in a fresh page.
+    A failure that repeats still fails."""
+    for item in items:
+        if "[firefox" in item.nodeid:
+            item.add_marker(pytest.mark.flaky(reruns=1))
+
+
 @pytest.fixture(scope="session")
 def small_site(tmp_path_factory):
     """The session's small site (six ~10 KB shards, so loading is parallel and per shard), built once

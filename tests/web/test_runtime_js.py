@@ -25,7 +25,8 @@ LOAD = """async ([options]) => {
 GENERATE = """async ([prompt, options]) => {
   const pieces = [];
   for await (const piece of window.model.generate(prompt, options)) pieces.push(piece);
-  return { tokens: pieces.map((p) => p.token), text: pieces.map((p) => p.text).join(""), stats: window.model.lastStats };
+  const stats = { ...window.model.lastStats, seed: String(window.model.lastStats.seed) }; // a BigInt: not every driver carries it
+  return { tokens: pieces.map((p) => p.token), text: pieces.map((p) => p.text).join(""), stats };
 }"""
 LOAD_ERROR = """async () => {
   const { BitNet } = await import("/bitnet.js");

@@ -119,13 +119,15 @@ class FirefoxPage(Page):
         self.bridge.call("screenshot", page=self.id, path=str(path))
 
     def close(self):
-        self.bridge.call("closePage", page=self.id)
-        self.engine.open_pages -= 1
+        try:
+            self.bridge.call("closePage", page=self.id)
+        finally:
+            self.engine.open_pages -= 1
 
 
 # Firefox ESR 153 may leave a closed page's wasm threads parked in atomic waits; after about twenty
-# threaded pages in one browser a new threaded module no longer starts. A fresh browser every few pages.
-PAGES_PER_BROWSER = 6
+# threaded pages in one browser (sometimes fewer) a new threaded module no longer starts. A fresh browser every few pages.
+PAGES_PER_BROWSER = 4
 
 
 class FirefoxEngine(Engine):
