@@ -111,13 +111,13 @@ STOP_REASONS = {"BN_STEP_CONTINUE": "", "BN_STEP_EOS": "eos", "BN_STEP_LENGTH": 
 
 def step_abi() -> dict:
     """How a host reads bn_generate_step's results (written into the manifest for the browser):
-    the stop reason per return code, and the words of the step buffer."""
+    the stop reason per return code, the words of the step buffer, and the code for NaN logits."""
     d = defines()
     reasons = [""] * len(STOP_REASONS)
     for name, reason in STOP_REASONS.items():
         reasons[d[name]] = reason
     return {"stop_reasons": reasons, "token_word": d["BN_STEP_TOKEN"], "stop_tokens_word": d["BN_STEP_STOP_TOKENS"],
-            "max_stop_tokens": d["BN_MAX_STOP_TOKENS"], "words": d["BN_STEP_WORDS"]}
+            "max_stop_tokens": d["BN_MAX_STOP_TOKENS"], "words": d["BN_STEP_WORDS"], "nan_logits": d["BN_STEP_NAN_LOGITS"]}
 
 
 def _size_functions() -> dict:

@@ -9,6 +9,12 @@ static int is_stop_token(const int32_t *step, int32_t token) {
     return 0;
 }
 
+static int has_nan(const float *x, int n) {
+    for (int i = 0; i < n; i++)
+        if (x[i] != x[i]) return 1;
+    return 0;
+}
+
 void bn_penalize(float *logits, int n, const int32_t *history, int n_history, float repetition, float presence, float frequency, int32_t *counts) {
     if (repetition == 1.0f && presence == 0.0f && frequency == 0.0f) return;
     for (int v = 0; v < n; v++) counts[v] = 0;
@@ -27,7 +33,8 @@ void bn_penalize(float *logits, int n, const int32_t *history, int n_history, fl
 int bn_generate_step(float *logits, int n, int32_t *tokens, int context, int position, int generated, int max_new_tokens, int32_t *step,
                      float temperature, int top_k, float top_p, float min_p, float repetition, float presence, float frequency,
                      uint64_t *rng_state, float *scratch_p, int32_t *scratch_idx) {
-    if (n < 1 || position < 1 || position > context || generated < 0 || generated >= max_new_tokens) return -1;
+    if (n < 1 || position < 1 || position > context || generated < 0 || generated >= max_new_tokens) return BN_STEP_BAD_ARGUMENT;
+    if (has_nan(logits, n)) return BN_STEP_NAN_LOGITS;
     bn_penalize(logits, n, tokens, position, repetition, presence, frequency, scratch_idx);
     const int32_t token = bn_sample(logits, n, temperature, top_k, top_p, min_p, rng_state, scratch_p, scratch_idx);
     step[BN_STEP_TOKEN] = token;

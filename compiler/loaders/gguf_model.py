@@ -74,6 +74,13 @@ def _key(f: GGUFFile, arch: str, key: str, default=None, kind=int):
     return float(str(np.float32(value))) if isinstance(value, float) else kind(value)  # GGUF keeps f32: its shortest decimal
 
 
+def _token_id(f: GGUFFile, key: str, vocab_size: int) -> int | None:
+    v = f.metadata.get(key)
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < vocab_size):
+        raise CheckpointError(f"{f.path}: metadata '{key}' must be a token id below the vocabulary size {vocab_size}, got {v!r}")
+    return v
+
+
 def _model_config(f: GGUFFile, arch: str) -> ModelConfig:
     if "token_embd.weight" not in f.tensors:
         raise CheckpointError(f"{f.path}: missing tensor 'token_embd.weight'")
@@ -86,7 +93,7 @@ def _model_config(f: GGUFFile, arch: str) -> ModelConfig:
         supported = ", ".join(f"{act} {'with' if subs else 'without'} sub-norms" for subs, act in GRAPHS)
         raise CheckpointError(f"{f.path}: a {arch} model {'with' if sub_norms else 'without'} sub-norms and activation "
                               f"{activation!r} is not supported; supported: {supported}")
-    eos = [f.metadata.get(k) for k in ("tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id")]
+    eos = [_token_id(f, k, vocab) for k in ("tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id")]
     return ModelConfig(
         architecture=graph, vocab_size=vocab, hidden_size=hidden,
         intermediate_size=_key(f, arch, "feed_forward_length"), num_layers=_key(f, arch, "block_count"),
@@ -95,7 +102,7 @@ def _model_config(f: GGUFFile, arch: str) -> ModelConfig:
         rope_theta=_key(f, arch, "rope.freq_base", 10000.0, float),
         rms_norm_eps=_key(f, arch, "attention.layer_norm_rms_epsilon", 1e-6, float),
         tie_embeddings="output.weight" not in f.tensors,
-        bos_token_id=f.metadata.get("tokenizer.ggml.bos_token_id"),
+        bos_token_id=_token_id(f, "tokenizer.ggml.bos_token_id", vocab),
         eos_token_ids=tuple(dict.fromkeys(i for i in eos if i is not None)),
         name=str(f.metadata.get("general.name") or f.path.stem),
     )

@@ -8,6 +8,7 @@ HF1BitLLM Llama3-8B-1.58). Tensor names and shapes come from the architecture's 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,7 @@ def load(model_dir: Path, raw: dict, family: Family) -> Checkpoint:
     config = model_config(model_dir, raw, family)
     encoding = weight_encoding(config_file, raw, family)
     files = TensorFiles(model_dir)
+    check_layer_count(files, config, config_file)
     floats, linears = float_tensor_names(config), linear_names(config)
     expected = {hf: Expected(shape, FLOAT_DTYPES) for hf, shape in floats.values()}
     for prefix, (out, in_) in linears.values():
@@ -118,8 +120,8 @@ def model_config(model_dir: Path, raw: dict, family: Family) -> ModelConfig:
         num_layers=sizes["num_hidden_layers"], num_heads=heads, num_kv_heads=kv_heads, head_dim=head_dim,
         max_position=positive("max_position_embeddings"), rope_theta=positive("rope_theta", float),
         rms_norm_eps=positive("rms_norm_eps", float), tie_embeddings=bool(value("tie_word_embeddings")),
-        bos_token_id=token_id(file, "bos_token_id", value("bos_token_id")),
-        eos_token_ids=eos_token_ids(model_dir, value("eos_token_id")),
+        bos_token_id=token_id(file, "bos_token_id", value("bos_token_id"), sizes["vocab_size"]),
+        eos_token_ids=eos_token_ids(model_dir, value("eos_token_id"), sizes["vocab_size"]),
         name=model_dir.name,
     )
 
@@ -146,13 +148,13 @@ def rope_parameters(file: Path, raw: dict) -> dict:
     return rope
 
 
-def token_id(file: Path, key: str, v) -> int | None:
-    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
-        raise CheckpointError(f"{file}: '{key}' must be a token id, got {v!r}")
+def token_id(file: Path, key: str, v, vocab_size: int) -> int | None:
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < vocab_size):
+        raise CheckpointError(f"{file}: '{key}' must be a token id below vocab_size {vocab_size}, got {v!r}")
     return v
 
 
-def eos_token_ids(model_dir: Path, from_config) -> tuple[int, ...]:
+def eos_token_ids(model_dir: Path, from_config, vocab_size: int) -> tuple[int, ...]:
     """config.json's eos ids, then generation_config.json's (the ones chat models stop on)."""
     sources = [(model_dir / "config.json", from_config)]
     generation = model_dir / "generation_config.json"
@@ -160,7 +162,7 @@ def eos_token_ids(model_dir: Path, from_config) -> tuple[int, ...]:
         sources.append((generation, read_json(generation).get("eos_token_id")))
     ids = []
     for file, v in sources:
-        ids += [token_id(file, "eos_token_id", i) for i in (v if isinstance(v, list) else [v]) if i is not None]
+        ids += [token_id(file, "eos_token_id", i, vocab_size) for i in (v if isinstance(v, list) else [v]) if i is not None]
     return tuple(dict.fromkeys(ids))
 
 
@@ -203,6 +205,16 @@ def linear_names(c: ModelConfig) -> dict[str, tuple[str, tuple[int, int]]]:
     """canonical name -> (HF module name, (out, in)) of every BitLinear."""
     return {f"layers.{i}.{t.role}": (f"model.layers.{i}.{t.hf}", t.dims(c))
             for i in range(c.num_layers) for t in architecture(c.architecture).linears()}
+
+
+LAYER_PREFIX = re.compile(r"model\.layers\.(\d+)\.")
+
+
+def check_layer_count(files: TensorFiles, config: ModelConfig, config_file: Path) -> None:
+    """Before the per-layer tables: a config claiming a million layers fails here, not after building them."""
+    stored = max((int(m.group(1)) for name in files.infos if (m := LAYER_PREFIX.match(name))), default=-1) + 1
+    if stored != config.num_layers:
+        raise CheckpointError(f"{config_file}: num_hidden_layers is {config.num_layers}, but {files.source} holds {stored} layers")
 
 
 def check_tensors(files: TensorFiles, expected: dict[str, Expected], config: ModelConfig) -> None:

@@ -1,6 +1,7 @@
 """GGUF import: TQ1_0 / TQ2_0 files written with the gguf package and I2_S files written like
 bitnet.cpp's quantize_i2_s build to the same logits as their safetensors source; our own export
 round-trips; the tokenizer comes from the metadata; damaged files are named with the tensor."""
+import dataclasses
 import gzip
 import json
 import struct
@@ -158,6 +159,15 @@ def test_tensor_offset_past_the_end(small_gguf):
     struct.pack_into("<Q", data, at + 4 + 8 * n_dims + 4, len(data))
     small_gguf.write_bytes(bytes(data))
     expect_error(small_gguf, "tensor 'blk.0.attn_q.weight' (TQ2_0", "runs past the end of the file")
+
+
+@pytest.mark.parametrize("key", ["bos_token_id", "eos_token_ids"])
+def test_token_id_beyond_the_vocabulary(tmp_path, key):
+    checkpoint = load_checkpoint(writers.write_bitnet_packed(tmp_path / "hf", seed=4, **SHAPE).path)
+    beyond = checkpoint.config.vocab_size
+    config = dataclasses.replace(checkpoint.config, **{key: beyond if key == "bos_token_id" else (beyond,)})
+    path = write_gguf(dataclasses.replace(checkpoint, config=config), tmp_path / "ids.gguf", "tq2_0", "bitnet-25")
+    expect_error(path, f"must be a token id below the vocabulary size {beyond}, got {beyond}")
 
 
 def test_unsupported_arch_and_garbage(tmp_path):

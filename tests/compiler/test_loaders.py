@@ -117,20 +117,21 @@ def test_config_and_tokenizer_fields(tmp_path):
 
 def test_transformers5_rope_parameters_and_no_tokenizer(tmp_path):
     models.write_bitnet_fp(tmp_path, tokenizer=False)
-    config = json.loads((tmp_path / "config.json").read_text())
-    config["rope_parameters"] = {"rope_theta": 777.0, "rope_type": "default"}
-    del config["rope_theta"]
-    (tmp_path / "config.json").write_text(json.dumps(config))
+    edit_config(tmp_path, rope_parameters={"rope_theta": 777.0, "rope_type": "default"}, rope_theta=DELETE)
     ck = load_checkpoint(tmp_path)
     assert ck.config.rope_theta == 777.0 and ck.tokenizer is None
 
 
 # ---- bad input: each error names the file and the tensor or key ----
 
+DELETE = object()
+
+
 def edit_config(path, **changes):
+    """config.json with changes applied; a key whose value is DELETE is removed."""
     config = json.loads((path / "config.json").read_text())
     config.update(changes)
-    (path / "config.json").write_text(json.dumps(config))
+    (path / "config.json").write_text(json.dumps({k: v for k, v in config.items() if v is not DELETE}))
 
 
 def rewrite_tensors(model, change):
@@ -218,9 +219,7 @@ def test_bad_quantization_config(tmp_path, quantization_config, message):
 
 def test_llama_without_bitnet_quantization_is_full_precision(tmp_path):
     models.write_llama_bitnet(tmp_path)
-    config = json.loads((tmp_path / "config.json").read_text())
-    del config["quantization_config"]
-    (tmp_path / "config.json").write_text(json.dumps(config))
+    edit_config(tmp_path, quantization_config=DELETE)
     expect_error(tmp_path, "config.json", "LlamaForCausalLM without a bitnet quantization_config is a full-precision model")
 
 
@@ -243,6 +242,10 @@ def test_1bitllm_rejects_quantization_config(tmp_path):
     ({"weight_bits": 2}, "weight_bits 2 is not supported"),
     ({"weight_bits": 1}, "weight_bits 1 (binary) cannot be combined with a quantization_config"),
     ({"bos_token_id": -1}, "'bos_token_id' must be a token id"),
+    ({"bos_token_id": 320}, "'bos_token_id' must be a token id below vocab_size 320, got 320"),
+    ({"eos_token_id": [2, 10**6]}, "'eos_token_id' must be a token id below vocab_size 320, got 1000000"),
+    ({"num_hidden_layers": 10**6}, "num_hidden_layers is 1000000, but"),
+    ({"num_hidden_layers": 1}, "num_hidden_layers is 1, but"),
 ])
 def test_bad_config(tmp_path, changes, message):
     models.write_bitnet_packed(tmp_path)
@@ -252,9 +255,7 @@ def test_bad_config(tmp_path, changes, message):
 
 def test_missing_config_key(tmp_path):
     models.write_bitnet_packed(tmp_path)
-    config = json.loads((tmp_path / "config.json").read_text())
-    del config["intermediate_size"]
-    (tmp_path / "config.json").write_text(json.dumps(config))
+    edit_config(tmp_path, intermediate_size=DELETE)
     expect_error(tmp_path, "config.json", "missing 'intermediate_size'")
 
 

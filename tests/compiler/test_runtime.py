@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import reference.forward
 import wasmtime
+from damaged import overflowing_checkpoint
 
 import bitnet_wasm
 from bitnet_wasm.cli import main as cli
@@ -204,3 +205,24 @@ def test_cli_reports_missing_inputs(tmp_path, capsys):
     (tmp_path / "gpt2/config.json").write_text(json.dumps({"architectures": ["GPT2LMHeadModel"]}))
     assert cli(["build", str(tmp_path / "gpt2"), "--out", str(tmp_path / "site")]) == 2
     assert "unsupported architecture ['GPT2LMHeadModel']" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def overflowing_site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("overflow")
+    bitnet_wasm.build(overflowing_checkpoint(root / "hf", **SHAPE_A), root / "site", layout="mad", progress=False)
+    return root / "site"
+
+
+@pytest.mark.parametrize("backend", ["native", "wasm"])
+def test_nan_logits_from_finite_weights_are_reported(overflowing_site, backend):
+    model = bitnet_wasm.load(overflowing_site, backend)
+    assert np.isnan(model.logits([1, 2, 3])).any()  # the damage this test is about
+    with pytest.raises(RuntimeError, match="the logits at position 3 are NaN: the model's arithmetic overflowed float32"):
+        model.generate([1, 2, 3], max_new_tokens=4, temperature=0.0)
+
+
+def test_cli_reports_nan_logits_in_one_line(overflowing_site, capsys):
+    assert cli(["run", str(overflowing_site), "--prompt", "Once upon a time", "--temperature", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "are NaN" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err

@@ -59,7 +59,17 @@ def test_step_chooses_stores_and_says_why_it_stops(lib):
     assert step(lib, logits.copy(), tokens, 10, 0, 8) == (D["BN_STEP_CONTEXT"], 7)
     np.testing.assert_array_equal(tokens, before)  # no room for it
     for position, generated, max_new in ((0, 0, 8), (11, 0, 8), (4, -1, 8), (4, 8, 8)):
-        assert step(lib, logits.copy(), tokens, position, generated, max_new)[0] == -1
+        assert step(lib, logits.copy(), tokens, position, generated, max_new)[0] == D["BN_STEP_BAD_ARGUMENT"]
+
+
+@pytest.mark.parametrize("where", [0, 6, 19])  # the first, a middle and the last logit
+def test_step_refuses_nan_logits_and_chooses_nothing(lib, where):
+    logits = np.zeros(20, np.float32)
+    logits[where] = np.nan
+    tokens = np.full(10, 3, np.int32)
+    assert step(lib, logits, tokens, 4, 0, 8, temperature=0.0)[0] == D["BN_STEP_NAN_LOGITS"]
+    assert step(lib, logits, tokens, 4, 0, 8, temperature=0.8)[0] == D["BN_STEP_NAN_LOGITS"]
+    assert (tokens == 3).all()
 
 
 def test_step_samples_the_penalized_logits(lib):

@@ -6,6 +6,9 @@ import json
 import shutil
 
 import pytest
+from damaged import overflowing_checkpoint
+
+import bitnet_wasm
 
 LOAD_ERROR = """async () => {
   const { BitNet } = await import("/bitnet.js");
@@ -49,3 +52,20 @@ def test_a_damaged_site_is_refused_naming_what_is_wrong(page, served_dir, site, 
     page.goto(served_dir(damaged) + "model/manifest.json")
     error = page.evaluate(LOAD_ERROR)
     assert error is not None and message in error, error
+
+
+@pytest.fixture(scope="module")
+def overflowing_site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("overflow")
+    bitnet_wasm.build(overflowing_checkpoint(root / "hf"), root / "site", layout="mad", progress=False)
+    return root / "site"
+
+
+def test_nan_logits_from_finite_weights_are_reported_not_sampled(page, served_dir, overflowing_site):
+    page.goto(served_dir(overflowing_site) + "model/manifest.json")
+    error = page.evaluate("""async () => {
+      const { BitNet } = await import("/bitnet.js");
+      const model = await BitNet.load("/model/manifest.json", { threads: 1 });
+      try { for await (const piece of model.generate([1, 2, 3], { maxNewTokens: 4, temperature: 0 })); return null; } catch (e) { return e.message; }
+    }""")
+    assert error is not None and "the logits at position 3 are NaN: the model's arithmetic overflowed float32" in error, error
