@@ -40,11 +40,12 @@ def _engine() -> wasmtime.Engine:
 class WasmKernels(KernelLibrary):
     runtime = "wasm"
 
-    def __init__(self, path: str | Path, abi=None):
+    def __init__(self, path: str | Path, abi=None, code: bytes | None = None):
+        """code: the module's bytes, when the caller has read (and checked) them already; else path's."""
         super().__init__(abi)
         self.path = Path(path)
         self.store = wasmtime.Store(_engine())
-        module = wasmtime.Module.from_file(self.store.engine, str(self.path))
+        module = wasmtime.Module(self.store.engine, code if code is not None else self.path.read_bytes())
         self.instance = wasmtime.Instance(self.store, module, [])
         exports = self.instance.exports(self.store)
         self.memory: wasmtime.Memory = exports["memory"]

@@ -52,8 +52,8 @@ class _NativeArena:
 
 
 class _WasmArena:
-    def __init__(self, wasm_file: Path, abi, nbytes: int):
-        self.lib = WasmKernels(wasm_file, abi)
+    def __init__(self, wasm_file: Path, code: bytes, abi, nbytes: int):
+        self.lib = WasmKernels(wasm_file, abi, code)
         self.arena = self.lib.resident(np.zeros(nbytes, np.uint8))
 
     def bytes(self) -> np.ndarray:
@@ -128,8 +128,8 @@ class Model:
             if not m.get("wasm"):
                 raise SiteError(f"{self.dir}: built without wasm modules")
             wasm_file = m["wasm"][BACKENDS[backend]]
-            read_file(self.dir, m, wasm_file)  # checked before wasmtime compiles it
-            self._machine = _WasmArena(self.dir / wasm_file, abi, nbytes)
+            code = read_file(self.dir, m, wasm_file)  # checked against the manifest, then compiled: one read
+            self._machine = _WasmArena(self.dir / wasm_file, code, abi, nbytes)
         self.backend = backend
         self._load_weights()
         self.tokenizer = self._tokenizer()
