@@ -1,10 +1,14 @@
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
+from chat_templates import LLAMA3
 
+import bitnet_wasm
+from bitnet_wasm.compiler.writers import write_bitnet_packed
 from bitnet_wasm.wasm_kernels import NativeKernels, WasmKernels
 from bitnet_wasm.wasm_kernels.toolchain import build_kernels
 
@@ -52,3 +56,14 @@ def libs(kernel_builds):
 @pytest.fixture(params=list(LIBRARY_CLASSES))
 def lib(request, libs):
     return libs[request.param]
+
+
+@pytest.fixture(scope="session")
+def chat_site(tmp_path_factory):
+    """A small site with the Llama-3 chat template, for the chat tests of the Python and JS runtimes."""
+    root = tmp_path_factory.mktemp("chat")
+    write_bitnet_packed(root / "hf", hidden=64, layers=2, vocab=320, seed=8)
+    config_file = root / "hf" / "tokenizer_config.json"
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "chat_template": LLAMA3}))
+    bitnet_wasm.build(root / "hf", root / "site", progress=False)
+    return root / "site"

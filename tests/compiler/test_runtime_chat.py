@@ -4,27 +4,20 @@ tokens as without the cache), and the context policy."""
 import json
 
 import pytest
-from chat_templates import LLAMA3
 from tokenizers import Tokenizer
 
 import bitnet_wasm
 from bitnet_wasm.cli import main as cli
 from bitnet_wasm.compiler.chat import jinja_renderer
-from bitnet_wasm.compiler.writers import write_bitnet_packed
 
 SYSTEM = {"role": "system", "content": "You are a lighthouse keeper. Answer briefly."}
 TURNS = ["Where is the lamp?", "  And the book of poems?\n", "Who made the tea?"]
 GREEDY = {"temperature": 0, "max_new_tokens": 6}
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    root = tmp_path_factory.mktemp("chat")
-    write_bitnet_packed(root / "hf", hidden=64, layers=2, vocab=320, seed=8)
-    config_file = root / "hf" / "tokenizer_config.json"
-    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "chat_template": LLAMA3}))
-    bitnet_wasm.build(root / "hf", root / "site", wasm=False, progress=False)
-    return root / "site"
+@pytest.fixture(scope="session")
+def site(chat_site):
+    return chat_site
 
 
 def conversation(model, turns: int, **options):
