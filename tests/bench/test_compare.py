@@ -15,9 +15,8 @@ from tokenizers import Tokenizer
 import bitnet_wasm
 from bitnet_wasm.bench import compare, compare_report, wllama
 from bitnet_wasm.bench.random_model import B2_4T, LARGE, Shape, write_random_bitnet
-from bitnet_wasm.compiler.writers import tokenizer_json
 from bitnet_wasm.compiler.loaders import load_checkpoint
-from bitnet_wasm.compiler.writers import write_1bitllm
+from bitnet_wasm.compiler.writers import tokenizer_json, write_1bitllm
 
 TINY = Shape(hidden=64, layers=2, heads=4, kv_heads=2, intermediate=128, vocab=300, max_position=128)
 
@@ -163,7 +162,7 @@ def test_broken_utf8_tokens_are_the_ones_that_decode_to_a_replacement_character(
 
 def test_wllama_install_without_npm_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(wllama.WllamaUnavailable, match="npm is not installed"):
+    with pytest.raises(wllama.WllamaUnavailable, match="npm is missing, so @wllama/wllama@3.8.1 cannot be installed"):
         wllama.ensure_installed(tmp_path / "npm")
 
 

@@ -1,10 +1,10 @@
-// node llama_cpp_logits.mjs PACKAGES_DIR MODEL.gguf '[ids]' -> {"token", "logits": [[id, logit], ...]} for the last id,
-// from llama.cpp through node-llama-cpp installed under PACKAGES_DIR/node_modules.
+// node llama_cpp_logits.mjs NODE_LLAMA_CPP_DIR MODEL.gguf '[ids]' -> {"token", "logits": [[id, logit], ...]} for the last id,
+// from llama.cpp through the node-llama-cpp package in NODE_LLAMA_CPP_DIR.
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 
-const [packages, modelPath, idsJson] = process.argv.slice(2);
-const { getLlama } = await import(pathToFileURL(join(packages, "node_modules/node-llama-cpp/dist/index.js")));
+const [packageDir, modelPath, idsJson] = process.argv.slice(2);
+const { getLlama } = await import(pathToFileURL(join(packageDir, "dist/index.js")));
 const ids = JSON.parse(idsJson);
 const llama = await getLlama({ gpu: false, build: "never" });
 const model = await llama.loadModel({ modelPath });

@@ -4,22 +4,22 @@ import gzip
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import gguf
 import numpy as np
 import pytest
-from bitnet_wasm.compiler.writers import write_1bitllm, write_bitnet_1bit, write_bitnet_packed
 
 import bitnet_wasm
+from bitnet_wasm.bench import npm
 from bitnet_wasm.cli import main as cli
 from bitnet_wasm.compiler.gguf_export import GGUFExportError, _pre_tokenizer, export_gguf
+from bitnet_wasm.compiler.writers import write_1bitllm, write_bitnet_1bit, write_bitnet_packed
 from bitnet_wasm.runtime import load
 
-# llama.cpp itself, through npm node-llama-cpp@3.22.1 + @node-llama-cpp/linux-x64 installed under this folder (not in the repo).
-NODE_LLAMA_CPP = os.environ.get("BITNET_WASM_NODE_LLAMA_CPP", "")
+# llama.cpp itself, natively: node-llama-cpp with only its prebuilt linux-x64 binary (85 MB; all its optional builds are 725 MB)
+NODE_LLAMA_CPP = npm.NpmPackage("node-llama-cpp", "3.22.1", also=("@node-llama-cpp/linux-x64@3.22.1",), flags=("--ignore-scripts", "--omit=optional"))
 LLAMA_CPP_SCRIPT = Path(__file__).with_name("llama_cpp_logits.mjs")
 LLAMA3_JSON_GZ = Path(__file__).parents[1] / "data" / "llama3-tokenizer.json.gz"
 
@@ -213,8 +213,14 @@ def test_cli(tmp_path, capsys):
     assert "no model/manifest.json" in capsys.readouterr().err
 
 
-def llama_cpp_logits(path, ids, vocab):
-    run = subprocess.run(["node", str(LLAMA_CPP_SCRIPT), NODE_LLAMA_CPP, str(path), json.dumps(ids)],
+@pytest.fixture(scope="module")
+def node_llama_cpp():
+    """node-llama-cpp's folder (installed on first use, like the Firefox driver)."""
+    return npm.ensure(NODE_LLAMA_CPP, npm.checkout_root(Path(os.environ["npm_config_cache"]).parent / "npm-packages"))
+
+
+def llama_cpp_logits(package, path, ids, vocab):
+    run = subprocess.run(["node", str(LLAMA_CPP_SCRIPT), str(package), str(path), json.dumps(ids)],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     logits = np.zeros(vocab, np.float32)
@@ -223,9 +229,7 @@ def llama_cpp_logits(path, ids, vocab):
     return logits
 
 
-@pytest.mark.skipif(not (NODE_LLAMA_CPP and Path(NODE_LLAMA_CPP, "node_modules", "node-llama-cpp").is_dir() and shutil.which("node")),
-                    reason="set BITNET_WASM_NODE_LLAMA_CPP to a folder with node_modules/node-llama-cpp")
-def test_llama_cpp_runs_the_export_like_our_runtime(tmp_path):
+def test_llama_cpp_runs_the_export_like_our_runtime(tmp_path, node_llama_cpp):
     """The SiLU family maps exactly: one token matches to f16 rounding; longer prompts stay close (llama.cpp rounds
     attention's q and probabilities to f16, and int8 activations amplify that). ReLU^2 models run with SiLU there."""
     shape = dict(hidden=256, heads=4, kv_heads=4, intermediate=256, layers=2, vocab=320)  # one Q8_K block per row, as our per-token scale
@@ -237,7 +241,7 @@ def test_llama_cpp_runs_the_export_like_our_runtime(tmp_path):
         path = export_gguf(tmp_path / family / "site", tmp_path / family / "m.gguf")
         ours = load(tmp_path / family / "site")
         for ids in (prompt[:1], prompt):
-            theirs, expected = llama_cpp_logits(path, ids, shape["vocab"]), ours.logits(ids)[-1]
+            theirs, expected = llama_cpp_logits(node_llama_cpp, path, ids, shape["vocab"]), ours.logits(ids)[-1]
             errors[family, len(ids)] = np.abs(theirs - expected).max() / np.abs(expected).max()
             if family == "silu":
                 assert np.argmax(theirs) == np.argmax(expected)

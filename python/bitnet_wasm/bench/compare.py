@@ -44,7 +44,7 @@ NOTES = [
     "the server sends COOP/COEP, so pages are cross-origin isolated and wllama can use its multi-thread build.",
     "bitnet-wasm: `BitNet.load(manifest, {threads, simd})`, then `generate` greedily; prefill and decode tok/s "
     "are the runtime's `lastStats` (decode: new tokens after the first, over the time since the first).",
-    f"wllama {wllama.VERSION}: `loadModelFromUrl(gguf, {{n_threads, n_ctx, n_gpu_layers: 0}})`, then "
+    f"wllama {wllama.WLLAMA.version}: `loadModelFromUrl(gguf, {{n_threads, n_ctx, n_gpu_layers: 0}})`, then "
     "`createCompletion({prompt, max_tokens, temperature: 0, top_k: 1})`; tok/s are its own `timings` "
     "(prompt_per_second, predicted_per_second). Byte-level tokens that are not whole UTF-8 characters get "
     "logit_bias -1000 (wllama aborts on a lone one, which random weights produce); this does not change the work per token.",
@@ -323,7 +323,7 @@ def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAU
         "machine": {"cpus": os.cpu_count(), "browser": f"Chromium {browser_version}",
                     "load_average": [load_start, os.getloadavg()[0]],
                     "note": _machine_note(load_start, os.getloadavg()[0], os.cpu_count() or 0, note)},
-        "settings": {"command": command, "prompt": prompt, "tokens": tokens, "warmup_tokens": WARMUP[1], "wllama": wllama.VERSION,
+        "settings": {"command": command, "prompt": prompt, "tokens": tokens, "warmup_tokens": WARMUP[1], "wllama": wllama.WLLAMA.version,
                      "stream_mb": STREAM_MB, "stream_seconds": STREAM_SECONDS},
         "bandwidth": [{"threads": b["threads"], "gbps": b.get("gbps"), "error": b["error"]} for b in bandwidth],
         "models": results_models,

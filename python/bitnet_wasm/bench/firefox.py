@@ -9,44 +9,21 @@ import subprocess
 import threading
 from pathlib import Path
 
+from bitnet_wasm.bench import npm
 from bitnet_wasm.bench.engines import Engine, EngineError, Page, missing
 from bitnet_wasm.runtime import cache_dir
 
 FIREFOX = "/usr/bin/firefox-esr"
-PACKAGE, VERSION = "puppeteer-core", "24.43.1"  # the last line that runs on Node 18 (Debian 12's)
+PUPPETEER = npm.NpmPackage("puppeteer-core", "24.43.1", env={"PUPPETEER_SKIP_DOWNLOAD": "1"})  # the last line that runs on Node 18 (Debian 12's)
 BRIDGE = Path(__file__).with_name("firefox_bridge.mjs")
-NPM_TIMEOUT_S = 300
 REPLY_TIMEOUT_S = 600  # one generation on a large model in one evaluate
 
 
-def npm_prefix() -> Path:
-    """.cache/npm inside a source checkout (gitignored), else the user's bitnet-wasm cache."""
-    checkout = Path(__file__).resolve().parents[3]
-    return (checkout / ".cache" / "npm") if (checkout / "pyproject.toml").is_file() else cache_dir() / "npm"
-
-
-def ensure_puppeteer(prefix: Path) -> Path:
-    """PACKAGE@VERSION under `prefix`, installed with npm when missing; returns its folder."""
-    folder = prefix / "node_modules" / PACKAGE
+def ensure_puppeteer() -> Path:
     try:
-        if json.loads((folder / "package.json").read_text())["version"] == VERSION:
-            return folder
-    except (OSError, ValueError, KeyError):
-        pass
-    npm = shutil.which("npm")
-    if npm is None:
-        raise EngineError(f"npm is missing, so {PACKAGE} (the Firefox driver) cannot be installed: apt-get install -y nodejs npm")
-    prefix.mkdir(parents=True, exist_ok=True)
-    command = [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--no-save", f"{PACKAGE}@{VERSION}"]
-    try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=NPM_TIMEOUT_S,
-                              env={**os.environ, "PUPPETEER_SKIP_DOWNLOAD": "1"})
-    except subprocess.TimeoutExpired:
-        raise EngineError(f"`npm install {PACKAGE}@{VERSION}` did not finish in {NPM_TIMEOUT_S} s (is the npm registry reachable?)") from None
-    if proc.returncode != 0 or not (folder / "package.json").is_file():
-        tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
-        raise EngineError(f"`npm install {PACKAGE}@{VERSION}` into {prefix} failed: {tail}")
-    return folder
+        return npm.ensure(PUPPETEER, npm.checkout_root(cache_dir() / "npm"))
+    except npm.NpmError as e:
+        raise EngineError(f"{e} (puppeteer-core drives Firefox)") from None
 
 
 class Bridge:
@@ -136,7 +113,7 @@ class FirefoxEngine(Engine):
     def __init__(self):
         if not os.path.exists(FIREFOX):
             raise missing(f"Firefox ({FIREFOX})", "firefox")
-        self.bridge = Bridge(ensure_puppeteer(npm_prefix()))
+        self.bridge = Bridge(ensure_puppeteer())
         self.open_pages = self.pages_since_launch = 0
         try:
             self.version = self.bridge.call("launch")["version"].replace("/", " ")

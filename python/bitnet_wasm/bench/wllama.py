@@ -3,49 +3,26 @@ first use (never committed), and the token ids it must not sample from a random 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
-PACKAGE = "@wllama/wllama"
-VERSION = "3.8.1"
-ESM = Path("node_modules") / PACKAGE / "esm"  # index.js and wasm/wllama.wasm, under the npm prefix
-NPM_TIMEOUT_S = 300
+from bitnet_wasm.bench import npm
+
+WLLAMA = npm.NpmPackage("@wllama/wllama", "3.8.1")
 
 
 class WllamaUnavailable(RuntimeError):
     pass
 
 
-def installed_version(prefix: Path) -> str | None:
-    package_json = prefix / "node_modules" / PACKAGE / "package.json"
+def ensure_installed(root: Path, log=print) -> Path:
+    """WLLAMA under `root` (installed with npm when missing); returns its esm folder."""
     try:
-        return json.loads(package_json.read_text()).get("version")
-    except (OSError, ValueError):
-        return None
-
-
-def ensure_installed(prefix: Path, log=print) -> Path:
-    """PACKAGE@VERSION under `prefix` (installed with npm when missing); returns its esm folder."""
-    if installed_version(prefix) != VERSION:
-        npm = shutil.which("npm")
-        if npm is None:
-            raise WllamaUnavailable(f"npm is not installed, so {PACKAGE} cannot be fetched: install Node.js and npm "
-                                    "(apt-get install -y npm)")
-        log(f"installing {PACKAGE}@{VERSION} into {prefix} (npm)")
-        prefix.mkdir(parents=True, exist_ok=True)
-        command = [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--no-save", f"{PACKAGE}@{VERSION}"]
-        try:
-            proc = subprocess.run(command, capture_output=True, text=True, timeout=NPM_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            raise WllamaUnavailable(f"`npm install {PACKAGE}@{VERSION}` did not finish in {NPM_TIMEOUT_S} s (is the npm registry reachable?)") from None
-        if proc.returncode != 0 or installed_version(prefix) != VERSION:
-            tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
-            raise WllamaUnavailable(f"`npm install {PACKAGE}@{VERSION}` failed (is the npm registry reachable?): {tail}")
-    esm = prefix / ESM
-    for needed in ("index.js", "wasm/wllama.wasm"):
+        esm = npm.ensure(WLLAMA, root, log) / "esm"
+    except npm.NpmError as e:
+        raise WllamaUnavailable(str(e)) from None
+    for needed in ("index.js", "wasm/wllama.wasm"):  # what the compare page loads
         if not (esm / needed).is_file():
-            raise WllamaUnavailable(f"{esm / needed} is missing: delete {prefix} to reinstall {PACKAGE}")
+            raise WllamaUnavailable(f"{esm / needed} is missing: delete {WLLAMA.prefix(root)} to reinstall {WLLAMA.name}")
     return esm
 
 
