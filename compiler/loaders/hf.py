@@ -121,7 +121,7 @@ def model_config(model_dir: Path, raw: dict, family: Family) -> ModelConfig:
         rms_norm_eps=positive("rms_norm_eps", float), tie_embeddings=bool(value("tie_word_embeddings")),
         bos_token_id=token_id(file, "bos_token_id", value("bos_token_id")),
         eos_token_ids=eos_token_ids(model_dir, value("eos_token_id")),
-        name=model_dir.name, **({"linear_norm_eps": linear_norm_eps} if linear_norm_eps else {}),
+        name=model_dir.name, linear_norm_eps=linear_norm_eps or ModelConfig.linear_norm_eps,
     )
 
 
