@@ -4,7 +4,10 @@ safetensors, GGUF). The graph, the loaders and the checkpoint writers all derive
 
 BitNetForCausalLM (2B-4T) and 1bitLLM's BitnetForCausalLM norm the attention output before o_proj
 and the gated MLP output before down_proj (sub-norms); they differ in the gate's activation and in
-the sub-norms' names. Llama + bitnet quantization (Falcon3, Falcon-E) has no sub-norms."""
+the sub-norms' names. Llama + bitnet quantization (Falcon3, Falcon-E) has no sub-norms. Each
+architecture has a "+linear_norms" twin for quantization_config use_rms_norm: transformers'
+BitLinear / AutoBitLinear then norm their own input (LlamaRMSNorm with a learnable weight,
+quantization_config.rms_norm_eps) before quantizing it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -62,6 +65,11 @@ GLOBALS = (
 )
 
 
+def linear_norm(linear: Tensor) -> Tensor:
+    """The RMSNorm a use_rms_norm BitLinear applies to its input: transformers' <proj>.rms_norm."""
+    return _norm(f"{linear.role}_norm", linear.shape[1], f"{linear.hf}.rms_norm", f"{linear.gguf}.rms_norm")  # no GGUF arch has it
+
+
 @dataclass(frozen=True)
 class Architecture:
     name: str
@@ -86,13 +94,15 @@ def _with_sub_norms(attn_hf: str, ffn_hf: str) -> tuple[Tensor, ...]:
             _norm("ffn_sub_norm", "intermediate", ffn_hf, "ffn_sub_norm")) + LINEARS
 
 
-ARCHITECTURES = {
-    a.name: a
-    for a in (
-        Architecture("bitnet", "relu2_mul", _with_sub_norms("self_attn.attn_sub_norm", "mlp.ffn_sub_norm")),
-        Architecture("bitnet-llama", "silu_mul", _with_sub_norms("self_attn.inner_attn_ln", "mlp.ffn_layernorm")),
-        Architecture("llama", "silu_mul", (INPUT_NORM, POST_ATTENTION_NORM) + LINEARS),
-    )
+BASE_ARCHITECTURES = (
+    Architecture("bitnet", "relu2_mul", _with_sub_norms("self_attn.attn_sub_norm", "mlp.ffn_sub_norm")),
+    Architecture("bitnet-llama", "silu_mul", _with_sub_norms("self_attn.inner_attn_ln", "mlp.ffn_layernorm")),
+    Architecture("llama", "silu_mul", (INPUT_NORM, POST_ATTENTION_NORM) + LINEARS),
+)
+LINEAR_NORMS = "+linear_norms"  # suffix of the twin whose linears norm their input (use_rms_norm)
+ARCHITECTURES = {a.name: a for a in BASE_ARCHITECTURES} | {
+    a.name + LINEAR_NORMS: Architecture(a.name + LINEAR_NORMS, a.gated_mlp, a.norms() + tuple(map(linear_norm, a.linears())) + a.linears())
+    for a in BASE_ARCHITECTURES
 }
 
 

@@ -16,7 +16,8 @@ class ModelConfig:
                                # "bitnet" (BitNetForCausalLM: ReLU^2 gated MLP, sub-norms),
                                # "bitnet-llama" (1bitLLM BitnetForCausalLM: SiLU gated MLP; its
                                # inner_attn_ln / ffn_layernorm are sub-norms too),
-                               # "llama" (Llama + bitnet quantization: SiLU gated MLP, no sub-norms)
+                               # "llama" (Llama + bitnet quantization: SiLU gated MLP, no sub-norms);
+                               # each + "+linear_norms" when every linear norms its own input (use_rms_norm)
     vocab_size: int
     hidden_size: int
     intermediate_size: int
@@ -31,6 +32,7 @@ class ModelConfig:
     bos_token_id: int | None = None
     eos_token_ids: tuple[int, ...] = ()
     name: str = ""             # for the model card, e.g. the source folder's name
+    linear_norm_eps: float = 1e-6  # eps of the "+linear_norms" per-linear norms (quantization_config.rms_norm_eps)
 
 
 @dataclass(frozen=True)

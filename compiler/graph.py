@@ -183,8 +183,9 @@ class _Builder:
         self.values[name] = Value(name, dtype, (N, width))
         return name
 
-    def rmsnorm(self, src: str, dst: str, role: str, dim: int) -> Op:
-        return Op("rmsnorm", (src,), (self.act(dst, dim),), (role,), dict(dim=dim, eps=self.c.rms_norm_eps))
+    def rmsnorm(self, src: str, dst: str, role: str, dim: int, eps: float | None = None) -> Op:
+        eps = self.c.rms_norm_eps if eps is None else eps
+        return Op("rmsnorm", (src,), (self.act(dst, dim),), (role,), dict(dim=dim, eps=eps))
 
     def quantize(self, src: str, dim: int) -> Op:
         q, s = self.act(src + "_q", dim, "i8"), src + "_s"
@@ -192,12 +193,18 @@ class _Builder:
         return Op("quantize", (src,), (q, s), attrs=dict(dim=dim))
 
     def bitlinears(self, src: str, in_dim: int, outputs: list[tuple[str, str, int]]) -> list[Op]:
-        """Quantize src once, then one bitlinear per (role, destination, out_dim), each in its shape's layout."""
-        ops = [self.quantize(src, in_dim)]
+        """Quantize src once, then one bitlinear per (role, destination, out_dim), each in its shape's layout.
+        A linear with its own input norm (architectures.linear_norm) norms and quantizes its own copy of src."""
+        normed = {role for role, _, _ in outputs if self.arch.has(role + "_norm")}
+        ops = [self.quantize(src, in_dim)] if len(normed) < len(outputs) else []
         for role, dst, out_dim in outputs:
+            x = src
+            if role in normed:
+                x = f"{src}_{role}"
+                ops += [self.rmsnorm(src, x, role + "_norm", in_dim, self.c.linear_norm_eps), self.quantize(x, in_dim)]
             layout = LAYOUTS[self.layouts[(out_dim, in_dim)]]
             scratch = self.scratch(layout.scratch_bytes(in_dim))
-            ops.append(Op("bitlinear", (src + "_q", src + "_s"), (self.act(dst, out_dim),) + scratch, (role, role + ".wscale"),
+            ops.append(Op("bitlinear", (x + "_q", x + "_s"), (self.act(dst, out_dim),) + scratch, (role, role + ".wscale"),
                           dict(layout=layout.name, out_dim=out_dim, in_dim=in_dim)))
         return ops
 

@@ -1,7 +1,8 @@
 """GGUF files (llama.cpp, bitnet.cpp) -> Checkpoint.
 
-Archs: `bitnet` (llama.cpp; its graph runs SiLU, with sub-norms), `bitnet-b1.58` and `bitnet-25`
-(bitnet.cpp; bitnet-25 is microsoft/bitnet-b1.58-2B-4T-gguf, ReLU^2), `llama` (Falcon3-1.58bit
+Archs: `bitnet` (llama.cpp and bitnet.cpp build_bitnet: SiLU, with sub-norms), `bitnet-b1.58` and
+`bitnet-25` (bitnet.cpp build_bitnet_158: ReLU^2, with sub-norms; microsoft/bitnet-b1.58-2B-4T-gguf
+is bitnet-b1.58 since its April 2025 re-upload, bitnet-25 before), `llama` (Falcon3-1.58bit
 and other Llama-shaped ternary models; the converter permuted the q/k rows for its RoPE, which we
 undo). Tensor names come from the architecture's structure table; which architecture a file is
 follows from its sub-norm tensors and its activation. Linear weights in TQ1_0 / TQ2_0 / I2_S (or
@@ -20,7 +21,8 @@ from .errors import CheckpointError
 from .gguf_file import I2_S, GGUFFile, i2_s_codes
 from .gguf_tokenizer import tokenizer_files
 
-ACTIVATIONS = {"bitnet": "silu", "bitnet-b1.58": "silu", "bitnet-25": "relu2", "llama": "silu"}  # arch -> its graph's default
+# arch -> the FFN activation of the graph llama.cpp / bitnet.cpp (Eddie-Wang1120/llama.cpp src/llama.cpp) runs for it
+ACTIVATIONS = {"bitnet": "silu", "bitnet-b1.58": "relu2", "bitnet-25": "relu2", "llama": "silu"}
 PERMUTED_QK = {"llama"}  # archs whose converter interleaved the q/k rows (convert_hf_to_gguf LlamaModel.permute)
 GRAPHS = {  # (has sub-norms, activation) -> our architecture
     (True, "relu2"): "bitnet",

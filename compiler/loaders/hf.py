@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..architectures import architecture
+from ..architectures import LINEAR_NORMS, architecture
 from ..checkpoint import BitLinear, Checkpoint, ModelConfig
 from .encodings import ABSMEAN, FLOAT_DTYPES, PACKED, PACKED_FORWARD, SIGN_MEAN, Encoding
 from .errors import CheckpointError
@@ -114,16 +114,28 @@ def model_config(model_dir: Path, raw: dict, family: Family) -> ModelConfig:
     head_dim = positive("head_dim") if raw.get("head_dim") is not None else hidden // heads
     if head_dim % 2:
         raise CheckpointError(f"{file}: head_dim {head_dim} must be even for rotate-half RoPE")
+    linear_norm_eps = linear_norm(file, raw)
     return ModelConfig(
-        architecture=family.architecture,
+        architecture=family.architecture + (LINEAR_NORMS if linear_norm_eps else ""),
         vocab_size=sizes["vocab_size"], hidden_size=hidden, intermediate_size=sizes["intermediate_size"],
         num_layers=sizes["num_hidden_layers"], num_heads=heads, num_kv_heads=kv_heads, head_dim=head_dim,
         max_position=positive("max_position_embeddings"), rope_theta=positive("rope_theta", float),
         rms_norm_eps=positive("rms_norm_eps", float), tie_embeddings=bool(value("tie_word_embeddings")),
         bos_token_id=token_id(file, "bos_token_id", value("bos_token_id"), sizes["vocab_size"]),
         eos_token_ids=eos_token_ids(model_dir, value("eos_token_id"), sizes["vocab_size"]),
-        name=model_dir.name,
+        name=model_dir.name, linear_norm_eps=linear_norm_eps or ModelConfig.linear_norm_eps,
     )
+
+
+def linear_norm(file: Path, raw: dict) -> float | None:
+    """The eps of the RMSNorm each BitLinear applies to its input (quantization_config use_rms_norm), or None."""
+    q = raw.get("quantization_config")
+    if not isinstance(q, dict) or not q.get("use_rms_norm"):
+        return None
+    eps = q.get("rms_norm_eps", 1e-6)  # BitNetQuantConfig's default
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (eps > 0 and math.isfinite(eps)):
+        raise CheckpointError(f"{file}: quantization_config.rms_norm_eps must be a positive number with use_rms_norm, got {eps!r}")
+    return float(eps)
 
 
 def check_supported(file: Path, raw: dict, family: Family) -> None:
@@ -184,8 +196,6 @@ def weight_encoding(file: Path, raw: dict, family: Family) -> Encoding:
     if mode not in family.quantization_modes:
         supported = ", ".join(f"{c}/{m}" for c, m in family.quantization_modes) or "none"
         raise CheckpointError(f"{file}: quantization_config linear_class/quantization_mode {mode[0]}/{mode[1]} is not supported; supported: {supported}")
-    if q.get("use_rms_norm"):
-        raise CheckpointError(f"{file}: quantization_config.use_rms_norm true is not supported")
     kept = set(q.get("modules_to_not_convert") or []) - {"lm_head"}
     if kept:
         raise CheckpointError(f"{file}: quantization_config.modules_to_not_convert {sorted(kept)} is not supported (only lm_head stays float)")

@@ -13,6 +13,8 @@ import numpy as np
 
 from ..architectures import architecture
 from ..checkpoint import Checkpoint
+from ..loaders.gguf_model import ACTIVATIONS as GGUF_ACTIVATIONS
+from .tokenizer import sentencepiece_vocab
 
 I2_S = 36
 ALIGNMENT = 32
@@ -61,6 +63,8 @@ class RawGGUF:
     def add_array(self, key, values):
         if all(isinstance(v, str) for v in values):
             self._add(key, 9, struct.pack("<IQ", 8, len(values)) + b"".join(_string(v) for v in values))
+        elif any(isinstance(v, float) for v in values):
+            self._add(key, 9, struct.pack("<IQ", 6, len(values)) + np.asarray(values, "<f4").tobytes())
         else:
             self._add(key, 9, struct.pack("<IQ", 5, len(values)) + np.asarray(values, "<i4").tobytes())
 
@@ -85,14 +89,17 @@ def _string(s: str) -> bytes:
     return struct.pack("<Q", len(raw)) + raw
 
 
-def write_gguf(checkpoint: Checkpoint, path: str | Path, weight_type: str = "tq2_0", arch: str = "bitnet") -> Path:
+def write_gguf(checkpoint: Checkpoint, path: str | Path, weight_type: str = "tq2_0", arch: str = "bitnet",
+               tokenizer: str = "gpt2") -> Path:
     """checkpoint's weights and tokenizer as a GGUF of `arch` with linears in weight_type
-    ("tq2_0", "tq1_0": codes with d = 1 and the forward scale in <name>.scale; "i2_s")."""
+    ("tq2_0", "tq1_0": codes with d = 1 and the forward scale in <name>.scale; "i2_s").
+    tokenizer: "gpt2" (the checkpoint's byte-level BPE) or "llama" (a SentencePiece vocabulary of
+    the model's size, as convert_hf_to_gguf writes a Llama 2 tokenizer.model)."""
     c, path = checkpoint.config, Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = weight_type == "i2_s"
     w = RawGGUF(path, arch) if raw else gguf.GGUFWriter(path, arch)
-    _metadata(w, checkpoint, arch)
+    _metadata(w, checkpoint, arch, tokenizer)
     ours = architecture(c.architecture)
 
     def floats(name, values, dtype):
@@ -128,7 +135,7 @@ def write_gguf(checkpoint: Checkpoint, path: str | Path, weight_type: str = "tq2
     return path
 
 
-def _metadata(w, checkpoint: Checkpoint, arch: str) -> None:
+def _metadata(w, checkpoint: Checkpoint, arch: str, tokenizer: str) -> None:
     c = checkpoint.config
     w.add_string("general.name", c.name or "tiny")
     for key, value in (("context_length", c.max_position), ("embedding_length", c.hidden_size), ("block_count", c.num_layers),
@@ -139,10 +146,13 @@ def _metadata(w, checkpoint: Checkpoint, arch: str) -> None:
         w.add_uint32(f"{arch}.attention.key_length", c.head_dim)
     w.add_float32(f"{arch}.rope.freq_base", c.rope_theta)
     w.add_float32(f"{arch}.attention.layer_norm_rms_epsilon", c.rms_norm_eps)
-    if ACTIVATIONS[c.architecture] == "relu2" and arch != "bitnet-25":  # bitnet-25 means ReLU^2 already
-        w.add_string(f"{arch}.hidden_activation", "relu2")
-    if checkpoint.tokenizer is not None:
-        _tokenizer(w, checkpoint)
+    if ACTIVATIONS[c.architecture] != GGUF_ACTIVATIONS[arch]:  # the arch's own graph would run the other one
+        w.add_string(f"{arch}.hidden_activation", ACTIVATIONS[c.architecture])
+    if tokenizer == "llama":
+        _add_all(w, sentencepiece_metadata(c.vocab_size))
+    elif checkpoint.tokenizer is not None:
+        _add_all(w, tokenizer_metadata(checkpoint.tokenizer.tokenizer_json, c.vocab_size, c.bos_token_id, c.eos_token_ids,
+                                       checkpoint.tokenizer.config.get("chat_template")))
 
 
 def tokenizer_metadata(tokenizer_json: str, vocab_size: int, bos_token_id: int | None = None, eos_token_ids=(),
@@ -168,9 +178,20 @@ def tokenizer_metadata(tokenizer_json: str, vocab_size: int, bos_token_id: int |
     return metadata
 
 
-def _tokenizer(w, checkpoint: Checkpoint) -> None:
-    c = checkpoint.config
-    for key, value in tokenizer_metadata(checkpoint.tokenizer.tokenizer_json, c.vocab_size, c.bos_token_id, c.eos_token_ids,
-                                         checkpoint.tokenizer.config.get("chat_template")).items():
+def sentencepiece_metadata(vocab_size: int, add_bos: bool | None = True, add_space_prefix: bool | None = None) -> dict:
+    """A SentencePiece BPE vocabulary as llama.cpp's metadata (convert_hf_to_gguf _set_vocab_sentencepiece);
+    None leaves a flag out, as older files do."""
+    tokens, scores, types = sentencepiece_vocab(vocab_size)
+    metadata = {"tokenizer.ggml.model": "llama", "tokenizer.ggml.pre": "default", "tokenizer.ggml.tokens": list(tokens),
+                "tokenizer.ggml.scores": list(scores), "tokenizer.ggml.token_type": list(types),
+                "tokenizer.ggml.bos_token_id": 1, "tokenizer.ggml.eos_token_id": 2, "tokenizer.ggml.unknown_token_id": 0}
+    for key, value in (("add_bos_token", add_bos), ("add_space_prefix", add_space_prefix)):
+        if value is not None:
+            metadata[f"tokenizer.ggml.{key}"] = value
+    return metadata
+
+
+def _add_all(w, metadata: dict) -> None:
+    for key, value in metadata.items():
         add = {str: w.add_string, bool: w.add_bool, int: w.add_uint32, list: w.add_array}[type(value)]
         add(key, value)

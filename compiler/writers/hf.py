@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from safetensors import TensorSpec, serialize_file
 
-from ..architectures import architecture
+from ..architectures import LINEAR_NORMS, architecture
 from ..checkpoint import ModelConfig
 from .tokenizer import special_token_ids, write_json, write_tokenizer
 
@@ -84,12 +84,14 @@ def _model_config(arch: str, o: dict) -> ModelConfig:
 def write_bitnet_packed(path: str | Path, *, seed: int = 0, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2,
                         intermediate: int = 96, vocab: int = 320, dtype: str = "bfloat16", shards: int = 1, tied: bool = True,
                         tokenizer: bool = True, head_dim: int | None = None, max_position: int = 256,
-                        rope_theta: float = 500000.0, linear_class: str = "autobitlinear") -> TinyModel:
+                        rope_theta: float = 500000.0, linear_class: str = "autobitlinear", linear_norm_eps: float | None = None) -> TinyModel:
     """microsoft/bitnet-b1.58-2B-4T's layout: uint8 weights packed along the output dim and a weight_scale (1,)
-    that multiplies the output (autobitlinear, as published) or divides it (bitlinear)."""
+    that multiplies the output (autobitlinear, as published) or divides it (bitlinear). linear_norm_eps:
+    quantization_config use_rms_norm with that rms_norm_eps (each linear's <proj>.rms_norm.weight)."""
     quantization = {"autobitlinear": AUTOBITLINEAR_OFFLINE, "bitlinear": BITLINEAR_OFFLINE}[linear_class]
     storage = PACKED_FORWARD if linear_class == "autobitlinear" else PACKED_INVERSE
-    return _write(_bitnet_model(path, locals(), {"quantization_config": quantization}), _model_config("bitnet", locals()), storage, seed)
+    quantization, arch = _linear_norms(quantization, "bitnet", linear_norm_eps)
+    return _write(_bitnet_model(path, locals(), {"quantization_config": quantization}), _model_config(arch, locals()), storage, seed)
 
 
 def write_bitnet_fp(path: str | Path, *, seed: int = 0, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2,
@@ -130,23 +132,32 @@ def write_1bitllm(path: str | Path, *, seed: int = 0, hidden: int = 64, layers: 
 def write_llama_bitnet(path: str | Path, *, seed: int = 0, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2,
                        intermediate: int = 96, vocab: int = 320, dtype: str = "bfloat16", shards: int = 1,
                        tokenizer: bool = True, head_dim: int | None = 32, max_position: int = 256,
-                       rope_theta: float = 1000042, rms_norm_eps: float = 1e-6) -> TinyModel:
+                       rope_theta: float = 1000042, rms_norm_eps: float = 1e-6, linear_norm_eps: float | None = None) -> TinyModel:
     """tiiuae Falcon3-*-1.58bit / Falcon-E / HF1BitLLM Llama3-8B-1.58's layout: LlamaForCausalLM +
     bitnet quantization_config (bitlinear, offline: the weight_scale divides), SiLU, no sub-norms,
-    untied bf16 lm_head kept in float, explicit head_dim (256 in Falcon3: here heads x head_dim != hidden)."""
+    untied bf16 lm_head kept in float, explicit head_dim (256 in Falcon3: here heads x head_dim != hidden).
+    linear_norm_eps: quantization_config use_rms_norm with that rms_norm_eps (no published model has it yet)."""
     ids = special_token_ids(vocab)
+    quantization, arch = _linear_norms({"modules_to_not_convert": ["lm_head"], "quant_method": "bitnet"}, "llama", linear_norm_eps)
     config = {
         "architectures": ["LlamaForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
         "bos_token_id": ids["<|begin_of_text|>"], "eos_token_id": ids["<|end_of_text|>"], "head_dim": head_dim,
         "hidden_act": "silu", "hidden_size": hidden, "initializer_range": 0.02, "intermediate_size": intermediate,
         "max_position_embeddings": max_position, "mlp_bias": False, "model_type": "llama", "num_attention_heads": heads,
         "num_hidden_layers": layers, "num_key_value_heads": kv_heads, "pretraining_tp": 1,
-        "quantization_config": {"modules_to_not_convert": ["lm_head"], "quant_method": "bitnet"},
+        "quantization_config": quantization,
         "rms_norm_eps": rms_norm_eps, "rope_scaling": None, "rope_theta": rope_theta, "tie_word_embeddings": False,
         "torch_dtype": dtype, "use_cache": True, "vocab_size": vocab,
     }
     model = TinyModel(Path(path), config, shards=shards, tokenizer=tokenizer)
-    return _write(model, _model_config("llama", dict(locals(), tied=False)), PACKED_INVERSE, seed)
+    return _write(model, _model_config(arch, dict(locals(), tied=False)), PACKED_INVERSE, seed)
+
+
+def _linear_norms(quantization: dict, arch: str, eps: float | None) -> tuple[dict, str]:
+    """(quantization_config, architecture): with use_rms_norm and its rms_norm_eps when eps is given."""
+    if eps is None:
+        return quantization, arch
+    return {**quantization, "use_rms_norm": True, "rms_norm_eps": eps}, arch + LINEAR_NORMS
 
 
 def _bitnet_model(path, options: dict, extra: dict) -> TinyModel:

@@ -1,5 +1,6 @@
 """The byte-level BPE tokenizer of the test and benchmark checkpoints: trained on a fixed text to
-exactly the model's vocabulary size, with Llama 3's special tokens at the end and a chat template."""
+exactly the model's vocabulary size, with Llama 3's special tokens at the end and a chat template.
+Also a SentencePiece BPE vocabulary laid out as Llama 2's tokenizer.model (for GGUF writers)."""
 from __future__ import annotations
 
 import functools
@@ -73,3 +74,29 @@ def write_tokenizer(path: str | Path, vocab: int) -> None:
 
 def write_json(file: Path, value: dict) -> None:
     file.write_text(json.dumps(value, indent=2) + "\n")
+
+
+BYTE_TOKENS = tuple(f"<0x{b:02X}>" for b in range(256))
+UNKNOWN, NORMAL, CONTROL, UNUSED, BYTE = 2, 1, 3, 5, 6  # llama.cpp token types (gguf.TokenType)
+
+
+@functools.lru_cache(maxsize=None)
+def sentencepiece_vocab(vocab: int) -> tuple[tuple[str, ...], tuple[float, ...], tuple[int, ...]]:
+    """(pieces, scores, token types) of exactly `vocab` entries in Llama 2's tokenizer.model order:
+    <unk> <s> </s>, the 256 <0xNN> byte pieces, merged pieces by merge order (score -rank), single
+    characters last, unused [PADn] filling any rest. Learned on TRAINING_TEXT with ▁ for spaces."""
+    specials = ("<unk>", "<s>", "</s>")
+    learned = vocab - len(specials) - len(BYTE_TOKENS)
+    if learned < 1:
+        raise ValueError(f"vocab {vocab} is too small for a SentencePiece vocabulary with byte fallback (at least 260)")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first")
+    tok.train_from_iterator([TRAINING_TEXT], trainers.BpeTrainer(vocab_size=learned, show_progress=False))
+    model = json.loads(tok.to_str())["model"]
+    merged = [left + right for left, right in model["merges"]]
+    characters = [t for t in sorted(model["vocab"], key=model["vocab"].get) if t not in set(merged)]
+    pieces = list(dict.fromkeys(merged + characters))[:learned]
+    pieces += [f"[PAD{i}]" for i in range(learned - len(pieces))]
+    scores = [0.0] * (len(specials) + len(BYTE_TOKENS)) + [float(-i) for i in range(learned)]
+    types = [UNKNOWN, CONTROL, CONTROL] + [BYTE] * len(BYTE_TOKENS) + [UNUSED if p.startswith("[PAD") else NORMAL for p in pieces]
+    return specials + BYTE_TOKENS + tuple(pieces), tuple(scores), tuple(types)

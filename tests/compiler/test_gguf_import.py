@@ -20,7 +20,7 @@ from bitnet_wasm.compiler.loaders import CheckpointError, load_checkpoint
 from bitnet_wasm.compiler.loaders.gguf_file import GGUFFile, i2_s_codes
 from bitnet_wasm.compiler.loaders.gguf_model import unpermute
 from bitnet_wasm.compiler.loaders.gguf_tokenizer import tokenizer_files
-from bitnet_wasm.compiler.writers.gguf import permute, quantize_i2_s, tokenizer_metadata, write_gguf
+from bitnet_wasm.compiler.writers.gguf import permute, quantize_i2_s, sentencepiece_metadata, tokenizer_metadata, write_gguf
 
 SHAPE = dict(hidden=256, heads=4, kv_heads=2, intermediate=512, layers=2)  # TQ blocks of 256 divide every row
 SOURCES = {  # name -> (HF writer, GGUF arch)
@@ -56,6 +56,17 @@ def test_gguf_builds_to_the_logits_of_its_safetensors_source(tmp_path, source, w
     # the same codes; a scale may come back one f32 ulp off through 1 / (1 / s)
     assert np.abs(ours - theirs).max() <= 1e-5 * np.abs(theirs).max()
     assert (ours.argmax(1) == theirs.argmax(1)).all()
+
+
+@pytest.mark.parametrize("arch", ["bitnet-b1.58", "bitnet-25"])
+def test_bitnet_cpp_archs_mean_relu2_without_saying_so(tmp_path, arch):
+    """bitnet.cpp runs both with build_bitnet_158 (LLM_FFN_RELU_SQR, sub-norms); its files carry no activation key."""
+    written = writers.write_bitnet_packed(tmp_path / "hf", seed=6, **SHAPE)
+    gguf_file = write_gguf(load_checkpoint(written.path), tmp_path / "ggml-model-i2_s.gguf", "i2_s", arch)
+    assert not [key for key in GGUFFile(gguf_file).metadata if key.endswith("hidden_activation")]
+    assert load_checkpoint(gguf_file).config.architecture == "bitnet"
+    theirs, ours = logits(written.path, tmp_path / "from-hf"), logits(gguf_file, tmp_path / "from-gguf")
+    assert np.abs(ours - theirs).max() <= 1e-5 * np.abs(theirs).max()
 
 
 def test_export_import_round_trip_gives_identical_logits(tmp_path):
@@ -182,12 +193,81 @@ def test_unsupported_arch_and_garbage(tmp_path):
     expect_error(tmp_path / "garbage.gguf", "not a GGUF file")
 
 
-def test_llama3_tokenizer_survives_gguf_metadata():
+@pytest.mark.parametrize("pre", ["llama-bpe", "falcon3"])  # Falcon3's GGUFs name llama.cpp's Llama-3 pre-tokenizer "falcon3"
+def test_llama3_tokenizer_survives_gguf_metadata(pre):
     """The real Llama-3 tokenizer (BitNet 2B-4T's) as llama.cpp's converter stores it, read back."""
     text = gzip.decompress(LLAMA3_JSON_GZ.read_bytes()).decode()
     original = Tokenizer.from_str(text)
-    metadata = tokenizer_metadata(text, original.get_vocab_size(), 128000, (128001, 128009), pre="llama-bpe")
+    metadata = tokenizer_metadata(text, original.get_vocab_size(), 128000, (128001, 128009), pre=pre)
     converted = Tokenizer.from_str(tokenizer_files(metadata, original.get_vocab_size()).tokenizer_json)
     for sample in (writers.TRAINING_TEXT, "  spaces\n\n tabs\t 12345 ünïcode 日本語 <|eot_id|> don't", "a" * 500):
         assert converted.encode(sample, add_special_tokens=False).ids == original.encode(sample, add_special_tokens=False).ids
     assert converted.encode("hi").ids[0] == 128000  # tokenizer.ggml.add_bos_token
+
+
+# ---- SentencePiece ("llama") vocabularies: the tokenizer transformers' GGUF loader builds ----
+
+SPM_TEXTS = ["Hello world", "", " ", "  two leading spaces", "a\n\nb  c\t d\r\n", "The lighthouse keeper's notebook, 1,234 boats.",
+             "emoji 👋🌍 👩‍👩‍👧 é ü 日本語 한국어 𝔘", "▁ already ▁▁ metaspace", "<s>inside</s> <unk> <0x41>", "\x00\x7f bytes",
+             writers.TRAINING_TEXT[:600]]
+
+
+def metadata_only_gguf(path, metadata: dict):
+    """A GGUF of arch llama holding only `metadata` (what a tokenizer reader needs)."""
+    w = gguf.GGUFWriter(path, "llama")
+    for key, value in metadata.items():
+        {str: w.add_string, bool: w.add_bool, int: w.add_uint32, list: w.add_array}[type(value)](key, value)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.close()
+    return path
+
+
+@pytest.mark.parametrize("flags", [dict(), dict(add_bos=None), dict(add_bos=False)])
+def test_sentencepiece_tokenizer_is_the_one_transformers_builds(tmp_path, flags):
+    transformers = pytest.importorskip("transformers")
+    from transformers.integrations.gguf.gguf_tokenizer_mapping import GGUF_TOKENIZER_MAPPING, convert_gguf_tokenizer
+    path = metadata_only_gguf(tmp_path / "spm.gguf", sentencepiece_metadata(400, **flags))
+    metadata = GGUFFile(path).metadata
+    ours = tokenizer_files(metadata, 400)
+    renamed = {name: metadata[f"tokenizer.{key}"] for key, name in GGUF_TOKENIZER_MAPPING["tokenizer"].items() if f"tokenizer.{key}" in metadata}
+    converted = json.loads(convert_gguf_tokenizer("llama", renamed)[0].to_str())
+    spec = json.loads(ours.tokenizer_json)
+    assert {k: v for k, v in spec.items() if k != "post_processor"} == {k: v for k, v in converted.items() if k != "post_processor"}
+    theirs, tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path, gguf_file=path.name), Tokenizer.from_str(ours.tokenizer_json)
+    for text in SPM_TEXTS:  # the BOS too: transformers' loader adds it unless the file says add_bos_token false
+        assert tokenizer.encode(text).ids == theirs.encode(text), text
+        assert tokenizer.decode(tokenizer.encode(text).ids) == theirs.decode(theirs.encode(text), skip_special_tokens=True)
+    assert (tokenizer.encode("x").ids[0] == 1) == (flags.get("add_bos", True) is not False)
+    assert (ours.config["bos_token"], ours.config["eos_token"]) == ("<s>", "</s>")
+
+
+def test_sentencepiece_without_a_space_prefix():
+    """tokenizer.ggml.add_space_prefix false (transformers' converter ignores it; llama.cpp does not prepend ▁)."""
+    spec = tokenizer_files(sentencepiece_metadata(400, add_space_prefix=False), 400).tokenizer_json
+    tokenizer = Tokenizer.from_str(spec)
+    assert tokenizer.encode("the boats", add_special_tokens=False).tokens[0] != "▁the"
+    assert tokenizer.encode(" the boats", add_special_tokens=False).tokens[0] == "▁the"
+    assert tokenizer.decode(tokenizer.encode(" the boats").ids) == " the boats"
+
+
+def test_sentencepiece_needs_scores_or_merges():
+    metadata = sentencepiece_metadata(400)
+    del metadata["tokenizer.ggml.scores"]
+    with pytest.raises(ValueError, match="needs tokenizer.ggml.scores"):
+        tokenizer_files(metadata, 400)
+
+
+def test_llama_gguf_with_a_sentencepiece_vocab_builds_with_its_tokenizer(tmp_path):
+    """TQ2_0 Falcon3-layout weights with a Llama-2-style vocabulary: the site's tokenizer.json
+    encodes as transformers' own GGUF tokenizer loader does."""
+    transformers = pytest.importorskip("transformers")
+    written = writers.write_llama_bitnet(tmp_path / "hf", seed=3, head_dim=128, vocab=512, **SHAPE)
+    gguf_file = write_gguf(load_checkpoint(written.path), tmp_path / "model-tq2_0.gguf", "tq2_0", "llama", tokenizer="llama")
+    bitnet_wasm.build(gguf_file, tmp_path / "site", layout="mad", wasm=False, progress=False)
+    manifest = json.loads((tmp_path / "site/model/manifest.json").read_text())
+    site = Tokenizer.from_file(str(tmp_path / "site/model" / manifest["tokenizer"]["file"]))
+    theirs = transformers.AutoTokenizer.from_pretrained(tmp_path, gguf_file=gguf_file.name)
+    for text in SPM_TEXTS:
+        assert site.encode(text).ids == theirs.encode(text), text
+    assert manifest["model"]["bos_token_id"] == 1 and manifest["model"]["eos_token_ids"] == [2]

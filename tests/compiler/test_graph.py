@@ -37,6 +37,17 @@ def test_llama_layer_has_no_sub_norms():
     assert not [w for w in graph.weights if "sub_norm" in w]
 
 
+def test_linear_norms_norm_and_quantize_each_linear_input_with_their_own_eps():
+    graph = build_graph(replace(TINY, architecture="llama+linear_norms", linear_norm_eps=0.125))
+    for role in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"):
+        linear = next(i for i, op in enumerate(graph.layer) if op.kind == "bitlinear" and op.weights[0] == role)
+        norm, quantize = graph.layer[linear - 2], graph.layer[linear - 1]
+        assert (norm.kind, norm.weights, norm.attrs["eps"]) == ("rmsnorm", (role + "_norm",), 0.125)
+        assert quantize.reads == norm.writes and graph.layer[linear].reads == quantize.writes
+        assert graph.weights[f"layers.1.{role}_norm"].shape == (graph.layer[linear].attrs["in_dim"],)
+    assert [op.attrs["eps"] for op in graph.layer if op.weights[:1] == ("input_norm",)] == [1e-5]
+
+
 @pytest.mark.parametrize("kv, dtype, kernel", [("f16", "f16", "bn_attention"), ("f32", "f32", "bn_attention_f32")])
 def test_kv_cache_type_sets_the_cache_and_its_kernels(kv, dtype, kernel):
     graph = build_graph(TINY, BuildOptions(kv=kv))

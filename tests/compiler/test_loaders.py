@@ -16,8 +16,11 @@ SUB_NORMS = {  # config architecture -> canonical sub-norm -> HF name under mode
     "LlamaForCausalLM": {},
 }
 BITLINEAR_PACKED = functools.partial(models.write_bitnet_packed, linear_class="bitlinear")  # weight_scale divides
+LLAMA_LINEAR_NORMS = functools.partial(models.write_llama_bitnet, linear_norm_eps=1e-5)  # use_rms_norm
+BITNET_LINEAR_NORMS = functools.partial(models.write_bitnet_packed, linear_norm_eps=1e-5)
 ARCHITECTURES = {models.write_bitnet_packed: "bitnet", BITLINEAR_PACKED: "bitnet", models.write_bitnet_fp: "bitnet", models.write_bitnet_1bit: "bitnet",
-                 models.write_1bitllm: "bitnet-llama", models.write_llama_bitnet: "llama"}
+                 models.write_1bitllm: "bitnet-llama", models.write_llama_bitnet: "llama",
+                 LLAMA_LINEAR_NORMS: "llama+linear_norms", BITNET_LINEAR_NORMS: "bitnet+linear_norms"}
 ODD = dict(hidden=30, heads=5, kv_heads=1, intermediate=45)  # out dims 30, 6, 45: none a multiple of 4
 
 
@@ -51,6 +54,9 @@ def assert_loads_as_written(model):
     np.testing.assert_array_equal(ck.tensors["embed"], model.tensors["model.embed_tokens.weight"])
     assert ("lm_head" in ck.tensors) != c["tie_word_embeddings"]
     norms = {"input_norm": "input_layernorm", "post_attention_norm": "post_attention_layernorm", **SUB_NORMS[c["architectures"][0]]}
+    if (c.get("quantization_config") or {}).get("use_rms_norm"):
+        norms.update({f"{name}_norm": f"{hf}.rms_norm" for name, hf in LINEARS.items()})
+        assert ck.config.linear_norm_eps == c["quantization_config"]["rms_norm_eps"]
     for i in range(c["num_hidden_layers"]):
         assert {k for k in ck.tensors if k.startswith(f"layers.{i}.")} == {f"layers.{i}.{n}" for n in norms}
         for norm, hf in norms.items():
@@ -207,7 +213,8 @@ def test_nonpositive_weight_scale(tmp_path):
 @pytest.mark.parametrize("quantization_config, message", [
     ({"quant_method": "gptq", "bits": 4}, "quant_method 'gptq' is not supported, expected 'bitnet'"),
     ({"quant_method": "bitnet", "linear_class": "autobitlinear", "quantization_mode": "qat"}, "autobitlinear/qat is not supported"),
-    ({"quant_method": "bitnet", "linear_class": "bitlinear", "quantization_mode": "offline", "use_rms_norm": True}, "use_rms_norm"),
+    ({"quant_method": "bitnet", "use_rms_norm": True, "rms_norm_eps": None}, "rms_norm_eps must be a positive number with use_rms_norm"),
+    ({"quant_method": "bitnet", "use_rms_norm": True, "rms_norm_eps": -1}, "rms_norm_eps must be a positive number with use_rms_norm"),
     ({"quant_method": "bitnet", "modules_to_not_convert": ["model.layers.0.mlp.up_proj"]}, "modules_to_not_convert"),
     ("bitnet", "quant_method 'bitnet' is not supported"),
 ])
@@ -215,6 +222,12 @@ def test_bad_quantization_config(tmp_path, quantization_config, message):
     models.write_bitnet_packed(tmp_path)
     edit_config(tmp_path, quantization_config=quantization_config)
     expect_error(tmp_path, "config.json", message)
+
+
+def test_use_rms_norm_without_the_norm_tensors(tmp_path):
+    models.write_llama_bitnet(tmp_path)
+    edit_config(tmp_path, quantization_config={"quant_method": "bitnet", "modules_to_not_convert": ["lm_head"], "use_rms_norm": True})
+    expect_error(tmp_path, "missing tensor 'model.layers.0.self_attn.q_proj.rms_norm.weight'")
 
 
 def test_llama_without_bitnet_quantization_is_full_precision(tmp_path):

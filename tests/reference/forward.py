@@ -96,7 +96,11 @@ def reference_logits(model_dir: str | Path, token_ids, kv_dtype=None) -> np.ndar
     ids = np.asarray(token_ids, dtype=np.int64)
     n = len(ids)
 
+    quantization = raw.get("quantization_config") or {}
+
     def linear(x, prefix, out):
+        if quantization.get("use_rms_norm"):  # BitLinear's own LlamaRMSNorm on its input
+            x = rms_norm(x, t[f"{prefix}.rms_norm.weight"], quantization.get("rms_norm_eps", 1e-6))
         w_q, divisor = quantized_weights(raw, t[f"{prefix}.weight"], t.get(f"{prefix}.weight_scale"), out)
         x_q, scale = activation_quant(x)
         return (x_q @ w_q.T) / (scale * divisor)

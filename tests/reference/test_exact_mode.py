@@ -14,6 +14,11 @@ CASES = {  # seeds whose positions meet no int8 rounding tie between torch's f32
     "2b4t-autobitlinear-gqa": lambda path: writers.write_bitnet_packed(path, seed=0, hidden=36, heads=3, kv_heads=1, intermediate=52),
     "falcon3-llama-head_dim": lambda path: writers.write_llama_bitnet(
         path, seed=0, hidden=40, heads=4, kv_heads=2, head_dim=12, intermediate=72, shards=2),
+    # use_rms_norm: every linear norms its input first; an eps this large makes a wrong one visible
+    "llama-use_rms_norm": lambda path: writers.write_llama_bitnet(
+        path, seed=0, hidden=40, heads=4, kv_heads=2, head_dim=12, intermediate=72, linear_norm_eps=0.25),
+    "2b4t-use_rms_norm": lambda path: writers.write_bitnet_packed(
+        path, seed=1, hidden=36, heads=3, kv_heads=1, intermediate=52, linear_norm_eps=0.25),
 }
 PROMPT_LENGTH, GREEDY_STEPS = 40, 32
 EXACT, DEFAULT = 1e-4, 2e-2  # of max|logit|; DEFAULT is the README's statement for the f16 KV cache

@@ -33,6 +33,8 @@ ORACLE_CASES = {  # every published layout, as transformers' AutoModelForCausalL
     "autobitlinear-online-bf16": (models.write_bitnet_fp, dict(seed=3, quantization_config=models.AUTOBITLINEAR_ONLINE)),
     "falcon3-llama-bf16-sharded": (models.write_llama_bitnet, dict(seed=2, shards=2)),
     "falcon3-llama-head_dim-16": (models.write_llama_bitnet, dict(seed=4, head_dim=16, heads=8, kv_heads=4)),
+    "llama-use_rms_norm": (models.write_llama_bitnet, dict(seed=5, linear_norm_eps=1e-5)),
+    "2b4t-use_rms_norm": (models.write_bitnet_packed, dict(seed=6, linear_norm_eps=0.25)),
 }
 
 

@@ -1,6 +1,7 @@
 """The new checkpoint families in the page: a Falcon3-layout (LlamaForCausalLM + bitnet, no
-sub-norms, explicit head_dim, untied head) site and a 2B-4T-layout site from an I2_S GGUF, both
-built with --kv f32, give in headless Chromium the greedy tokens and logits of the Python runtime."""
+sub-norms, explicit head_dim, untied head) site, the same with use_rms_norm, a 2B-4T-layout site
+from an I2_S GGUF and a llama-arch TQ2_0 GGUF with a SentencePiece vocabulary, all built with
+--kv f32, give in the browsers the greedy tokens and logits of the Python runtime."""
 from __future__ import annotations
 
 import bitnet_wasm
@@ -30,7 +31,20 @@ def bitnet_i2_s(root):
     return write_gguf(load_checkpoint(written.path), root / "ggml-model-i2_s.gguf", "i2_s", "bitnet-25")
 
 
-@pytest.mark.parametrize("source", [falcon3, bitnet_i2_s])
+def llama_use_rms_norm(root):
+    """quantization_config use_rms_norm: every linear norms its own input."""
+    return writers.write_llama_bitnet(root / "hf", seed=0, hidden=40, heads=4, kv_heads=2, head_dim=12, intermediate=72,
+                                      linear_norm_eps=1e-5).path
+
+
+def llama_sentencepiece_tq2_0(root):
+    """A llama-arch TQ2_0 GGUF with a Llama-2-style SentencePiece vocabulary: the page tokenizes with it."""
+    written = writers.write_llama_bitnet(root / "hf", seed=0, hidden=256, heads=4, kv_heads=2, head_dim=64, intermediate=256,
+                                         vocab=512, tokenizer=False)
+    return write_gguf(load_checkpoint(written.path), root / "model-tq2_0.gguf", "tq2_0", "llama", tokenizer="llama")
+
+
+@pytest.mark.parametrize("source", [falcon3, bitnet_i2_s, llama_use_rms_norm, llama_sentencepiece_tq2_0])
 def test_page_matches_python_in_exact_mode(page, served_dir, tmp_path, source):
     bitnet_wasm.build(source(tmp_path), tmp_path / "site", kv="f32", layout="mad", progress=False)
     with pytest.MonkeyPatch.context() as mp:

@@ -1,6 +1,6 @@
 """web/tokenizer.js in real Chromium against Hugging Face `tokenizers` (Python) on hard strings:
 encode ids, decode text, and streaming decode, for byte-level BPE, SentencePiece-style BPE with
-byte fallback, and the real Llama-3 tokenizer."""
+byte fallback (also as a site built from a SentencePiece GGUF writes it), and the real Llama-3 tokenizer."""
 from __future__ import annotations
 
 import gzip
@@ -8,6 +8,7 @@ import json
 import random
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,11 @@ from tokenizers import AddedToken, ByteLevelBPETokenizer, Regex, SentencePieceBP
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 from tokenizers.decoders import DecodeStream
 
+import bitnet_wasm
+from bitnet_wasm.compiler import writers
+from bitnet_wasm.compiler.loaders import load_checkpoint
 from bitnet_wasm.compiler.loaders.gguf_tokenizer import tokenizer_files
-from bitnet_wasm.compiler.writers.gguf import tokenizer_metadata
+from bitnet_wasm.compiler.writers.gguf import tokenizer_metadata, write_gguf
 from bitnet_wasm.web import WEB_DIR
 
 LLAMA3_JSON_GZ = Path(__file__).parents[1] / "data" / "llama3-tokenizer.json.gz"
@@ -189,6 +193,17 @@ def llama3_through_gguf() -> str:
     return tokenizer_files(metadata, len(metadata["tokenizer.ggml.tokens"])).tokenizer_json
 
 
+def sentencepiece_site_from_gguf() -> str:
+    """The tokenizer.json of a site built from a llama-arch TQ2_0 GGUF with a Llama-2-style
+    SentencePiece vocabulary (tokenizer.ggml.model "llama": scores, byte pieces, add_bos_token)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        written = writers.write_llama_bitnet(Path(tmp) / "hf", hidden=256, heads=4, kv_heads=2, head_dim=64, intermediate=256,
+                                             vocab=1024, tokenizer=False)
+        model = write_gguf(load_checkpoint(written.path), Path(tmp) / "model.gguf", "tq2_0", "llama", tokenizer="llama")
+        bitnet_wasm.build(model, Path(tmp) / "site", layout="mad", wasm=False, progress=False)
+        return (Path(tmp) / "site/model/tokenizer.json").read_text(encoding="utf-8")
+
+
 LOSSLESS = {"byte-level-gpt2", "llama3", "llama3-from-gguf"}  # no normalizer, no unknown characters
 TOKENIZERS = {
     "byte-level-gpt2": byte_level_gpt2_style,
@@ -199,6 +214,7 @@ TOKENIZERS = {
     "bpe-affixes": bpe_with_affixes,
     "llama3": llama3,
     "llama3-from-gguf": llama3_through_gguf,
+    "sentencepiece-from-gguf": sentencepiece_site_from_gguf,
 }  # name -> tokenizer.json text
 
 # Runs the whole comparison for one tokenizer in one round trip to the page.
