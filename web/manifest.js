@@ -14,7 +14,7 @@ const BUFFER_MINIMUM = {
   sample_idx: (context, chunk, vocab) => 4 * vocab,
   step: (context, chunk, vocab, words) => 4 * words,
 };
-const SHARD_FILE = /^weights-\d{5}\.bin$/;
+export const SHARD_FILE = /^weights-\d{5}\.bin$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 
 const kind = (v) => (v === null ? "null" : Array.isArray(v) ? "list" : typeof v);
@@ -129,4 +129,17 @@ export function checkManifest(m, url) {
     return [...span(tensor, `tensors.${name}.`, weights), name];
   }), "tensors.");
   return m;
+}
+
+/** The manifest at url, fetched and checked whole. */
+export async function readManifest(url, signal) {
+  const response = await fetch(url, { signal });
+  if (!response.ok) throw new Error(`manifest ${url}: HTTP ${response.status} ${response.statusText}`);
+  let manifest;
+  try {
+    manifest = await response.json();
+  } catch (e) {
+    throw new Error(`manifest ${url}: not valid JSON (${e.message})`);
+  }
+  return checkManifest(manifest, url);
 }
