@@ -16,6 +16,7 @@ const BUFFER_MINIMUM = {
 };
 export const SHARD_FILE = /^weights-\d{5}\.bin$/;
 const SHA256 = /^[0-9a-f]{64}$/;
+const PLAIN_NAME = /^[A-Za-z0-9_-]+$/;
 
 const kind = (v) => (v === null ? "null" : Array.isArray(v) ? "list" : typeof v);
 const short = (v) => { const t = JSON.stringify(v) ?? String(v); return t.length <= 40 ? t : `${t.slice(0, 37)}...`; };
@@ -74,6 +75,11 @@ export function checkManifest(m, url) {
   const named = [...Object.entries(wasm).map(([key, name]) => [`wasm.${key}`, name]),
     ...(tokenizer ? ["file", "config"].map((key) => [`tokenizer.${key}`, tokenizer[key]]) : [])];
   for (const [key, name] of named) if (name !== undefined && name !== null && !(name in files)) fail(key, `${short(name)} is not listed in files (with its sha256)`);
+
+  const sources = object(m, "sources", "");
+  if (!SHA256.test(get(sources, "sha256", "sources.", (v) => typeof v === "string", "a string"))) fail("sources.sha256", "is not 64 hex digits");
+  const folder = get(sources, "dir", "sources.", (v) => typeof v === "string", "a string", true);
+  if (folder !== null && !PLAIN_NAME.test(folder)) fail("sources.dir", `${short(folder)} is not the name of a folder in model/`);
 
   const plan = object(m, "plan", "");
   const context = count(plan, "context", "plan.", 1), chunk = count(plan, "chunk", "plan.", 1);
