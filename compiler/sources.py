@@ -69,7 +69,7 @@ def site_sources(model_dir: Path, manifest: dict) -> Path:
     with tempfile.TemporaryDirectory(dir=cached.parent) as tmp:
         try:
             got = regenerate(manifest, Path(tmp) / SOURCES_DIR)
-        except (TypeError, KeyError, ValueError) as e:
+        except (TypeError, KeyError, AttributeError, ValueError) as e:
             raise SiteError(f"{model_dir}: the site's C cannot be regenerated from its manifest ({type(e).__name__}: {e}); "
                             "rebuild the site with this version of bitnet-wasm, or with --sources") from None
         if got != expected:

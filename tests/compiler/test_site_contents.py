@@ -78,6 +78,10 @@ def test_c_that_is_not_what_the_site_was_built_from_is_refused(sites, tmp_path):
     path.write_text(json.dumps(manifest))
     with pytest.raises(SiteError, match="differs from what the site was built from.*rebuild the site"):
         bitnet_wasm.load(other)
+    manifest["kernels"]["shapes"] = ["48x48"]  # passes the manifest check, but names no layout per shape
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(SiteError, match="cannot be regenerated from its manifest"):
+        bitnet_wasm.load(other)
     edited = tmp_path / "edited"
     shutil.copytree(full, edited)
     forward_c = edited / "model/src/forward.c"
