@@ -224,5 +224,5 @@ def write_sources(src_dir: Path, forward_c: str, model_h: str) -> list[Path]:
     return sorted(src_dir.glob("*.c"))
 
 
-def compile_sources(src_dir: Path, target: str, out: Path) -> Path:
-    return compile_target(TARGETS[target], sorted(Path(src_dir).glob("*.c")), out)
+def compile_sources(src_dir: Path, target: str, out: Path, exports: list[str] | None = None) -> Path:
+    return compile_target(TARGETS[target], sorted(Path(src_dir).glob("*.c")), out, exports=exports)

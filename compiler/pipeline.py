@@ -6,6 +6,7 @@ import dataclasses
 import importlib.metadata
 import json
 import shutil
+import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,19 +16,23 @@ from tqdm import tqdm
 from bitnet_wasm.compiler.architectures import linear_shapes
 from bitnet_wasm.compiler.chat import chat_format, end_of_turn_tokens
 from bitnet_wasm.compiler.checkpoint import Checkpoint
-from bitnet_wasm.compiler.codegen import ABI_BUFFERS, compile_sources, generate, write_sources
+from bitnet_wasm.compiler.codegen import ABI_BUFFERS, compile_sources
 from bitnet_wasm.compiler.generation import manifest_table as generation_options
 from bitnet_wasm.compiler.graph import AUTO, MAX_THREADS, BuildOptionError, BuildOptions, check_config
 from bitnet_wasm.compiler.kernel_choice import choose, manifest_table
 from bitnet_wasm.compiler.plan import plan_model
 from bitnet_wasm.compiler.shards import write_shards
 from bitnet_wasm.compiler.site import model_card, write_site
+from bitnet_wasm.compiler.sources import SOURCES_DIR, regenerate
+from bitnet_wasm.compiler.sources import write as write_c
 from bitnet_wasm.compiler.site_format import ALIGN, FORMAT, FORMAT_VERSION, MODEL_DIR, file_digests, write_manifest
 from bitnet_wasm.wasm_kernels.abi import step_abi
 from bitnet_wasm.wasm_kernels.toolchain import TARGETS
 
 # manifest["wasm"] key -> toolchain target; the threaded modules need a cross-origin isolated page
 WASM_MODULES = {"simd128": "wasm", "relaxed": "wasm-relaxed", "simd128_threads": "wasm-threads", "relaxed_threads": "wasm-relaxed-threads"}
+# What the hosts (web/worker.js, web/threads.js, runtime.py) call: all a site's modules export, unless built with sources=True
+HOST_EXPORTS = ["bn_model_forward", "bn_model_prefill", "bn_model_step", "bn_threads_init", "bn_thread_main"]
 
 
 class MemoryWarning(UserWarning):
@@ -54,8 +59,16 @@ def _abi(graph, plan) -> dict:
         **step_abi(),
         "buffers": {name: {"offset": plan.slots[name].offset, "bytes": plan.slots[name].nbytes, "dtype": graph.values[name].dtype}
                     for name in ABI_BUFFERS},
-        "doc": "see src/forward.c",
+        "doc": "see forward.c: compiler/templates/forward.c.j2, or model/src/ of a site built with sources",
     }
+
+
+def _check_regenerates(manifest: dict, sources_sha256: str) -> None:
+    """A reader without model/src/ regenerates the C from the manifest (compiler/sources.py): it must be this C."""
+    with tempfile.TemporaryDirectory(prefix="bitnet-wasm-src-") as tmp:
+        if regenerate(manifest, Path(tmp)) != sources_sha256:
+            raise AssertionError("the C regenerated from the manifest differs from the C just compiled: "
+                                 "a build input is missing from manifest['model'], ['build'] or ['kernels']")
 
 
 def _chat(checkpoint: Checkpoint) -> dict | None:
@@ -77,13 +90,14 @@ def _write_tokenizer(checkpoint: Checkpoint, model_dir: Path) -> dict | None:
 
 def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int | None = None, shard_mb: float = 32,
           embed: str = AUTO, kv: str = "f16", layout: str = AUTO, chunk: int = 32, wasm: bool = True, progress: bool = True,
-          coi_service_worker: bool = False, page: bool = True) -> Path:
+          coi_service_worker: bool = False, page: bool = True, sources: bool = False) -> Path:
     """Build the site for `model` (a checkpoint directory or a loaded Checkpoint) into out_dir;
     returns the manifest's path. kv "f32": an f32 KV cache (exact mode, twice the cache memory). wasm=False skips compiling the wasm modules (the Python
     runtime compiles its native library from the site's C itself). layout "auto" picks each linear
     shape's layout from kernel times measured here (compiler/kernel_choice.py). coi_service_worker: the
     page registers coi-sw.js, for static hosts that cannot send the COOP/COEP headers threads need.
-    page=False: the model folder alone, without the runtime and index.html."""
+    page=False: the model folder alone, without the runtime and index.html. sources=True: also ship the C
+    (model/src/) and wasm modules exporting every kernel, for debugging and tests; a visitor needs neither."""
     if isinstance(model, Checkpoint):
         checkpoint = model
     else:
@@ -106,11 +120,13 @@ def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int |
     if model_dir.exists():
         shutil.rmtree(model_dir)
     model_dir.mkdir(parents=True)
-    src_dir = model_dir / "src"
-    write_sources(src_dir, *generate(graph, plan))
-    with ThreadPoolExecutor(len(WASM_MODULES)) as pool:  # each compile is a clang process
-        list(pool.map(lambda target: compile_sources(src_dir, target, model_dir / TARGETS[target].filename),
-                      WASM_MODULES.values() if wasm else ()))
+    with tempfile.TemporaryDirectory(prefix="bitnet-wasm-src-") as tmp:
+        src_dir = model_dir / SOURCES_DIR if sources else Path(tmp)
+        sources_sha256 = write_c(graph, plan, src_dir)
+        exports = None if sources else HOST_EXPORTS
+        with ThreadPoolExecutor(len(WASM_MODULES)) as pool:  # each compile is a clang process
+            list(pool.map(lambda target: compile_sources(src_dir, target, model_dir / TARGETS[target].filename, exports),
+                          WASM_MODULES.values() if wasm else ()))
 
     with tqdm(total=sum(w.nbytes for w in graph.weights.values()), unit="B", unit_scale=True, desc="packing weights", disable=not progress) as bar:
         shards, tensors = write_shards(graph, plan, checkpoint, model_dir, progress=lambda w: bar.update(w.nbytes))
@@ -123,7 +139,7 @@ def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int |
         "chat": _chat(checkpoint),
         "generation": generation_options(),
         "wasm": {key: TARGETS[target].filename for key, target in WASM_MODULES.items()} if wasm else None,
-        "sources": "src",
+        "sources": {"sha256": sources_sha256, "dir": SOURCES_DIR if sources else None},
         "abi": _abi(graph, plan),
         "plan": plan.to_json(),
         "tensors": tensors,
@@ -133,6 +149,7 @@ def build(model: str | Path | Checkpoint, out_dir: str | Path, *, context: int |
                   "linear_layout": graph.linear_layout, "source": str(checkpoint.source), "bitnet_wasm": importlib.metadata.version("bitnet-wasm")},
     }
     manifest["card"] = model_card(manifest)
+    _check_regenerates(manifest, sources_sha256)
     manifest["files"] = file_digests(model_dir, [*(manifest["wasm"] or {}).values(), *(v for v in (manifest["tokenizer"] or {}).values())])
     path = write_manifest(model_dir, manifest)
     if wasm and page:

@@ -15,12 +15,13 @@ from bitnet_wasm.wasm_kernels.abi import defines, step_abi
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 FORMAT = "bitnet-wasm-site"
-FORMAT_VERSION = 2        # 2: model card, the other files' sha256, the step ABI and generation options in the manifest
+FORMAT_VERSION = 3        # 3: the C's digest in "sources", model/src/ only when asked for (2: model card, files' sha256, step ABI, generation options)
 ALIGN = 64                 # every region, buffer and tensor offset in the arena is a multiple of this
 MODEL_DIR = "model"        # SITE/model/ holds everything model-specific
 MANIFEST = "manifest.json"
 SHARD_FILE = re.compile(r"weights-\d{5}\.bin")
 SHA256 = re.compile(r"[0-9a-f]{64}")
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class SiteError(ValueError):
@@ -190,7 +191,12 @@ def check_manifest(m, path: Path) -> None:
     for key, name in named:
         if name is not None and name not in files:
             c.fail(key, f"{name!r} is not listed in files (with its sha256)")
-    c.get(m, "sources", "", (str,), optional=True)
+    sources = c.get(m, "sources", "", (dict,))
+    if not SHA256.fullmatch(c.get(sources, "sha256", "sources.", (str,))):
+        c.fail("sources.sha256", "is not 64 hex digits")
+    folder = c.get(sources, "dir", "sources.", (str,), optional=True)
+    if folder is not None and not PLAIN_NAME.fullmatch(folder):
+        c.fail("sources.dir", f"{folder!r} is not the name of a folder in model/")
 
     plan = c.get(m, "plan", "", (dict,))
     context, chunk = c.count(plan, "context", "plan.", 1), c.count(plan, "chunk", "plan.", 1)

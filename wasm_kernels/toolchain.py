@@ -21,9 +21,10 @@ COMMON_FLAGS = [
     "-fno-math-errno", "-fno-builtin",  # freestanding: no loop may turn into a libc/libm call
     "-nostdlib", "-s",
 ]
+EXPORT_ALL = "-Wl,--export-dynamic"  # every BN_API function; a site's modules export only what its hosts call
 WASM_FLAGS = [
     "--target=wasm32-freestanding", "-mcpu=generic", "-msimd128",
-    "-Wl,--no-entry", "-Wl,--export-dynamic", "-Wl,--export=__heap_base",
+    "-Wl,--no-entry", EXPORT_ALL, "-Wl,--export=__heap_base",
     "-Wl,-z,stack-size=1048576",
 ]
 # Threaded modules import one shared memory (a page can only share one it created); each instance
@@ -82,10 +83,13 @@ def _zig_cc() -> list[str]:
     return [sys.executable, "-m", "ziglang", "cc"]
 
 
-def compile_command(target: Target, sources: list[Path], out: Path, include_dirs: list[Path] = ()) -> list[str]:
+def compile_command(target: Target, sources: list[Path], out: Path, include_dirs: list[Path] = (), exports: list[str] | None = None) -> list[str]:
+    """exports: the only functions a wasm module exports (and keeps); None: every BN_API function."""
     flags = list(COMMON_FLAGS)
     if target.wasm:
-        flags += WASM_FLAGS + (["-mrelaxed-simd"] if target.relaxed else []) + (THREADS_FLAGS if target.threads else [])
+        exported = [EXPORT_ALL] if exports is None else [f"-Wl,--export={name}" for name in exports]
+        flags += [f for f in WASM_FLAGS if f != EXPORT_ALL] + exported
+        flags += (["-mrelaxed-simd"] if target.relaxed else []) + (THREADS_FLAGS if target.threads else [])
     else:
         flags += NATIVE_FLAGS + ["-I", _simde_include()]
     flags += [f"-DBN_RELAXED={int(target.relaxed)}", "-I", str(SOURCE_DIR)]
@@ -94,7 +98,7 @@ def compile_command(target: Target, sources: list[Path], out: Path, include_dirs
     return _zig_cc() + flags + ["-o", str(out)] + [str(s) for s in sources]
 
 
-def compile_target(target: Target, sources: list[Path], out: Path, include_dirs: list[Path] = ()) -> Path:
+def compile_target(target: Target, sources: list[Path], out: Path, include_dirs: list[Path] = (), exports: list[str] | None = None) -> Path:
     """Compile `sources` for `target` into `out`. Raises ToolchainError with clang's message."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bitnet-wasm-zig-") as cache:
@@ -104,7 +108,7 @@ def compile_target(target: Target, sources: list[Path], out: Path, include_dirs:
             unit = Path(cache) / "unit.c"
             unit.write_text("".join(f'#include "{Path(s).resolve()}"\n' for s in sources))
             sources = [unit]
-        cmd = compile_command(target, sources, out, include_dirs)
+        cmd = compile_command(target, sources, out, include_dirs, exports)
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise ToolchainError(f"compiling {target.filename} failed:\n{proc.stderr.strip()}")

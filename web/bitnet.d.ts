@@ -117,8 +117,20 @@ export interface GenerationStats {
   stopReason: "eos" | "stop" | "length" | "context" | "aborted";
 }
 
+/** What Cache Storage holds of a site's weight shards (BitNet.cached). */
+export interface CacheStatus {
+  /** Every shard of the manifest is cached: the next load downloads no weights. */
+  complete: boolean;
+  cachedBytes: number;
+  totalBytes: number;
+}
+
 export declare class BitNet {
   static load(manifestUrl: string | URL, options?: LoadOptions): Promise<BitNet>;
+  /** How much of the site's weights Cache Storage holds (fetches the manifest). */
+  static cached(manifestUrl: string | URL): Promise<CacheStatus>;
+  /** Removes the site's weight shards, of this build and earlier ones, from Cache Storage; resolves to how many. */
+  static evict(manifestUrl: string | URL): Promise<number>;
   readonly info: ModelInfo;
   /** Set when a generate() loop ends. */
   lastStats: GenerationStats | null;

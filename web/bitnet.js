@@ -1,5 +1,9 @@
 // The public API: a BitNet model running in a dedicated module Worker (worker.js), so the page
 // never blocks. See bitnet.d.ts for the types.
+import { cachedShards, evictShards } from "./loader.js";
+import { readManifest } from "./manifest.js";
+import { moduleWorker } from "./spawn.js";
+
 async function collect(pieces, model) {
   const tokens = [];
   let text = "";
@@ -10,15 +14,16 @@ async function collect(pieces, model) {
   return { text, tokens, stats: model.lastStats };
 }
 
+const absolute = (url) => new URL(url, globalThis.location?.href).href;
 const abortError = (signal) => signal.reason instanceof Error ? signal.reason : new DOMException("aborted", "AbortError");
 
 export class BitNet {
   /** Load a built site's model; resolves once the weights are in memory and verified. */
   static async load(manifestUrl, { onProgress, signal, threads, simd } = {}) {
     signal?.throwIfAborted();
-    const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+    const worker = moduleWorker(new URL("./worker.js", import.meta.url));
     const model = new BitNet(worker);
-    const url = new URL(manifestUrl, globalThis.location?.href).href;
+    const url = absolute(manifestUrl);
     const onAbort = () => model._fail(abortError(signal));
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
@@ -32,6 +37,17 @@ export class BitNet {
       signal?.removeEventListener("abort", onAbort);
     }
     return model;
+  }
+
+  /** How much of the site's weights Cache Storage holds: {complete, cachedBytes, totalBytes} (fetches the manifest). */
+  static async cached(manifestUrl) {
+    const url = absolute(manifestUrl);
+    return cachedShards(url, (await readManifest(url)).shards);
+  }
+
+  /** Removes the site's weight shards (of this build and earlier ones) from Cache Storage; resolves to how many were removed. */
+  static evict(manifestUrl) {
+    return evictShards(absolute(manifestUrl));
   }
 
   constructor(worker) {

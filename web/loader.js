@@ -1,5 +1,7 @@
 // Weight shards: fetched a few at a time, streamed straight into their place in wasm memory,
 // checked against the manifest's sha256, and kept in Cache Storage so a reload downloads nothing.
+import { SHARD_FILE } from "./manifest.js";
+
 const CACHE_NAME = "bitnet-wasm-shards-v1";
 const CONCURRENCY = 4;
 const ATTEMPTS = 2; // a corrupt shard is fetched once more, then reported
@@ -173,4 +175,23 @@ export async function loadShards({ baseUrl, shards, target, onProgress = () => {
   await Promise.all(workers);
   report(true);
   return { cacheError: cacheErrors.length ? cacheErrors.join("; ") : null, cachedBytes };
+}
+
+/** {complete, cachedBytes, totalBytes}: how much of `shards` (their files under baseUrl) Cache Storage holds. */
+export async function cachedShards(baseUrl, shards) {
+  const { cache } = await openCache();
+  const keys = new Set(cache ? (await cache.keys()).map((request) => request.url) : []);
+  const totalBytes = shards.reduce((sum, s) => sum + s.bytes, 0);
+  const cachedBytes = shards.filter((s) => keys.has(new URL(s.file, baseUrl).href)).reduce((sum, s) => sum + s.bytes, 0);
+  return { complete: cachedBytes === totalBytes, cachedBytes, totalBytes };
+}
+
+/** Deletes every cached shard of the folder of baseUrl (this build's and any earlier one's); resolves to how many. */
+export async function evictShards(baseUrl) {
+  if (!globalThis.caches || !(await caches.has(CACHE_NAME))) return 0;
+  const folder = new URL(".", baseUrl).href;
+  const cache = await caches.open(CACHE_NAME);
+  const shards = (await cache.keys()).filter((request) => request.url.startsWith(folder) && SHARD_FILE.test(request.url.slice(folder.length)));
+  await Promise.all(shards.map((request) => cache.delete(request)));
+  return shards.length;
 }

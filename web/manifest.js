@@ -14,8 +14,9 @@ const BUFFER_MINIMUM = {
   sample_idx: (context, chunk, vocab) => 4 * vocab,
   step: (context, chunk, vocab, words) => 4 * words,
 };
-const SHARD_FILE = /^weights-\d{5}\.bin$/;
+export const SHARD_FILE = /^weights-\d{5}\.bin$/;
 const SHA256 = /^[0-9a-f]{64}$/;
+const PLAIN_NAME = /^[A-Za-z0-9_-]+$/;
 
 const kind = (v) => (v === null ? "null" : Array.isArray(v) ? "list" : typeof v);
 const short = (v) => { const t = JSON.stringify(v) ?? String(v); return t.length <= 40 ? t : `${t.slice(0, 37)}...`; };
@@ -75,6 +76,11 @@ export function checkManifest(m, url) {
     ...(tokenizer ? ["file", "config"].map((key) => [`tokenizer.${key}`, tokenizer[key]]) : [])];
   for (const [key, name] of named) if (name !== undefined && name !== null && !(name in files)) fail(key, `${short(name)} is not listed in files (with its sha256)`);
 
+  const sources = object(m, "sources", "");
+  if (!SHA256.test(get(sources, "sha256", "sources.", (v) => typeof v === "string", "a string"))) fail("sources.sha256", "is not 64 hex digits");
+  const folder = get(sources, "dir", "sources.", (v) => typeof v === "string", "a string", true);
+  if (folder !== null && !PLAIN_NAME.test(folder)) fail("sources.dir", `${short(folder)} is not the name of a folder in model/`);
+
   const plan = object(m, "plan", "");
   const context = count(plan, "context", "plan.", 1), chunk = count(plan, "chunk", "plan.", 1);
   if (chunk > context || context > counts.max_position) fail("plan.context/chunk", `${context}/${chunk}: expected chunk <= context <= model.max_position ${counts.max_position}`);
@@ -129,4 +135,17 @@ export function checkManifest(m, url) {
     return [...span(tensor, `tensors.${name}.`, weights), name];
   }), "tensors.");
   return m;
+}
+
+/** The manifest at url, fetched and checked whole. */
+export async function readManifest(url, signal) {
+  const response = await fetch(url, { signal });
+  if (!response.ok) throw new Error(`manifest ${url}: HTTP ${response.status} ${response.statusText}`);
+  let manifest;
+  try {
+    manifest = await response.json();
+  } catch (e) {
+    throw new Error(`manifest ${url}: not valid JSON (${e.message})`);
+  }
+  return checkManifest(manifest, url);
 }

@@ -6,11 +6,12 @@
 // also posts "piece" messages; "abort" {target} stops a running request between tokens.
 import { Tokenizer } from "./tokenizer.js";
 import { loadShards, sha256Hex } from "./loader.js";
-import { checkManifest } from "./manifest.js";
+import { readManifest } from "./manifest.js";
 import { ALIGN, MODULE_RESERVE_BYTES } from "./format.js"; // generated at build
 import { checkMessages, renderChat } from "./chat.js";
 import { resolveOptions } from "./options.js";
 import { StopStrings } from "./textstream.js";
+import { moduleWorker } from "./spawn.js";
 
 const PAGE = 65536;
 const DEFAULT_THREADS = 4;      // more rarely pays: decoding is bound by memory bandwidth
@@ -54,7 +55,7 @@ function pickThreads(wasmFiles, maxThreads, simd, requested) {
 async function startFollowers(module, memory, stacksBase, threads) {
   const workers = [];
   const started = (index) => new Promise((resolve, reject) => {
-    const worker = new Worker(new URL("./threads.js", import.meta.url), { type: "module" });
+    const worker = moduleWorker(new URL("./threads.js", import.meta.url));
     workers.push(worker);
     const timer = setTimeout(() => reject(new Error(`thread ${index} did not start within ${FOLLOWER_START_MS / 1000} s`)), FOLLOWER_START_MS);
     worker.onmessage = ({ data }) => {
@@ -133,15 +134,8 @@ async function fetchChecked(manifest, name, what, manifestUrl, signal) {
   return bytes;
 }
 
-async function readManifest(url, signal) {
-  const response = await fetchOk(url, "manifest", signal);
-  let manifest;
-  try {
-    manifest = await response.json();
-  } catch (e) {
-    throw new Error(`manifest ${url}: not valid JSON (${e.message})`);
-  }
-  checkManifest(manifest, url);
+async function readRunnableManifest(url, signal) {
+  const manifest = await readManifest(url, signal);
   if (!manifest.wasm) throw new Error(`manifest ${url}: the site was built without wasm modules`);
   return manifest;
 }
@@ -174,7 +168,7 @@ class Machine {
 class Model {
   static async load({ manifestUrl, threads: requested, simd: requestedSimd }, signal, progress) {
     progress({ phase: "manifest" });
-    const manifest = await readManifest(manifestUrl, signal);
+    const manifest = await readRunnableManifest(manifestUrl, signal);
     const simd = pickSimd(manifest.wasm, requestedSimd);
     progress({ phase: "wasm" });
     const { machine, threads, fallback } = await start(manifest, manifestUrl, simd,

@@ -1,6 +1,6 @@
 """A built site, run from Python: the site's own compiled forward pass, natively by default
-(its C compiled once into a cache folder keyed by the sources' digest; BITNET_WASM_CACHE
-overrides the folder) or its bitnet.wasm under wasmtime."""
+(its C, shipped in model/src/ or regenerated from the manifest, compiled once into a cache folder
+keyed by the sources' digest; BITNET_WASM_CACHE overrides the folder) or its bitnet.wasm under wasmtime."""
 from __future__ import annotations
 
 import contextlib
@@ -19,6 +19,7 @@ from bitnet_wasm.compiler.cache import cache_dir
 from bitnet_wasm.compiler.chat import check_messages, render_fragments
 from bitnet_wasm.compiler.generation import resolve as resolve_options
 from bitnet_wasm.compiler.site_format import ALIGN, SiteError, read_file, read_manifest, read_shard
+from bitnet_wasm.compiler.sources import site_sources
 from bitnet_wasm.text_stream import StopStrings, StreamDecoder
 from bitnet_wasm.wasm_kernels import NativeKernels, WasmKernels, toolchain
 from bitnet_wasm.wasm_kernels.abi import kernel_abi, parse_header
@@ -119,7 +120,7 @@ class Model:
         self.context, self.chunk = m["plan"]["context"], m["plan"]["chunk"]
         self.buffers = m["abi"]["buffers"]
         self.abi = m["abi"]
-        src = self.dir / m["sources"]
+        src = site_sources(self.dir, m)
         abi = {**kernel_abi(), **parse_header((src / "model.h").read_text())}
         nbytes = m["abi"]["arena_bytes"]
         if backend == "native":

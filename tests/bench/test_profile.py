@@ -7,6 +7,8 @@ import pytest
 import bitnet_wasm
 from bitnet_wasm.bench import profile
 from bitnet_wasm.bench.browser import BrowserBenchError
+from bitnet_wasm.compiler.site_format import read_manifest
+from bitnet_wasm.compiler.sources import site_sources
 from bitnet_wasm.compiler.writers import write_bitnet_packed
 
 
@@ -21,7 +23,7 @@ def site(tmp_path_factory):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_profile_times_every_op_of_the_forward_pass(site, threads):
-    forward_c = (site / "model" / "src" / "forward.c").read_text()
+    forward_c = (site_sources(*read_manifest(site)) / "forward.c").read_text()  # the site ships no src/: regenerated
     body = forward_c[forward_c.index("static int forward("):forward_c.index("int bn_model_forward(")]
     calls = re.findall(r"^\s+OP\((bn_\w+)\(", body, re.M)
     result = profile.run(site, tokens=3, threads=threads, prompt_tokens=5)

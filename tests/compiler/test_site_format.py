@@ -61,6 +61,9 @@ MUTATIONS = {  # what is done to a copy of the site -> what the error must say
     "regions out of order": (lambda site, m: m["plan"]["regions"]["kv"].update(offset=0), "plan.regions.kv"),
     "deeply nested JSON": (nest, "not valid JSON"),
     "tokenizer config not a file name": (lambda site, m: m["tokenizer"].update(config=[]), "tokenizer.config is list"),
+    "sources digest not hex": (lambda site, m: m["sources"].update(sha256="src"), "sources.sha256 is not 64 hex digits"),
+    "sources folder outside model/": (lambda site, m: m["sources"].update(dir="../.."), "sources.dir '../..' is not the name of a folder"),
+    "sources missing": (lambda site, m: m.pop("sources"), "sources is missing"),
     "step word not an integer": (lambda site, m: m["abi"].update(stop_tokens_word="x"), "abi.stop_tokens_word is"),
 }
 

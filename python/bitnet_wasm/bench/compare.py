@@ -26,6 +26,7 @@ from bitnet_wasm.compiler.writers import tokenizer as writers_tokenizer
 from bitnet_wasm.demo_site import cached_site, inputs_digest
 from bitnet_wasm.models import MODELS_ENV, embedded_model_dir
 from bitnet_wasm.serve import SiteServer
+from bitnet_wasm.wasm_kernels.toolchain import build_kernels
 
 DEFAULT_PROMPT = ("The old lighthouse keeper climbed the stairs every evening before the sun went down. He carried a "
                   "small lamp, a book of poems, and a flask of tea that his daughter had made for him.")
@@ -304,8 +305,8 @@ def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAU
         browser = p.chromium.launch(executable_path=chromium_executable(p), args=CHROMIUM_ARGS, headless=True)
         try:
             session = _Session(browser, server.url, cache)
-            if prepared:
-                wasm = session.url(prepared[0].site / "model" / "bitnet.wasm")
+            if prepared:  # the kernel library exports bn_stream_read; a site's modules export only the model
+                wasm = session.url(build_kernels(cache / "kernels", ["wasm"])["wasm"])
                 for threads in THREADS:
                     bandwidth.append(_attempt(f"read bandwidth, {threads} thread(s)", {"threads": threads}, lambda: _bandwidth(session, wasm, threads), log))
             for model in prepared:

@@ -1,5 +1,5 @@
 """`bitnet-wasm bench SITE --browser --profile`: where a token's time goes. The site's own C
-(SITE/model/src) is compiled once more with -DBN_PROFILE=1, so that every kernel call of
+(SITE/model/src, or regenerated from its manifest) is compiled once more with -DBN_PROFILE=1, so that every kernel call of
 forward.c also reads the page's clock (OP in templates/forward.c.j2); headless Chromium runs it
 on the site's weights (profile_page/profile_worker.js): a prefill, then greedy decode tokens."""
 from __future__ import annotations
@@ -10,6 +10,8 @@ from pathlib import Path
 
 from bitnet_wasm.bench.browser import BrowserBenchError, check_site
 from bitnet_wasm.bench.chromium import CHROMIUM_ARGS, chromium_executable
+from bitnet_wasm.compiler.site_format import SiteError, read_manifest
+from bitnet_wasm.compiler.sources import site_sources
 from bitnet_wasm.serve import ISOLATION_HEADERS, ServeError, SiteServer
 from bitnet_wasm.wasm_kernels.toolchain import TARGETS, compile_target
 
@@ -25,9 +27,10 @@ TARGET = {(simd, threaded): name for name, simd, threaded in (
 
 def profiling_module(site: Path, simd: str, threads: int, out: Path) -> Path:
     """SITE's C with BN_PROFILE on, for `simd` (relaxed | simd128), threaded if threads > 1."""
-    src = Path(site) / "model" / "src"
-    if not (src / "forward.c").is_file():
-        raise BrowserBenchError(f"{site}: no model/src/forward.c; rebuild the site with this version of bitnet-wasm")
+    try:
+        src = site_sources(*read_manifest(site))
+    except SiteError as e:
+        raise BrowserBenchError(str(e)) from None
     if "bn_profile_ms" not in (src / "forward.c").read_text():
         raise BrowserBenchError(f"{src / 'forward.c'}: has no profiling hooks (built by an older bitnet-wasm); rebuild the site")
     unit = out.parent / "forward_profile.c"

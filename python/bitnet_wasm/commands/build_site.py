@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--coi-service-worker", action="store_true",
                         help="the page registers a service worker adding the COOP/COEP headers multi-threading needs "
                              "(for static hosts that cannot set headers, e.g. GitHub Pages; the first visit reloads once)")
+    parser.add_argument("--sources", action="store_true",
+                        help="also ship the model's generated C (OUT/model/src/) and wasm modules that export every kernel "
+                             "function, for debugging, profiling and kernel tests; visitors need neither (default: left out)")
     parser.add_argument("--no-page", action="store_true", help="the model folder alone (OUT/model/), without index.html and the JS runtime")
     parser.add_argument("--force", action="store_true", help="build into OUT even if it holds files that are not a bitnet-wasm site")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -79,7 +82,7 @@ def main(args: argparse.Namespace) -> int:
             warnings.simplefilter("always")
             manifest = build(model, args.out, context=args.context, shard_mb=args.shard_mb,
                              embed=args.embed, kv=args.kv, layout=args.layout, chunk=args.chunk, progress=not args.no_progress,
-                             coi_service_worker=args.coi_service_worker, page=not args.no_page)
+                             coi_service_worker=args.coi_service_worker, page=not args.no_page, sources=args.sources)
     except (OSError, ValueError, RuntimeError) as e:
         print(f"bitnet-wasm build: {e}", file=sys.stderr)
         return 2
