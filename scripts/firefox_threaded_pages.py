@@ -15,13 +15,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "web"))
-from pages import PROGRESS, READY_OR_ERROR  # noqa: E402
-
-import bitnet_wasm  # noqa: E402
-from bitnet_wasm.bench import firefox  # noqa: E402
-from bitnet_wasm.compiler.writers import write_bitnet_packed  # noqa: E402
-from bitnet_wasm.serve import SiteServer  # noqa: E402
-
+import bitnet_wasm
+from bitnet_wasm.bench import firefox
+from bitnet_wasm.compiler.writers import write_bitnet_packed
+from bitnet_wasm.serve import SiteServer
+from pages import PROGRESS, READY_OR_ERROR
 
 GENERATE = """async (tokens) => {
   for await (const piece of window.bitnet.generate("Once upon a time", { maxNewTokens: tokens, temperature: 0 }));
