@@ -140,6 +140,16 @@ async function readRunnableManifest(url, signal) {
   return manifest;
 }
 
+// Bytes `memory` grows to, growing it by halving steps until the engine refuses (an error path: the memory is discarded).
+function largestGrant(memory) {
+  for (let pages = 2 ** 16; pages >= 1; pages /= 2) {
+    try {
+      memory.grow(pages);
+    } catch {} // refused: try half as much
+  }
+  return memory.buffer.byteLength;
+}
+
 // The module's exports and memory; the arena starts at the first ALIGN-byte boundary above
 // __heap_base, and extraBytes (the followers' stacks) follow it.
 class Machine {
@@ -152,7 +162,7 @@ class Machine {
     try {
       if (missing > 0) this.memory.grow(Math.ceil(missing / PAGE));
     } catch (e) {
-      throw new Error(`the model needs ${((this.base + arenaBytes) / 2 ** 20).toFixed(0)} MiB of WebAssembly memory and this browser refused it (${e.message})`);
+      throw new Error(`the model needs ${((this.base + arenaBytes) / 2 ** 20).toFixed(0)} MiB of WebAssembly memory and this browser refused it: it grants ${(largestGrant(this.memory) / 2 ** 20).toFixed(0)} MiB (${e.message})`);
     }
   }
 

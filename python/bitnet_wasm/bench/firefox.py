@@ -102,8 +102,8 @@ class FirefoxPage(Page):
             self.engine.open_pages -= 1
 
 
-# Firefox ESR 153 may leave a closed page's wasm threads parked in atomic waits; after about twenty
-# threaded pages in one browser (sometimes fewer) a new threaded module no longer starts. A fresh browser every few pages.
+# Firefox ESR 153 now and then never returns from a worker's `new Worker` for a follower thread (after 18 to 100 threaded
+# pages in one browser: scripts/firefox_threaded_pages.py; README, Browser engines). A fresh browser every few pages.
 PAGES_PER_BROWSER = 4
 
 
