@@ -390,23 +390,30 @@ const endsWithWordChar = (s) => /[\p{Alphabetic}\p{N}_]$/u.test(s);
 const SPACE = /\p{White_Space}/u;
 
 // Tokens marked `normalized` are matched in the normalized text, the others in the raw text.
+// Matched by lookups, not one alternation: WebKit refuses a regex of 100 k alternatives as too large.
 class AddedTokenMatcher {
   constructor(tokens, contentOf) {
     this.byContent = new Map(tokens.map((t) => [contentOf(t), t]));
-    // Longest first: at one position the alternation then takes the longest token.
-    const contents = [...this.byContent.keys()].sort((a, b) => b.length - a.length);
-    this.regex = contents.length ? new RegExp(contents.map(escapeRegex).join("|"), "gu") : null;
+    this.lengths = [...new Set([...this.byContent.keys()].map((c) => c.length))].filter((n) => n > 0).sort((a, b) => b - a);
+  }
+
+  // Leftmost-longest, non-overlapping, like the Aho-Corasick automaton of tokenizers' AddedVocabulary.
+  *matches(text) {
+    for (let i = 0; i < text.length; ) {
+      const length = this.lengths.find((n) => this.byContent.has(text.slice(i, i + n)));
+      if (length === undefined) i++;
+      else yield [i, (i += length)];
+    }
   }
 
   // -> [{text, start} | {id, start}] covering `text`, like tokenizers' AddedVocabulary.find_matches.
   split(text) {
     if (text === "") return [];
-    if (this.regex === null) return [{ text, start: 0 }];
     const parts = [];
     let done = 0;
-    for (const m of text.matchAll(this.regex)) {
-      const token = this.byContent.get(m[0]);
-      let start = m.index, end = start + m[0].length;
+    for (const [matchStart, matchEnd] of this.matches(text)) {
+      const token = this.byContent.get(text.slice(matchStart, matchEnd));
+      let start = matchStart, end = matchEnd;
       if (token.single_word && (endsWithWordChar(text.slice(0, start)) || startsWithWordChar(text.slice(end, end + 2)))) continue;
       if (token.lstrip) while (start > done && SPACE.test(text[start - 1])) start--;
       if (token.rstrip) while (end < text.length && SPACE.test(text[end])) end++;

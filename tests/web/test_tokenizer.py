@@ -205,6 +205,15 @@ def sentencepiece_site_from_gguf() -> str:
 
 
 LOSSLESS = {"byte-level-gpt2", "llama3", "llama3-from-gguf"}  # no normalizer, no unknown characters
+def many_added_tokens() -> str:
+    """130 k added tokens (a random 2B-4T-shaped checkpoint's count; WebKit refused them as one
+    regex alternation), some overlapping so that leftmost-longest matters."""
+    tok = trained_byte_level(add_prefix_space=False)._tokenizer
+    tok.add_special_tokens([f"<|reserved_special_token_{i}|>" for i in range(130_000)])
+    tok.add_tokens(["brown", "brown fox", "own f", "wn fox jumps"])
+    return tok.to_str()
+
+
 TOKENIZERS = {
     "byte-level-gpt2": byte_level_gpt2_style,
     "byte-level-featured": byte_level_featured,
@@ -215,6 +224,7 @@ TOKENIZERS = {
     "llama3": llama3,
     "llama3-from-gguf": llama3_through_gguf,
     "sentencepiece-from-gguf": sentencepiece_site_from_gguf,
+    "many-added-tokens": many_added_tokens,
 }  # name -> tokenizer.json text
 
 # Runs the whole comparison for one tokenizer in one round trip to the page.
@@ -251,7 +261,7 @@ def texts_for(tok: Tokenizer) -> list[str]:
     added = added_tokens(tok)[:6]
     a, b = added[0], added[-1]
     return CORPUS + [f"{a}Hello{b} world", f"x {a} y {b} z", f"{a}{b}{a}", f"  {b}  \n{a}\n", "".join(added),
-                     " ".join(added), f"prefix{a}suffix foxes fox fix ﬁx [MASK] <sep> x"]
+                     " ".join(added), f"prefix{a}suffix foxes fox fix ﬁx [MASK] <sep> x", "the brown fox jumps, a brown fo"]
 
 
 def random_id_lists(tok: Tokenizer, count: int = 40) -> list[list[int]]:
