@@ -27,6 +27,8 @@ CALLS = {
     "rmsnorm": "bn_rmsnorm({r0}, {W0}, {w0}, n, {dim}, {eps})",
     "quantize": "bn_quantize_rows({r0}, {w0}, {w1}, n, {dim})",
     "bitlinear": "bn_bitlinear_parallel({layout}, {W0}, {W1}, {r0}, {r1}, {w0}, {scratch}, {out_dim}, {in_dim}, n)",
+    "bitlinear2": "bn_bitlinear2_parallel({layout}, {parts}, {r0}, {r1}, {scratch}, {in_dim}, n)",
+    "bitlinear3": "bn_bitlinear3_parallel({layout}, {parts}, {r0}, {r1}, {scratch}, {in_dim}, n)",
     "rope": "bn_rope({r0}, n, {heads}, {head_dim}, pos0, {theta})",
     "kv_store": "{kernel}({r0}, {w0}, n, {row}, pos0)",
     "attention": "{kernel}_parallel({r0}, {r1}, {r2}, {w0}, {w1}, n, {heads}, {kv_heads}, {head_dim}, pos0)",
@@ -37,6 +39,8 @@ CALLS = {
     "head_q8": "bn_head_q8_parallel({W0}, {W1}, {r0} + (n - rows) * {dim}, {r1} + (n - rows), {w0}, rows, {vocab}, {dim})",
     "head_q7": "bn_head_q7_parallel({W0}, {W1}, {r0} + (n - rows) * {dim}, {r1} + (n - rows), {w0}, rows, {vocab}, {dim})",
 }
+PART = "{W0}, {W1}, {w0}, {out_dim}"  # one linear of a bitlinearN call
+MAX_FUSED = 3  # linears one call runs (parallel.c's MAX_PARTS)
 # The width of each activation buffer (of its n rows) by the name of its #define; a quantized
 # buffer (h_q, h_s) goes with its source. An op's shape attrs are written with these names.
 WIDTHS = {"x": "HIDDEN", "h": "HIDDEN", "o": "HIDDEN", "down": "HIDDEN", "final": "HIDDEN", "q": "Q_DIM", "att": "Q_DIM",
@@ -122,8 +126,30 @@ def _labels(ops: list[Op]) -> list[str]:
     return labels
 
 
-def _call(op: Op, weight_expr, names: dict) -> str:
-    """The op's C call; names: #define -> value, used for a shape attr where the value matches."""
+def _fused(ops: list[Op]) -> list[list[Op]]:
+    """The ops as calls: consecutive linears of one input and layout (q, k, v; gate, up) share one
+    call, so the threads take them as one job."""
+    calls: list[list[Op]] = []
+    for op in ops:
+        last = calls[-1] if calls else None
+        if (op.kind == "bitlinear" and last and last[0].kind == "bitlinear" and len(last) < MAX_FUSED and last[0].reads == op.reads
+                and last[0].attrs["layout"] == op.attrs["layout"] and last[0].writes[1:] == op.writes[1:]):
+            last.append(op)
+        else:
+            calls.append([op])
+    return calls
+
+
+def _fused_call(ops: list[Op], weight_expr, names: dict) -> str:
+    if len(ops) == 1:
+        return _call(ops[0], weight_expr, names)
+    fields = _fields(ops[0], weight_expr, names)
+    fields["parts"] = ", ".join(PART.format(**_fields(op, weight_expr, names)) for op in ops)
+    return CALLS[f"bitlinear{len(ops)}"].format(**fields)
+
+
+def _fields(op: Op, weight_expr, names: dict) -> dict:
+    """The op's C call fields; names: #define -> value, used for a shape attr where the value matches."""
     fields = {k: _attr(v) for k, v in op.attrs.items()}
     fields.update({k: name for k, v in op.attrs.items() if (name := _attr_name(op, k)) and names.get(name) == v})
     fields.update({f"r{i}": TEMPLATE_BUFFERS.get(r, r) for i, r in enumerate(op.reads)})
@@ -132,7 +158,20 @@ def _call(op: Op, weight_expr, names: dict) -> str:
     if op.kind == "bitlinear":  # the layout's row of wasm_kernels/layouts.c; working memory if it takes any
         fields["layout"] = c_layout_id(op.attrs["layout"])
         fields["scratch"] = op.writes[1] if len(op.writes) > 1 else "0"
-    return CALLS[op.kind].format(**fields)
+    return fields
+
+
+def _call_labels(ops: list[Op]) -> list[str]:
+    """One profile label per call: a fused call's linears joined by "+" ("bitlinear q_proj+k_proj+v_proj")."""
+    labels, names = [], iter(_labels(ops))
+    for call in _fused(ops):
+        parts = [next(names) for _ in call]
+        labels.append(parts[0] + "".join("+" + part.split(" ", 1)[1] for part in parts[1:]))
+    return labels
+
+
+def _call(op: Op, weight_expr, names: dict) -> str:
+    return CALLS[op.kind].format(**_fields(op, weight_expr, names))
 
 
 def generate(graph: Graph, plan: MemoryPlan) -> tuple[str, str]:
@@ -196,7 +235,7 @@ def generate(graph: Graph, plan: MemoryPlan) -> tuple[str, str]:
     }
 
     def statements(ops: list[Op], weight_expr) -> list[tuple[str | None, str]]:
-        return [(_comment(label), _call(op, weight_expr, names)) for op, label in zip(ops, _labels(ops))]
+        return [(_comment(label), _fused_call(call, weight_expr, names)) for call, label in zip(_fused(ops), _call_labels(ops))]
     forward_c = _templates.get_template("forward.c.j2").render(
         model_name=c.name or c.architecture,
         constants=constants,
@@ -208,7 +247,7 @@ def generate(graph: Graph, plan: MemoryPlan) -> tuple[str, str]:
         prologue=statements(graph.prologue, c_name),
         layer=statements(graph.layer, layer_weight),
         epilogue=statements(graph.epilogue, c_name),
-        labels=_labels(graph.prologue) + _labels(graph.layer) + _labels(graph.epilogue),
+        labels=_call_labels(graph.prologue) + _call_labels(graph.layer) + _call_labels(graph.epilogue),
     )
     model_h = _templates.get_template("model.h.j2").render(model_name=c.name or c.architecture, arena_bytes=plan.total_bytes)
     return forward_c, model_h

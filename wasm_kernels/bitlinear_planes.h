@@ -14,6 +14,7 @@
 #define PLANE_ROWS 4
 #define PLANE_CHUNK 16
 #define PLANE_SUM_CHUNK 64     /* tokens passing over each row tile while it sits in L1 (prefill) */
+#define PLANE_TOKENS 4         /* tokens one decoded row serves at once (relaxed prefill) */
 #define PLANE_FLUSH 8          /* blocks per i16 partial sum (relaxed): a lane gains <= 8/bits * 2 * 128 * (2^bits - 1) = 2048 per block */
 
 enum plane_isa { PLANE_SIMD128, PLANE_RELAXED };
@@ -73,6 +74,48 @@ BN_INLINE void plane_block_relaxed(const uint8_t *chunk, const int8_t *a, int bi
             v128_t codes = wasm_v128_and(wasm_u16x8_shr(v, bits * k), mask);
             acc[r] = wasm_i16x8_add(acc[r], dot_i8_i7_i16(wasm_v128_load(a + k * PLANE_CHUNK), codes));
         }
+    }
+}
+
+/* dots[t] += sum over `blocks` blocks of one row's codes times token t's activations a[t]. The
+ * row's codes of a block are decoded once and applied to every token (prefill); one row at a time
+ * keeps the partial sums of all tokens in registers. Exact: the i16 flush bound holds per token. */
+BN_INLINE void plane_row_tokens_relaxed(const uint8_t *chunk, const int8_t *const a[PLANE_TOKENS], int blocks, int bits, int32_t dots[PLANE_TOKENS]) {
+    const v128_t mask = wasm_i8x16_splat((1 << bits) - 1);
+    const int cols = plane_cols(bits);
+    v128_t total[PLANE_TOKENS];
+    for (int t = 0; t < PLANE_TOKENS; t++) total[t] = wasm_i32x4_splat(0);
+    for (int b0 = 0; b0 < blocks; b0 += PLANE_FLUSH) {
+        v128_t part[PLANE_TOKENS];
+        for (int t = 0; t < PLANE_TOKENS; t++) part[t] = wasm_i16x8_splat(0);
+        for (int b = b0; b < blocks && b < b0 + PLANE_FLUSH; b++) {
+            v128_t v = wasm_v128_load(chunk + (size_t)b * PLANE_ROWS * PLANE_CHUNK);
+            for (int k = 0; k < 8 / bits; k++) {
+                v128_t codes = wasm_v128_and(wasm_u16x8_shr(v, bits * k), mask);
+                for (int t = 0; t < PLANE_TOKENS; t++)
+                    part[t] = wasm_i16x8_add(part[t], dot_i8_i7_i16(wasm_v128_load(a[t] + b * cols + k * PLANE_CHUNK), codes));
+            }
+        }
+        for (int t = 0; t < PLANE_TOKENS; t++) total[t] = wasm_i32x4_add(total[t], wasm_i32x4_extadd_pairwise_i16x8(part[t]));
+    }
+    for (int t = 0; t < PLANE_TOKENS; t++) dots[t] += bn_i32x4_total(total[t]);
+}
+
+/* code dots of the 4 rows of one tile with PLANE_TOKENS consecutive tokens of q */
+BN_INLINE void plane_tile_tokens_relaxed(const uint8_t *tile, const int8_t *q, int in, int bits, int32_t dots[PLANE_TOKENS][PLANE_ROWS]) {
+    const int cols = plane_cols(bits), full = in / cols;
+    _Alignas(16) int8_t pad[PLANE_TOKENS][128];
+    const int8_t *a[PLANE_TOKENS], *tail[PLANE_TOKENS];
+    for (int t = 0; t < PLANE_TOKENS; t++) {
+        a[t] = q + (size_t)t * in;
+        tail[t] = pad[t];
+        if (full * cols < in) bn_pad_tail(pad[t], a[t] + full * cols, in - full * cols, cols);
+    }
+    for (int r = 0; r < PLANE_ROWS; r++) {
+        int32_t row[PLANE_TOKENS] = { 0 };
+        plane_row_tokens_relaxed(tile + r * PLANE_CHUNK, a, full, bits, row);
+        if (full * cols < in) plane_row_tokens_relaxed(tile + (size_t)full * PLANE_ROWS * PLANE_CHUNK + r * PLANE_CHUNK, tail, 1, bits, row);
+        for (int t = 0; t < PLANE_TOKENS; t++) dots[t][r] = row[t];
     }
 }
 #endif
@@ -137,9 +180,19 @@ BN_INLINE void plane_tile(enum plane_isa isa, const uint8_t *tile, const int8_t 
     for (int r = 0; r < PLANE_ROWS; r++) dots[r] = bn_i32x4_total(total[r]) >> (isa == PLANE_SIMD128 ? plane_top_shift(bits) : 0);
 }
 
+/* tokens the next call serves: PLANE_TOKENS at once where the build has the blocked path, else 1 */
+BN_INLINE int plane_tokens(enum plane_isa isa, int left) {
+    return BN_RELAXED && isa == PLANE_RELAXED && left >= PLANE_TOKENS ? PLANE_TOKENS : 1;
+}
+
+BN_INLINE void plane_tile_tokens(enum plane_isa isa, const uint8_t *tile, const int8_t *q, int in, int bits, int32_t dots[PLANE_TOKENS][PLANE_ROWS]) {
+#if BN_RELAXED
+    plane_tile_tokens_relaxed(tile, q, in, bits, dots);
+#endif
+}
+
 /* Row tiles outer: a tile (4 rows, in bytes for MAD) is read from memory once per PLANE_SUM_CHUNK
- * tokens and from L1 for the rest. Register-level reuse across 2 tokens measured no faster here
- * and cost 3-5 KB of wasm. */
+ * tokens and from L1 for the rest; the relaxed path serves PLANE_TOKENS tokens per decoded row. */
 /* Rows [o0, o1) of y only (the rest untouched), any bounds: the tiles they touch are computed whole. */
 BN_INLINE void plane_bitlinear(enum plane_isa isa, const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, int out, int in, int n, int bits, int o0, int o1) {
     const size_t tile_bytes = plane_tile_bytes(in, bits);
@@ -150,11 +203,16 @@ BN_INLINE void plane_bitlinear(enum plane_isa isa, const uint8_t *w, float wscal
         for (int t = 0; t < tn; t++) act_sum[t] = bn_token_sum(q + (size_t)(t0 + t) * in, in);
         for (int o = first / PLANE_ROWS * PLANE_ROWS; o < last; o += PLANE_ROWS) {
             const uint8_t *tile = w + (size_t)(o / PLANE_ROWS) * tile_bytes;
-            for (int t = 0; t < tn; t++) {
-                int32_t dots[PLANE_ROWS];
-                plane_tile(isa, tile, q + (size_t)(t0 + t) * in, in, bits, dots);
-                for (int r = o < first ? first - o : 0; r < PLANE_ROWS && o + r < last; r++)
-                    y[(size_t)(t0 + t) * out + o + r] = bn_bitlinear_out(plane_weight_sum(dots[r], act_sum[t], bits), scale[t0 + t], wscale);
+            for (int t = 0; t < tn;) {
+                int32_t dots[PLANE_TOKENS][PLANE_ROWS];
+                const int tokens = plane_tokens(isa, tn - t);
+                if (tokens == PLANE_TOKENS)
+                    plane_tile_tokens(isa, tile, q + (size_t)(t0 + t) * in, in, bits, dots);
+                else
+                    plane_tile(isa, tile, q + (size_t)(t0 + t) * in, in, bits, dots[0]);
+                for (int u = 0; u < tokens; u++, t++)
+                    for (int r = o < first ? first - o : 0; r < PLANE_ROWS && o + r < last; r++)
+                        y[(size_t)(t0 + t) * out + o + r] = bn_bitlinear_out(plane_weight_sum(dots[u][r], act_sum[t], bits), scale[t0 + t], wscale);
             }
         }
     }

@@ -14,12 +14,17 @@
 #define SPINS 20000      /* atomic loads before sleeping in memory.atomic.wait32 */
 #define MIN_SHARED_WORK (1 << 17)  /* multiply-adds below which waking the followers costs more than it saves */
 
+#define MAX_PARTS 3  /* linears of one job: q, k, v */
+
+/* One linear of a job, its output rows at [first, first + out) of the job's count */
+typedef struct { const uint8_t *w; float wscale; float *y; int out, first; } Part;
+
 typedef struct Job Job;
 struct Job {
     void (*run)(const Job *job, int begin, int end, int thread);  /* one chunk: [begin, end) of count */
     int count, grain, chunks;
     union {
-        struct { const bn_layout_traits *layout; const uint8_t *w; float wscale; const int8_t *q; const float *scale; float *y; uint8_t *scratch; int out, in, n; } linear;
+        struct { const bn_layout_traits *layout; const int8_t *q; const float *scale; uint8_t *scratch; int in, n, parts; Part part[MAX_PARTS]; } linear;
         struct { const void *E; const float *row_scale; const void *x; const float *xscale; float *logits; int n, vocab, dim; } head;
         struct { const float *q; const void *k, *v; float *out, *scratch; int n, heads, kv_heads, head_dim, pos0; } attention;  /* k, v: f16 or f32 */
     };
@@ -98,10 +103,14 @@ static void dispatch(Job job, long long work) {
     run_chunk(&job, 0, 0);
 }
 
-/* a slice of scratch per thread: threads never share working memory */
+/* the rows of every part within [begin, end); a slice of scratch per thread: threads never share working memory */
 static void linear_rows(const Job *j, int begin, int end, int thread) {
     uint8_t *scratch = j->linear.scratch ? j->linear.scratch + (size_t)thread * j->linear.layout->scratch_bytes(j->linear.in) : 0;
-    j->linear.layout->rows(j->linear.w, j->linear.wscale, j->linear.q, j->linear.scale, j->linear.y, scratch, j->linear.out, j->linear.in, j->linear.n, begin, end);
+    for (int p = 0; p < j->linear.parts; p++) {
+        const Part *part = &j->linear.part[p];
+        const int o0 = begin > part->first ? begin - part->first : 0, o1 = end - part->first < part->out ? end - part->first : part->out;
+        if (o0 < o1) j->linear.layout->rows(part->w, part->wscale, j->linear.q, j->linear.scale, part->y, scratch, part->out, j->linear.in, j->linear.n, o0, o1);
+    }
 }
 
 static void head_f16_rows(const Job *j, int begin, int end, int thread) {
@@ -128,11 +137,35 @@ static void attention_heads_f32(const Job *j, int begin, int end, int thread) {
                            j->attention.n, j->attention.heads, j->attention.kv_heads, j->attention.head_dim, j->attention.pos0, begin, end);
 }
 
-void bn_bitlinear_parallel(int layout, const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, uint8_t *scratch, int out, int in, int n) {
+/* Linears that read the same activations as one job (one handoff to the threads instead of one
+ * per linear): their rows end to end, each part starting at a whole tile, so that every chunk
+ * holds whole tiles of each part and each row is computed as by the part's own call. */
+static void linears_parallel(int layout, int parts, const Part *part, const int8_t *q, const float *scale, uint8_t *scratch, int in, int n) {
     if (!bn_layout_valid(layout)) return;
     const bn_layout_traits *traits = &BN_LAYOUT_TRAITS[layout];
-    dispatch((Job){ .run = linear_rows, .count = out, .grain = traits->tile_rows, .linear = { traits, w, wscale, q, scale, y, scratch, out, in, n } },
-             (long long)out * in * n);
+    Job job = { .run = linear_rows, .grain = traits->tile_rows, .linear = { .layout = traits, .q = q, .scale = scale, .scratch = scratch, .in = in, .n = n, .parts = parts } };
+    long long work = 0;
+    for (int p = 0; p < parts; p++) {
+        job.linear.part[p] = part[p];
+        job.linear.part[p].first = job.count;
+        job.count += (part[p].out + traits->tile_rows - 1) / traits->tile_rows * traits->tile_rows;
+        work += (long long)part[p].out * in * n;
+    }
+    dispatch(job, work);
+}
+
+void bn_bitlinear_parallel(int layout, const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, uint8_t *scratch, int out, int in, int n) {
+    linears_parallel(layout, 1, (Part[]){ { .w = w, .wscale = wscale, .y = y, .out = out } }, q, scale, scratch, in, n);
+}
+
+void bn_bitlinear2_parallel(int layout, const uint8_t *w0, float wscale0, float *y0, int out0, const uint8_t *w1, float wscale1, float *y1, int out1,
+                            const int8_t *q, const float *scale, uint8_t *scratch, int in, int n) {
+    linears_parallel(layout, 2, (Part[]){ { .w = w0, .wscale = wscale0, .y = y0, .out = out0 }, { .w = w1, .wscale = wscale1, .y = y1, .out = out1 } }, q, scale, scratch, in, n);
+}
+
+void bn_bitlinear3_parallel(int layout, const uint8_t *w0, float wscale0, float *y0, int out0, const uint8_t *w1, float wscale1, float *y1, int out1,
+                            const uint8_t *w2, float wscale2, float *y2, int out2, const int8_t *q, const float *scale, uint8_t *scratch, int in, int n) {
+    linears_parallel(layout, 3, (Part[]){ { .w = w0, .wscale = wscale0, .y = y0, .out = out0 }, { .w = w1, .wscale = wscale1, .y = y1, .out = out1 }, { .w = w2, .wscale = wscale2, .y = y2, .out = out2 } }, q, scale, scratch, in, n);
 }
 
 void bn_head_f16_parallel(const uint16_t *E, const float *x, float *logits, int n, int vocab, int dim) {

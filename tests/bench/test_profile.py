@@ -27,7 +27,7 @@ def test_profile_times_every_op_of_the_forward_pass(site, threads):
     body = forward_c[forward_c.index("static int forward("):forward_c.index("int bn_model_forward(")]
     calls = re.findall(r"^\s+OP\((bn_\w+)\(", body, re.M)
     result = profile.run(site, tokens=3, threads=threads, prompt_tokens=5)
-    kinds = [re.sub(r"^bn_(bitlinear|quantize)_\w+|^bn_(\w+?)(_parallel)?$", lambda m: m[1] or m[2], c) for c in calls]
+    kinds = [re.sub(r"^bn_(bitlinear|quantize)\d?_\w+|^bn_(\w+?)(_parallel)?$", lambda m: m[1] or m[2], c) for c in calls]
     assert [op.split()[0] for op in result["ops"]] == kinds
     assert len(result["decode"]) == len(result["prefill"]) == len(calls)
     assert all(ms >= 0 for ms in result["decode"] + result["prefill"]) and sum(result["decode"]) > 0

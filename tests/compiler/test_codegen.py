@@ -32,14 +32,23 @@ def test_c_float_is_exact_and_short():
 
 
 def test_one_kernel_call_per_op_with_constant_shapes():
+    """One call per op, except the linears of one input (q, k, v; gate, up): one call each group."""
     graph, plan, forward_c, _ = generated()
     body = forward_c[forward_c.index("for (int l = 0;"):forward_c.index("return 0;")]
     loop, epilogue = body.split("\n    }\n")
     calls = re.findall(r"^\s+OP\((bn_\w+)\(", loop, re.M)
     kernels = ["bn_quantize_rows" if op.kind == "quantize" else "bn_" + op.kind for op in graph.layer]
     shared = {"bitlinear", "attention"}  # split among threads in a threaded build
-    assert calls == [k + "_parallel" if op.kind in shared else k for k, op in zip(kernels, graph.layer)]
-    assert "OP(bn_bitlinear_parallel(BN_LAYOUT_MAD, WEIGHTS(gate_proj), WSCALE(gate_proj), h_q, h_s, gate, 0, FFN, HIDDEN, n));" in loop
+    unfused = [k + "_parallel" if op.kind in shared else k for k, op in zip(kernels, graph.layer)]
+    fused = {("bn_bitlinear_parallel",) * 3: "bn_bitlinear3_parallel", ("bn_bitlinear_parallel",) * 2: "bn_bitlinear2_parallel"}
+    q = unfused.index("bn_bitlinear_parallel")
+    gate = unfused.index("bn_relu2_mul") - 2
+    assert calls == unfused[:q] + [fused[tuple(unfused[q:q + 3])]] + unfused[q + 3:gate] + [fused[tuple(unfused[gate:gate + 2])]] + unfused[gate + 2:]
+    assert ("OP(bn_bitlinear3_parallel(BN_LAYOUT_MAD, WEIGHTS(q_proj), WSCALE(q_proj), q, Q_DIM, WEIGHTS(k_proj), WSCALE(k_proj), k, KV_DIM, "
+            "WEIGHTS(v_proj), WSCALE(v_proj), v, KV_DIM, h_q, h_s, 0, HIDDEN, n));") in loop
+    assert ("OP(bn_bitlinear2_parallel(BN_LAYOUT_MAD, WEIGHTS(gate_proj), WSCALE(gate_proj), gate, FFN, WEIGHTS(up_proj), WSCALE(up_proj), up, FFN, "
+            "h_q, h_s, 0, HIDDEN, n));") in loop
+    assert "OP(bn_bitlinear_parallel(BN_LAYOUT_MAD, WEIGHTS(down_proj), WSCALE(down_proj), mlp_q, mlp_s, down, 0, HIDDEN, FFN, n));" in loop
     assert "OP(bn_attention_parallel(q, k_cache, v_cache, att, scores, n, HEADS, KV_HEADS, HEAD_DIM, pos0));" in loop
     assert "OP(bn_rope(q, n, HEADS, HEAD_DIM, pos0, ROPE_THETA));" in loop
     assert re.findall(r"^\s+OP\((bn_\w+)\(", epilogue, re.M) == ["bn_rmsnorm", "bn_head_f16_parallel"]
@@ -53,7 +62,7 @@ def test_forward_reads_like_the_model():
     assert {k: defines[k] for k in ("HIDDEN", "Q_DIM", "KV_DIM", "FFN", "HEADS", "KV_HEADS", "HEAD_DIM", "VOCAB")} == {
         "HIDDEN": "48", "Q_DIM": "48", "KV_DIM": "16", "FFN": "100", "HEADS": "3", "KV_HEADS": "1", "HEAD_DIM": "16", "VOCAB": "97"}
     calls = re.findall(r"^\s+OP\((.*)\);$", forward_c, re.M)
-    assert len(calls) == len(graph.ops()) and all(re.findall(r"\b\d+\b", call) in ([], ["0"]) for call in calls), calls
+    assert len(calls) == len(graph.ops()) - 3 and all(re.findall(r"\b\d+\b", call) in ([], ["0"]) for call in calls), calls  # q, k, v: one call; gate, up: one
     assert "/* residual connection back into x */" in forward_c and "/* RoPE relative positional encoding of q and k */" in forward_c
     assert re.search(r"/\* [\w, ]*\bfinal\b[\w, ]*: the same bytes, as no two of them are live at once \(plan.py\) \*/", forward_c)
     assert "float *gate = (float *)(arena + " in forward_c and "/* [n, FFN] */" in forward_c
@@ -79,7 +88,7 @@ def test_q8_and_lut_options_change_the_calls():
     graph, plan, forward_c, _ = generated(BuildOptions(embed="q8", layout="lut", chunk=4))
     assert "OP(bn_embed_q8(embed, embed_row_scale, tokens, x, n, HIDDEN, VOCAB));" in forward_c
     assert "OP(bn_head_q8_parallel(lm_head, lm_head_row_scale, final_q + (n - rows) * HIDDEN, final_s + (n - rows), logits, rows, VOCAB, HIDDEN));" in forward_c
-    assert re.search(r"OP\(bn_bitlinear_parallel\(BN_LAYOUT_LUT, WEIGHTS\(q_proj\), WSCALE\(q_proj\), h_q, h_s, q, bitlinear_scratch, Q_DIM, HIDDEN, n\)\);", forward_c)
+    assert "OP(bn_bitlinear_parallel(BN_LAYOUT_LUT, WEIGHTS(o_proj), WSCALE(o_proj), att_norm_q, att_norm_s, o, bitlinear_scratch, HIDDEN, Q_DIM, n));" in forward_c
 
 
 def test_model_header_declares_the_abi_with_the_arena_size():

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import test_activations as activations
 import test_attention as attention
+import test_bitlinear as bitlinear
 import test_embed as embed
 import test_head as head
 import test_math as bn_math
@@ -22,6 +23,18 @@ def activation_outputs(lib):
 def attention_outputs(lib, kernel):
     q, k, v = attention.make(np.random.default_rng(5), 3, 8, 2, 63, 40, kv=attention.KV[kernel])
     return [[attention.run(lib, name, q, k, v, 2, 40) for name in (kernel, kernel + "_ref")]]
+
+
+def bitlinear_outputs(lib):
+    """Each layout's kernel and reference on 9 tokens (the prefill's blocks of 4 and the rest one by
+    one), rows with full column blocks and a partial one."""
+    rng = np.random.default_rng(7)
+    outs = []
+    for name, layout in bitlinear.LAYOUTS.items():
+        w, q, scale, wscale = bitlinear.problem(rng, layout, 37, 300, 9)
+        packed = layout.pack(w)
+        outs.append([bitlinear.run(lib, kernel, packed, wscale, q, scale, 37) for kernel in (layout.kernel, layout.kernel + "_ref")])
+    return outs
 
 
 def kv_store_outputs(lib):
@@ -68,6 +81,7 @@ def rope_outputs(lib):
 
 CASES = {
     "activations": activation_outputs,
+    "bitlinear": bitlinear_outputs,
     "attention f16 cache": lambda lib: attention_outputs(lib, "bn_attention"),
     "attention f32 cache": lambda lib: attention_outputs(lib, "bn_attention_f32"),
     "kv store": kv_store_outputs,

@@ -93,3 +93,26 @@ def test_parallel_entry_points_run_whole_ops_on_one_thread(lib):
         per_thread = np.zeros(8 * LAYOUTS[layout].scratch_bytes(IN), np.uint8)
         lib.bn_bitlinear_parallel(layout_id(layout), packed, wscale, q, scale, got, per_thread, OUT, IN, N)
         assert got.tobytes() == expected.tobytes(), layout
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_fused_linears_give_each_linears_bits(lib, layout):
+    """bn_bitlinear2/3_parallel (q, k, v or gate, up as one job) == one bn_bitlinear_X call per matrix,
+    with output widths that are no multiple of the layout's row tile."""
+    rng = np.random.default_rng(8)
+    spec, outs = LAYOUTS[layout], (OUT, 13, 40)
+    q = rng.integers(-128, 128, size=(N, IN), dtype=np.int8)
+    scale = rng.uniform(0.01, 100, N).astype(np.float32)
+    scratch = [np.zeros(spec.scratch_bytes(IN), np.uint8)] if spec.scratch_bytes(IN) else []
+    per_thread = np.zeros(8 * spec.scratch_bytes(IN), np.uint8)
+    parts = [(spec.pack(rng.choice(np.array(spec.values, np.int8), size=(out, IN))), np.float32(0.5 + i), out) for i, out in enumerate(outs)]
+    expected = []
+    for packed, wscale, out in parts:
+        expected.append(np.zeros((N, out), np.float32))
+        lib.call(f"bn_bitlinear_{layout}", packed, wscale, q, scale, expected[-1], *scratch, out, IN, N)
+    for count in (2, 3):
+        got = [np.full((N, out), np.nan, np.float32) for _, _, out in parts[:count]]
+        args = [a for (packed, wscale, out), y in zip(parts, got) for a in (packed, wscale, y, out)]
+        lib.call(f"bn_bitlinear{count}_parallel", layout_id(layout), *args, q, scale, per_thread, IN, N)
+        for i, y in enumerate(got):
+            assert y.tobytes() == expected[i].tobytes(), f"{layout}: linear {i} of {count}"
