@@ -50,7 +50,7 @@ ATTR_NAMES = {"vocab": "VOCAB", "kv_heads": "KV_HEADS", "head_dim": "HEAD_DIM", 
 # One line above an op, llama2.c style; keyed by the op's profile label (_labels), "*" for any subject.
 COMMENTS = {
     "embed_* embed": "token embeddings into the residual stream x", "embed_* lm_head": "token embeddings into the residual stream x",
-    "rmsnorm input_norm": "attention: rmsnorm, then q, k, v for these positions (activations to int8 once for the three)",
+    "rmsnorm input_norm": "attention: rmsnorm, then q, k, v for these positions (activations to int8 once, unless each linear has its own norm)",
     "rope q": "RoPE relative positional encoding of q and k",
     "kv_store k": "k and v of these positions into this layer's cache (f16)",
     "attention q": "multi-head attention over the cache; heads share kv heads (GQA)",
