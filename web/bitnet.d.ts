@@ -5,7 +5,7 @@ export interface LoadProgress {
   totalBytes: number;
   mbPerSecond: number;
   etaSeconds: number | null;
-  phase: "manifest" | "wasm" | "tokenizer" | "weights";
+  phase: "manifest" | "wasm" | "threads" | "tokenizer" | "weights";
 }
 
 export interface LoadOptions {

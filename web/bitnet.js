@@ -2,7 +2,13 @@
 // never blocks. See bitnet.d.ts for the types.
 import { cachedShards, evictShards } from "./loader.js";
 import { readManifest } from "./manifest.js";
-import { moduleWorker } from "./spawn.js";
+import { FOLLOWER_START_MS, moduleWorker } from "./spawn.js";
+
+// Longer than the worker's own wait for its followers: past it, the worker itself is stuck (Firefox ESR
+// has hung inside a worker's `new Worker`), so the page starts a fresh one on one thread.
+const THREADED_START_HUNG_MS = FOLLOWER_START_MS + 10_000;
+
+class ThreadedStartHung extends Error {}
 
 async function collect(pieces, model) {
   const tokens = [];
@@ -21,15 +27,18 @@ export class BitNet {
   /** Load a built site's model; resolves once the weights are in memory and verified. */
   static async load(manifestUrl, { onProgress, signal, threads, simd } = {}) {
     signal?.throwIfAborted();
-    const worker = moduleWorker(new URL("./worker.js", import.meta.url));
-    const model = new BitNet(worker);
     const url = absolute(manifestUrl);
+    let model = new BitNet(moduleWorker(new URL("./worker.js", import.meta.url)));
     const onAbort = () => model._fail(abortError(signal));
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      model.info = Object.freeze(await model._request({ type: "load", manifestUrl: url, threads, simd }, {
-        progress: (p) => onProgress?.({ loadedBytes: 0, totalBytes: 0, mbPerSecond: 0, etaSeconds: null, ...p }),
-      }));
+      try {
+        model.info = await model._load({ manifestUrl: url, threads, simd }, onProgress);
+      } catch (e) {
+        if (!(e instanceof ThreadedStartHung)) throw e;
+        model = new BitNet(moduleWorker(new URL("./worker.js", import.meta.url)));
+        model.info = await model._load({ manifestUrl: url, simd, threadsFallback: e.message }, onProgress);
+      }
     } catch (e) {
       model.dispose();
       throw e;
@@ -37,6 +46,22 @@ export class BitNet {
       signal?.removeEventListener("abort", onAbort);
     }
     return model;
+  }
+
+  async _load(request, onProgress) {
+    let watchdog;
+    const hung = () => this._fail(new ThreadedStartHung(`the threaded start did not finish within ${THREADED_START_HUNG_MS / 1000} s, so one thread runs`));
+    try {
+      return Object.freeze(await this._request({ type: "load", ...request }, {
+        progress: (p) => {
+          clearTimeout(watchdog);
+          if (p.phase === "threads") watchdog = setTimeout(hung, THREADED_START_HUNG_MS);
+          onProgress?.({ loadedBytes: 0, totalBytes: 0, mbPerSecond: 0, etaSeconds: null, ...p });
+        },
+      }));
+    } finally {
+      clearTimeout(watchdog);
+    }
   }
 
   /** How much of the site's weights Cache Storage holds: {complete, cachedBytes, totalBytes} (fetches the manifest). */

@@ -11,12 +11,11 @@ import { ALIGN, MODULE_RESERVE_BYTES } from "./format.js"; // generated at build
 import { checkMessages, renderChat } from "./chat.js";
 import { resolveOptions } from "./options.js";
 import { StopStrings } from "./textstream.js";
-import { moduleWorker } from "./spawn.js";
+import { FOLLOWER_START_MS, moduleWorker } from "./spawn.js";
 
 const PAGE = 65536;
 const DEFAULT_THREADS = 4;      // more rarely pays: decoding is bound by memory bandwidth
 const THREAD_STACK_BYTES = 1 << 20;
-const FOLLOWER_START_MS = 30_000; // generous: a loaded machine starts workers slowly
 const SIMD_VARIANTS = ["relaxed", "simd128"];
 
 // Smallest modules using a SIMD128 instruction and a relaxed-SIMD one (i32x4.relaxed_trunc_f32x4_s).
@@ -83,7 +82,7 @@ async function instantiateSingle(bytes, arenaBytes) {
   return new Machine(instance.exports, instance.exports.memory, arenaBytes, 0);
 }
 
-async function instantiateThreaded(bytes, arenaBytes, threads) {
+async function instantiateThreaded(bytes, arenaBytes, threads, progress) {
   const module = await WebAssembly.compile(bytes);
   const stackBytes = (threads - 1) * THREAD_STACK_BYTES;
   const pages = Math.ceil((MODULE_RESERVE_BYTES + arenaBytes + stackBytes) / PAGE);
@@ -96,6 +95,7 @@ async function instantiateThreaded(bytes, arenaBytes, threads) {
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
   const machine = new Machine(instance.exports, memory, arenaBytes, stackBytes);
   const stacksBase = Math.ceil((machine.base + arenaBytes) / 16) * 16;
+  progress({ phase: "threads" }); // the page's watchdog runs until the next progress message
   machine.followers = await startFollowers(module, memory, stacksBase, threads); // referenced for the model's lifetime
   if (instance.exports.bn_threads_init(threads) !== threads) {
     for (const worker of machine.followers) worker.terminate();
@@ -106,12 +106,12 @@ async function instantiateThreaded(bytes, arenaBytes, threads) {
 
 // {machine, threads, fallback}: the threaded start where asked for; any failure of it (refused
 // shared memory, a memory that cannot be posted, a follower that does not start) runs one thread.
-async function start(manifest, manifestUrl, simd, { threads, fallback }, signal) {
+async function start(manifest, manifestUrl, simd, { threads, fallback }, signal, progress) {
   const fetchModule = (key) => fetchChecked(manifest, manifest.wasm[key], "WebAssembly module", manifestUrl, signal);
   const arenaBytes = manifest.abi.arena_bytes;
   if (threads > 1) {
     try {
-      return { machine: await instantiateThreaded(await fetchModule(`${simd}_threads`), arenaBytes, threads), threads, fallback };
+      return { machine: await instantiateThreaded(await fetchModule(`${simd}_threads`), arenaBytes, threads, progress), threads, fallback };
     } catch (e) {
       signal.throwIfAborted();
       fallback = `the threaded start failed (${e?.message ?? e}), so one thread runs`;
@@ -176,13 +176,14 @@ class Machine {
 }
 
 class Model {
-  static async load({ manifestUrl, threads: requested, simd: requestedSimd }, signal, progress) {
+  // threadsFallback: the page's reason to run one thread (a threaded start of an earlier worker hung)
+  static async load({ manifestUrl, threads: requested, simd: requestedSimd, threadsFallback }, signal, progress) {
     progress({ phase: "manifest" });
     const manifest = await readRunnableManifest(manifestUrl, signal);
     const simd = pickSimd(manifest.wasm, requestedSimd);
     progress({ phase: "wasm" });
-    const { machine, threads, fallback } = await start(manifest, manifestUrl, simd,
-      pickThreads(manifest.wasm, manifest.abi.max_threads ?? 1, simd, requested), signal);
+    const plan = threadsFallback ? { threads: 1, fallback: threadsFallback } : pickThreads(manifest.wasm, manifest.abi.max_threads ?? 1, simd, requested);
+    const { machine, threads, fallback } = await start(manifest, manifestUrl, simd, plan, signal, progress);
     let tokenizer = null;
     if (manifest.tokenizer) {
       progress({ phase: "tokenizer" });

@@ -73,6 +73,26 @@ def test_a_follower_that_cannot_start_falls_back_to_one_thread(page, site, serve
     assert run["tokens"] == expected[0]
 
 
+def test_a_worker_stuck_in_the_threaded_start_is_replaced_by_one_thread(page, features, site, served_dir, expected, tmp_path):
+    """Firefox ESR has hung inside the worker's own `new Worker` for a follower: the worker never answers
+    again, so the page must give up on it. Here the worker spins where it would start its followers."""
+    if not features.threads:
+        pytest.skip("no threaded start in this engine")
+    stuck = tmp_path / "site"
+    shutil.copytree(site, stuck)
+    worker = (stuck / "worker.js").read_text()
+    (stuck / "worker.js").write_text(worker.replace("async function startFollowers(module, memory, stacksBase, threads) {",
+                                                    "async function startFollowers(module, memory, stacksBase, threads) { for (;;);", 1))
+    spawn = (stuck / "spawn.js").read_text()
+    (stuck / "spawn.js").write_text(spawn.replace("FOLLOWER_START_MS = 30_000", "FOLLOWER_START_MS = 1_000", 1))  # the page waits 11 s, not 40
+    assert (stuck / "worker.js").read_text() != worker and (stuck / "spawn.js").read_text() != spawn
+    page.goto(served_dir(stuck) + "model/manifest.json")
+    run = page.evaluate(LOAD_AND_GENERATE, [{"threads": 2}, PROMPT, TOKENS])
+    assert run["info"]["threads"] == 1, run["info"]
+    assert run["info"]["threadsFallback"] == "the threaded start did not finish within 11 s, so one thread runs"
+    assert run["tokens"] == expected[0]
+
+
 def test_threaded_generation_equals_single_thread_and_python(page, features, site, served_dir, expected):
     tokens, logits = expected
     page.goto(served_dir(site) + "model/manifest.json")
