@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -86,18 +87,22 @@ def chromium_page(engine_pool):
         yield page
 
 
+@dataclass(frozen=True)
+class Served:
+    url: str                # ends in '/'
+    paths: list[str]        # every path requested so far
+
+
 @pytest.fixture(scope="session")
 def served():
-    """served(folder) -> the folder served by bitnet_wasm.serve on 127.0.0.1 (any free port) until
-    the end of the session: .url ends in '/', .paths lists every path requested."""
+    """served(folder) -> a Served: the folder served by bitnet_wasm.serve on 127.0.0.1 (any free
+    port) until the end of the session."""
     servers: list[SiteServer] = []
 
-    def serve(folder) -> SiteServer:
+    def serve(folder) -> Served:
         paths: list[str] = []
-        server = SiteServer(folder, "127.0.0.1", 0, quiet=True, on_request=paths.append).start()
-        server.paths = paths
-        servers.append(server)
-        return server
+        servers.append(SiteServer(folder, "127.0.0.1", 0, quiet=True, on_request=paths.append).start())
+        return Served(servers[-1].url, paths)
 
     yield serve
     for server in servers:

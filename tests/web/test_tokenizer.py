@@ -12,8 +12,19 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from tokenizers import AddedToken, ByteLevelBPETokenizer, Regex, SentencePieceBPETokenizer, Tokenizer
-from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import (
+    AddedToken,
+    ByteLevelBPETokenizer,
+    Regex,
+    SentencePieceBPETokenizer,
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
 from tokenizers.decoders import DecodeStream
 
 import bitnet_wasm
