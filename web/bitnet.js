@@ -2,10 +2,11 @@
 // never blocks. See bitnet.d.ts for the types.
 import { cachedShards, evictShards } from "./loader.js";
 import { readManifest } from "./manifest.js";
-import { FOLLOWER_START_MS, moduleWorker } from "./spawn.js";
+import { FOLLOWER_START_MS, startFollowers } from "./followers.js";
+import { moduleWorker } from "./spawn.js";
 
-// Longer than the worker's own wait for its followers: past it, the worker itself is stuck (Firefox ESR
-// has hung inside a worker's `new Worker`), so the page starts a fresh one on one thread.
+// Longer than a follower's start may take: past it, the worker itself is stuck, so the page starts a
+// fresh one on one thread.
 const THREADED_START_HUNG_MS = FOLLOWER_START_MS + 10_000;
 
 class ThreadedStartHung extends Error {}
@@ -77,6 +78,7 @@ export class BitNet {
 
   constructor(worker) {
     this._worker = worker;
+    this._followers = []; // the threaded module's other threads, started here for the worker
     this._pending = new Map(); // id -> {resolve, reject, piece?, progress?}
     this._nextId = 1;
     this.info = null;
@@ -88,7 +90,29 @@ export class BitNet {
     };
   }
 
-  _receive({ type, id, result, error, piece, progress }) {
+  _receive(message) {
+    if (message.type === "startFollowers") this._startFollowers(message);
+    else if (message.type === "stopFollowers") this._stopFollowers();
+    else this._answer(message);
+  }
+
+  async _startFollowers({ module, memory, stackTops }) {
+    let error = null;
+    try {
+      this._followers = await startFollowers(module, memory, stackTops);
+    } catch (e) {
+      error = e.message;
+    }
+    if (this._worker) this._worker.postMessage({ type: "followersStarted", error });
+    else this._stopFollowers(); // disposed meanwhile
+  }
+
+  _stopFollowers() {
+    for (const follower of this._followers) follower.terminate();
+    this._followers = [];
+  }
+
+  _answer({ type, id, result, error, piece, progress }) {
     const pending = this._pending.get(id);
     if (!pending) return;
     if (type === "progress") pending.progress?.(progress);
@@ -105,6 +129,7 @@ export class BitNet {
     this._pending.clear();
     this._worker?.terminate();
     this._worker = null;
+    this._stopFollowers();
   }
 
   _request(message, handlers = {}) {

@@ -11,6 +11,3 @@ export function moduleWorker(url) {
     URL.revokeObjectURL(blobUrl); // the Worker constructor has resolved it already
   }
 }
-
-// How long a follower thread may take to say it is ready: generous, a loaded machine starts workers slowly.
-export const FOLLOWER_START_MS = 30_000;

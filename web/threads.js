@@ -1,4 +1,4 @@
-// A follower thread (see worker.js): one more instance of the threaded module over the leader's
+// A follower thread (see worker.js and followers.js): one more instance of the threaded module over the leader's
 // shared memory, on its own stack, running its share of every parallel op from then on.
 self.onmessage = async ({ data: { module, memory, index, stackTop } }) => {
   let exports;
@@ -10,5 +10,5 @@ self.onmessage = async ({ data: { module, memory, index, stackTop } }) => {
     return;
   }
   postMessage({ ready: true });
-  exports.bn_thread_main(index); // never returns: the leader's worker ends this one
+  exports.bn_thread_main(index); // never returns: the page terminates this worker with the model
 };

@@ -11,7 +11,6 @@ import { ALIGN, MODULE_RESERVE_BYTES } from "./format.js"; // generated at build
 import { checkMessages, renderChat } from "./chat.js";
 import { resolveOptions } from "./options.js";
 import { StopStrings } from "./textstream.js";
-import { FOLLOWER_START_MS, moduleWorker } from "./spawn.js";
 
 const PAGE = 65536;
 const DEFAULT_THREADS = 4;      // more rarely pays: decoding is bound by memory bandwidth
@@ -49,32 +48,16 @@ function pickThreads(wasmFiles, maxThreads, simd, requested) {
   return { threads: fallback ? 1 : wanted, fallback };
 }
 
-// One more instance of the threaded module per follower, each on its own stack above the arena;
-// resolves once all of them are ready to take jobs.
-async function startFollowers(module, memory, stacksBase, threads) {
-  const workers = [];
-  const started = (index) => new Promise((resolve, reject) => {
-    const worker = moduleWorker(new URL("./threads.js", import.meta.url));
-    workers.push(worker);
-    const timer = setTimeout(() => reject(new Error(`thread ${index} did not start within ${FOLLOWER_START_MS / 1000} s`)), FOLLOWER_START_MS);
-    worker.onmessage = ({ data }) => {
-      clearTimeout(timer);
-      if (data.error) reject(new Error(`thread ${index}: ${data.error}`));
-      else resolve();
-    };
-    worker.onerror = (event) => {
-      event.preventDefault?.();
-      reject(new Error(`thread ${index} could not start: ${event.message || "is threads.js served?"}`));
-    };
-    worker.postMessage({ module, memory, index, stackTop: stacksBase + index * THREAD_STACK_BYTES });
+// The followers are the page's workers (bitnet.js starts them when asked, see followers.js): a
+// worker that creates workers has hung inside `new Worker` in Firefox ESR. Resolves once all are
+// ready to take jobs, on stacks above the arena.
+let followersStarted = null; // settles the request to the page
+function startFollowers(module, memory, stacksBase, threads) {
+  const stackTops = Array.from({ length: threads - 1 }, (_, i) => stacksBase + (i + 1) * THREAD_STACK_BYTES);
+  return new Promise((resolve, reject) => {
+    followersStarted = ({ error }) => (error ? reject(new Error(error)) : resolve());
+    postMessage({ type: "startFollowers", module, memory, stackTops });
   });
-  try {
-    await Promise.all(Array.from({ length: threads - 1 }, (_, i) => started(i + 1)));
-  } catch (e) {
-    for (const worker of workers) worker.terminate();
-    throw e;
-  }
-  return workers;
 }
 
 async function instantiateSingle(bytes, arenaBytes) {
@@ -96,9 +79,9 @@ async function instantiateThreaded(bytes, arenaBytes, threads, progress) {
   const machine = new Machine(instance.exports, memory, arenaBytes, stackBytes);
   const stacksBase = Math.ceil((machine.base + arenaBytes) / 16) * 16;
   progress({ phase: "threads" }); // the page's watchdog runs until the next progress message
-  machine.followers = await startFollowers(module, memory, stacksBase, threads); // referenced for the model's lifetime
+  await startFollowers(module, memory, stacksBase, threads);
   if (instance.exports.bn_threads_init(threads) !== threads) {
-    for (const worker of machine.followers) worker.terminate();
+    postMessage({ type: "stopFollowers" });
     throw new Error(`the threaded module refused ${threads} threads`);
   }
   return machine;
@@ -156,7 +139,6 @@ class Machine {
   constructor(exports, memory, arenaBytes, extraBytes) {
     this.exports = exports;
     this.memory = memory;
-    this.followers = [];
     this.base = Math.ceil(exports.__heap_base.value / ALIGN) * ALIGN;
     const missing = this.base + arenaBytes + 16 + extraBytes - this.memory.buffer.byteLength;
     try {
@@ -407,6 +389,11 @@ const HANDLERS = {
 
 let queue = Promise.resolve();
 self.onmessage = ({ data: message }) => {
+  if (message.type === "followersStarted") {
+    followersStarted?.(message);
+    followersStarted = null;
+    return;
+  }
   if (message.type === "abort") {
     abortedIds.add(message.target);
     loadControllers.get(message.target)?.abort(new DOMException("loading was aborted", "AbortError"));

@@ -74,18 +74,18 @@ def test_a_follower_that_cannot_start_falls_back_to_one_thread(page, site, serve
 
 
 def test_a_worker_stuck_in_the_threaded_start_is_replaced_by_one_thread(page, features, site, served_dir, expected, tmp_path):
-    """Firefox ESR has hung inside the worker's own `new Worker` for a follower: the worker never answers
-    again, so the page must give up on it. Here the worker spins where it would start its followers."""
+    """A worker that never answers again while its threads start (Firefox ESR has hung inside a worker's
+    own `new Worker`) is given up on. Here the worker spins where it would ask for its followers."""
     if not features.threads:
         pytest.skip("no threaded start in this engine")
     stuck = tmp_path / "site"
     shutil.copytree(site, stuck)
     worker = (stuck / "worker.js").read_text()
-    (stuck / "worker.js").write_text(worker.replace("async function startFollowers(module, memory, stacksBase, threads) {",
-                                                    "async function startFollowers(module, memory, stacksBase, threads) { for (;;);", 1))
-    spawn = (stuck / "spawn.js").read_text()
-    (stuck / "spawn.js").write_text(spawn.replace("FOLLOWER_START_MS = 30_000", "FOLLOWER_START_MS = 1_000", 1))  # the page waits 11 s, not 40
-    assert (stuck / "worker.js").read_text() != worker and (stuck / "spawn.js").read_text() != spawn
+    (stuck / "worker.js").write_text(worker.replace("function startFollowers(module, memory, stacksBase, threads) {",
+                                                    "function startFollowers(module, memory, stacksBase, threads) { for (;;);", 1))
+    followers = (stuck / "followers.js").read_text()
+    (stuck / "followers.js").write_text(followers.replace("FOLLOWER_START_MS = 30_000", "FOLLOWER_START_MS = 1_000", 1))  # the page waits 11 s, not 40
+    assert (stuck / "worker.js").read_text() != worker and (stuck / "followers.js").read_text() != followers
     page.goto(served_dir(stuck) + "model/manifest.json")
     run = page.evaluate(LOAD_AND_GENERATE, [{"threads": 2}, PROMPT, TOKENS])
     assert run["info"]["threads"] == 1, run["info"]
