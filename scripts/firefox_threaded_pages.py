@@ -44,7 +44,6 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         site = args.site or small_site(Path(tmp))
         server = SiteServer(site, "127.0.0.1", 0, quiet=True).start()
-        firefox.PAGES_PER_BROWSER = 10**9  # one browser for the whole run
         engine = firefox.launch()
         print(engine.version, flush=True)
         try:

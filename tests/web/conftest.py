@@ -17,9 +17,9 @@ from bitnet_wasm.serve import SiteServer
 
 
 def pytest_collection_modifyitems(items):
-    """Firefox ESR 153 now and then never starts a page's threaded module (the load stalls in its
-    "wasm" phase; see bench/firefox.py): a Firefox test that fails is run once more, in a fresh page.
-    A failure that repeats still fails."""
+    """A Firefox test that fails is run once more, in a fresh page (a failure that repeats still fails):
+    a guard kept from when Firefox ESR 153 hung inside a worker's `new Worker` now and then (README,
+    Browser engines), which the page now starts instead; it has not stalled since in 240 pages."""
     for item in items:
         if "[firefox" in item.nodeid:
             item.add_marker(pytest.mark.flaky(reruns=1))

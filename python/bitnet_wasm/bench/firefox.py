@@ -79,8 +79,7 @@ class Bridge:
 
 
 class FirefoxPage(Page):
-    def __init__(self, engine: "FirefoxEngine", viewport=None):
-        self.engine, bridge = engine, engine.bridge
+    def __init__(self, bridge: Bridge, viewport=None):
         self.bridge = bridge
         self.id = bridge.call("newPage")
         if viewport:
@@ -96,15 +95,7 @@ class FirefoxPage(Page):
         self.bridge.call("screenshot", page=self.id, path=str(path))
 
     def close(self):
-        try:
-            self.bridge.call("closePage", page=self.id)
-        finally:
-            self.engine.open_pages -= 1
-
-
-# Firefox ESR 153 now and then never returns from a worker's `new Worker` for a follower thread (after 18 to 100 threaded
-# pages in one browser: scripts/firefox_threaded_pages.py; README, Browser engines). A fresh browser every few pages.
-PAGES_PER_BROWSER = 4
+        self.bridge.call("closePage", page=self.id)
 
 
 class FirefoxEngine(Engine):
@@ -114,7 +105,6 @@ class FirefoxEngine(Engine):
         if not os.path.exists(FIREFOX):
             raise missing(f"Firefox ({FIREFOX})", "firefox")
         self.bridge = Bridge(ensure_puppeteer())
-        self.open_pages = self.pages_since_launch = 0
         try:
             self.version = self.bridge.call("launch")["version"].replace("/", " ")
         except BaseException:
@@ -122,14 +112,7 @@ class FirefoxEngine(Engine):
             raise
 
     def new_page(self, viewport=None) -> FirefoxPage:
-        if self.open_pages == 0 and self.pages_since_launch >= PAGES_PER_BROWSER:
-            self.bridge.call("close")
-            self.bridge.call("launch")
-            self.pages_since_launch = 0
-        page = FirefoxPage(self, viewport)
-        self.open_pages += 1
-        self.pages_since_launch += 1
-        return page
+        return FirefoxPage(self.bridge, viewport)
 
     def close(self):
         self.bridge.close()
