@@ -44,16 +44,28 @@ def llama_sentencepiece_tq2_0(root):
     return write_gguf(load_checkpoint(written.path), root / "model-tq2_0.gguf", "tq2_0", "llama", tokenizer="llama")
 
 
-@pytest.mark.parametrize("source", [falcon3, bitnet_i2_s, llama_use_rms_norm, llama_sentencepiece_tq2_0])
-def test_page_matches_python_in_exact_mode(page, served_dir, tmp_path, source):
-    bitnet_wasm.build(source(tmp_path), tmp_path / "site", kv="f32", layout="mad", progress=False)
+SOURCES = {source.__name__: source for source in (falcon3, bitnet_i2_s, llama_use_rms_norm, llama_sentencepiece_tq2_0)}
+
+
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory):
+    """name -> (site, Python's greedy tokens, prompt ids, their logits): each built once for every engine."""
+    built = {}
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BITNET_WASM_CACHE", str(tmp_path / "native-cache"))
-        python_model = bitnet_wasm.load(tmp_path / "site")
-        expected = python_model.generate(PROMPT, max_new_tokens=32, temperature=0)
-        ids = python_model.encode(PROMPT)[:20]
-        logits = python_model.logits(ids)
-    page.goto(served_dir(tmp_path / "site") + "model/manifest.json")
+        mp.setenv("BITNET_WASM_CACHE", str(tmp_path_factory.mktemp("native-cache")))
+        for name, source in SOURCES.items():
+            root = tmp_path_factory.mktemp(name)
+            bitnet_wasm.build(source(root), root / "site", kv="f32", layout="mad", progress=False)
+            python_model = bitnet_wasm.load(root / "site")
+            ids = python_model.encode(PROMPT)[:20]
+            built[name] = (root / "site", python_model.generate(PROMPT, max_new_tokens=32, temperature=0).tokens, ids, python_model.logits(ids))
+    return built
+
+
+@pytest.mark.parametrize("source", list(SOURCES))
+def test_page_matches_python_in_exact_mode(page, served_dir, sites, source):
+    site, tokens, ids, logits = sites[source]
+    page.goto(served_dir(site) + "model/manifest.json")
     got = page.evaluate(RUN, [PROMPT, 32, ids])
-    assert got["tokens"] == expected.tokens
+    assert got["tokens"] == tokens
     np.testing.assert_array_equal(np.array(got["logits"], np.float32), logits)  # the same C: bit-identical
