@@ -25,25 +25,23 @@ from bitnet_wasm.wasm_kernels import NativeKernels, WasmKernels, toolchain
 from bitnet_wasm.wasm_kernels.abi import kernel_abi, parse_header
 
 
-def native_library(src_dir: Path) -> Path:
-    """The native build of a site's C (kernels + forward.c), compiled on first use."""
-    files = sorted(Path(src_dir).resolve().glob("*.[ch]"))
-    h = hashlib.sha256(toolchain.sources_digest([]).encode())
-    for path in files:
-        h.update(path.name.encode() + b"\0" + path.read_bytes())
-    out = cache_dir() / f"model-{h.hexdigest()[:16]}.so"
+def native_library(src_dir: Path, sources_sha256: str) -> Path:
+    """The native build of a site's C (kernels + forward.c), compiled on first use; sources_sha256 is
+    the folder's digest (compiler/sources.py), already checked against the manifest by site_sources."""
+    key = hashlib.sha256(f"{toolchain.sources_digest([])} {sources_sha256}".encode()).hexdigest()[:16]
+    out = cache_dir() / f"model-{key}.so"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-            sources = [f for f in files if f.suffix == ".c"]
+            sources = sorted(Path(src_dir).resolve().glob("*.c"))
             built = toolchain.compile_target(toolchain.TARGETS["native"], sources, Path(tmp) / out.name)
             os.replace(built, out)  # atomic: a concurrent loader sees the whole library or none
     return out
 
 
 class _NativeArena:
-    def __init__(self, src_dir: Path, abi, nbytes: int):
-        self.lib = NativeKernels(native_library(src_dir), abi)
+    def __init__(self, src_dir: Path, sources_sha256: str, abi, nbytes: int):
+        self.lib = NativeKernels(native_library(src_dir, sources_sha256), abi)
         raw = np.zeros(nbytes + ALIGN, np.uint8)
         start = -raw.ctypes.data % ALIGN
         self.arena = raw[start:start + nbytes]
@@ -124,7 +122,7 @@ class Model:
         abi = {**kernel_abi(), **parse_header((src / "model.h").read_text())}
         nbytes = m["abi"]["arena_bytes"]
         if backend == "native":
-            self._machine = _NativeArena(src, abi, nbytes)
+            self._machine = _NativeArena(src, m["sources"]["sha256"], abi, nbytes)
         else:
             if not m.get("wasm"):
                 raise SiteError(f"{self.dir}: built without wasm modules")
