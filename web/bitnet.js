@@ -29,7 +29,8 @@ export class BitNet {
   static async load(manifestUrl, { onProgress, signal, threads, simd } = {}) {
     signal?.throwIfAborted();
     const url = absolute(manifestUrl);
-    let model = new BitNet(moduleWorker(new URL("./worker.js", import.meta.url)));
+    const newModel = () => new BitNet(moduleWorker(new URL("./worker.js", import.meta.url)));
+    let model = newModel();
     const onAbort = () => model._fail(abortError(signal));
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
@@ -37,7 +38,7 @@ export class BitNet {
         model.info = await model._load({ manifestUrl: url, threads, simd }, onProgress);
       } catch (e) {
         if (!(e instanceof ThreadedStartHung)) throw e;
-        model = new BitNet(moduleWorker(new URL("./worker.js", import.meta.url)));
+        model = newModel();
         model.info = await model._load({ manifestUrl: url, simd, threadsFallback: e.message }, onProgress);
       }
     } catch (e) {
