@@ -8,6 +8,7 @@ import pytest
 from chat_templates import LLAMA3
 
 import bitnet_wasm
+from bitnet_wasm.bench import llama_cpp, npm
 from bitnet_wasm.compiler.writers import write_bitnet_packed
 from bitnet_wasm.wasm_kernels import NativeKernels, WasmKernels
 from bitnet_wasm.wasm_kernels.toolchain import build_kernels
@@ -67,3 +68,9 @@ def chat_site(tmp_path_factory):
     config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "chat_template": LLAMA3}))
     bitnet_wasm.build(root / "hf", root / "site", progress=False)
     return root / "site"
+
+
+@pytest.fixture(scope="session")
+def node_llama_cpp():
+    """node-llama-cpp's folder: native llama.cpp, installed on first use into the checkout's .cache/npm (like the Firefox driver)."""
+    return llama_cpp.ensure_installed(npm.checkout_root(Path(os.environ["npm_config_cache"]).parent / "npm-packages"), log=None)

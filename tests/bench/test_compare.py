@@ -1,10 +1,12 @@
 """The pure parts of `bitnet-wasm bench --compare`: roofline arithmetic from real manifests, the
 derived ratios and targets, the markdown table and plot of a results dict, the random model
-writer, wllama's token bias and install errors. The browser/npm run itself is not run here."""
+writer, wllama's token bias and install errors; and the rows that run outside the browser for real
+(our native build; native llama.cpp on the demo model's GGUF). The browser run itself is not run here."""
 from __future__ import annotations
 
 import copy
 import json
+import math
 import subprocess
 import sys
 
@@ -13,10 +15,11 @@ import pytest
 from tokenizers import Tokenizer
 
 import bitnet_wasm
-from bitnet_wasm.bench import compare, compare_report, wllama
+from bitnet_wasm.bench import compare, compare_report, llama_cpp, wllama
 from bitnet_wasm.bench.random_model import B2_4T, LARGE, Shape, write_random_bitnet
 from bitnet_wasm.compiler.loaders import load_checkpoint
 from bitnet_wasm.compiler.writers import tokenizer_json, write_1bitllm
+from bitnet_wasm.models import embedded_model_dir
 
 TINY = Shape(hidden=64, layers=2, heads=4, kv_heads=2, intermediate=128, vocab=300, max_position=128)
 
@@ -28,18 +31,19 @@ def _row(engine, threads, decode, simd=None, prefill=100.0, error=None):
 
 
 def _results():
-    ours, peer, native = compare_report.OURS, compare_report.WLLAMA, compare_report.NATIVE
+    ours, peer, native, llama = compare_report.OURS, compare_report.WLLAMA, compare_report.NATIVE, compare_report.LLAMA_CPP
     return {
         "bitnet_wasm": "0.1.0", "date": "2026-01-01 00:00 UTC",
         "machine": {"cpus": 2, "browser": "Chromium 1", "load_average": [0.1, 0.2], "note": "2 cores, quiet."},
         "settings": {"command": "bitnet-wasm bench --compare", "prompt": "Hi", "tokens": 32, "warmup_tokens": 2,
-                     "wllama": "3.8.1", "stream_mb": 256, "stream_seconds": 1.5},
+                     "wllama": "3.8.1", "node_llama_cpp": "3.22.1", "stream_mb": 256, "stream_seconds": 1.5},
         "bandwidth": [{"threads": 1, "gbps": 20.0, "error": None}, {"threads": 2, "gbps": 30.0, "error": None}],
         "models": [{
             "name": "large", "description": "random", "error": None, "bytes_per_token": 200_000_000,
             "rows": [_row(ours, 1, 80.0, "relaxed"), _row(ours, 2, 120.0, "relaxed"), _row(ours, 1, 50.0, "simd128"),
                      _row(ours, 2, None, "simd128", error="asked for simd128 SIMD on 2 thread(s), the runtime ran relaxed on 1"),
-                     _row(peer, 1, 10.0, "simd128"), _row(peer, 2, 30.0, "simd128"), _row(native, 1, 100.0)],
+                     _row(peer, 1, 10.0, "simd128"), _row(peer, 2, 30.0, "simd128"), _row(native, 1, 100.0),
+                     _row(llama, 1, 40.0), _row(llama, 2, 70.0)],
         }],
         "notes": ["a note"],
     }
@@ -82,6 +86,7 @@ def test_derive_ratios_and_targets():
     assert rows["bitnet-wasm", "simd128", 1]["vs_wllama"] == pytest.approx(5.0)
     assert rows["wllama", "simd128", 2]["roofline_fraction"] == pytest.approx(0.2)
     assert "vs_wllama" not in rows["wllama", "simd128", 1] and "roofline_fraction" not in rows["native", None, 1]
+    assert not {"vs_wllama", "roofline_fraction"} & set(rows["llama.cpp", None, 1])  # the page's bandwidth is not its roofline
     assert model["roofline_tps"] == {"1": pytest.approx(100.0), "2": pytest.approx(150.0)}
     targets = {t["target"]: (t["value"], t["met"]) for t in model["targets"]}
     assert targets == {
@@ -91,16 +96,18 @@ def test_derive_ratios_and_targets():
         "decode / roofline, 2 threads (relaxed)": (pytest.approx(0.8), True),
         "decode 2 threads / 1 thread (relaxed)": (pytest.approx(1.5), False),
         "native decode / browser decode, 1 thread": (pytest.approx(1.25), True),
+        "decode vs llama.cpp native, 1 thread (relaxed)": (pytest.approx(2.0), None),
     }
 
 
 def test_targets_of_missing_measurements_are_not_measured_not_guessed():
     results = _results()
     model = results["models"][0]
-    model["rows"] = [r if r["engine"] != "wllama" else {**r, "error": "npm failed", "decode_tps": None} for r in model["rows"]]
+    model["rows"] = [r if r["engine"] not in ("wllama", "llama.cpp") else {**r, "error": "npm failed", "decode_tps": None} for r in model["rows"]]
     results["bandwidth"][1] = {"threads": 2, "gbps": None, "error": "worker failed"}
     targets = {t["target"]: t for t in compare_report.derive(results)["models"][0]["targets"]}
-    for name in ("decode vs wllama, 1 thread (relaxed)", "decode vs wllama, 2 threads (relaxed)", "decode / roofline, 2 threads (relaxed)"):
+    for name in ("decode vs wllama, 1 thread (relaxed)", "decode vs wllama, 2 threads (relaxed)", "decode / roofline, 2 threads (relaxed)",
+                 "decode vs llama.cpp native, 1 thread (relaxed)"):
         assert targets[name]["value"] is None and targets[name]["met"] is None
     assert targets["decode / roofline, 1 thread (relaxed)"]["met"] is True
 
@@ -117,6 +124,9 @@ def test_markdown_table_from_results_json():
     assert "| 1 | 20.0 | 100.0 |" in text and "| 2 | 30.0 | 150.0 |" in text
     assert "| large | decode vs wllama, 2 threads (relaxed) | 4.00 | >= 5 | **not met** |" in text
     assert "| large | native decode / browser decode, 1 thread | 1.25 | <= 1.5 | met |" in text
+    assert "| large | llama.cpp |  | 2 | 40 | 32 | 100.0 | 70.0 |  |  |" in text
+    assert "| large | decode vs llama.cpp native, 1 thread (relaxed) | 2.00 |  | information (no goal) |" in text
+    assert "llama.cpp natively through node-llama-cpp 3.22.1" in text
     assert "2 cores, quiet." in text and "- a note" in text and "![decode tokens per second](benchmark.png)" in text
 
 
@@ -126,6 +136,7 @@ def test_markdown_reports_a_model_that_could_not_be_built():
     text = compare_report.markdown(results)
     assert "| demo | all | | | not measured: EmbeddedModelError: missing |" in text
     assert "| demo | decode vs wllama, 1 thread (relaxed) |  | >= 5 | not measured |" in text
+    assert "| demo | decode vs llama.cpp native, 1 thread (relaxed) |  |  | not measured |" in text
 
 
 def test_plot_writes_a_png(tmp_path):
@@ -195,7 +206,7 @@ def test_notes_name_differing_prompt_counts_and_cache_resident_models():
     model["rows"][4] = {**model["rows"][4], "prompt_tokens": 41}
     tiny = {**copy.deepcopy(model), "name": "demo", "bytes_per_token": 1_200_000}
     notes = compare._model_notes([model, tiny])
-    assert notes[0] == "large: the engines saw different prompt token counts: bitnet-wasm 40, native 40, wllama 40, wllama 41"
+    assert notes[0] == "large: the engines saw different prompt token counts: bitnet-wasm 40, llama.cpp 40, native 40, wllama 40, wllama 41"
     assert notes[-1].startswith("demo: its 1.2 MB of weights per token stay in the CPU caches")
     assert not any(n.startswith("large: its") for n in notes)
 
@@ -207,3 +218,40 @@ def test_native_row_times_the_python_runtime_on_the_same_prompt(tmp_path):
     expected_prompt = len(bitnet_wasm.load(tmp_path / "site").encode("The old lighthouse keeper"))
     assert (row["prompt_tokens"], row["new_tokens"]) == (expected_prompt, 5)
     assert row["prefill_tps"] > 0 and row["decode_tps"] > 0
+
+
+@pytest.fixture(scope="module")
+def demo_model(tmp_path_factory):
+    """The demo model's site (without wasm: only the GGUF export and our tokenizer read it) and its GGUF, as the compare prepares them."""
+    site = tmp_path_factory.mktemp("demo") / "site"
+    bitnet_wasm.build(embedded_model_dir("b1.58"), site, wasm=False, progress=False)
+    return compare._with_gguf("demo", site, "the demo model", log=lambda message: None)
+
+
+def test_llama_cpp_rows_run_the_demo_gguf_natively(demo_model, node_llama_cpp):
+    assert demo_model.gguf_error is None
+    rows = compare._llama_cpp_rows(compare.Peers(llama_cpp=node_llama_cpp), demo_model, compare.DEFAULT_PROMPT, 12, log=lambda message: None)
+    assert [(r["engine"], r["threads"], r["error"]) for r in rows] == [("llama.cpp", threads, None) for threads in compare_report.THREADS]
+    expected_prompt = len(bitnet_wasm.load(demo_model.site).encode(compare.DEFAULT_PROMPT))  # the prompt tokens our row runs
+    for row in rows:
+        assert (row["prompt_tokens"], row["new_tokens"]) == (expected_prompt, 12)
+        assert all(0 < row[rate] < math.inf for rate in ("prefill_tps", "decode_tps")), row
+
+
+def test_llama_cpp_that_cannot_load_the_gguf_is_its_rows_error(demo_model, node_llama_cpp, tmp_path):
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(demo_model.gguf.read_bytes()[:4096])
+    model = compare.Prepared("demo", "", demo_model.site, broken)
+    rows = compare._llama_cpp_rows(compare.Peers(llama_cpp=node_llama_cpp), model, "Hi", 4, log=lambda message: None)
+    assert [r["error"] for r in rows] == ["llama.cpp (node-llama-cpp) failed on broken.gguf: Failed to load model (llama.cpp: gguf_init_from_reader: "
+                                         "failed to read key-value pairs)"] * 2
+
+
+def test_peers_that_cannot_be_installed_are_their_rows_errors(demo_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    peers = compare._install_peers(tmp_path / "npm", log=lambda message: None)
+    assert peers.wllama_error.startswith("npm is missing, so @wllama/wllama@3.8.1 cannot be installed")
+    assert peers.llama_cpp_error.startswith("node is missing, so node-llama-cpp@3.22.1 cannot run")
+    rows = compare._llama_cpp_rows(peers, demo_model, "Hi", 4, log=lambda message: None)
+    assert [(r["threads"], r["error"]) for r in rows] == [(threads, peers.llama_cpp_error) for threads in compare_report.THREADS]
+    assert llama_cpp.NODE_LLAMA_CPP.spec() in rows[0]["error"]

@@ -3,7 +3,6 @@ checkpoint's own values (the writers' ternary codes and scales, or numpy on the 
 import gzip
 import hashlib
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -12,14 +11,11 @@ import numpy as np
 import pytest
 
 import bitnet_wasm
-from bitnet_wasm.bench import npm
 from bitnet_wasm.cli import main as cli
 from bitnet_wasm.compiler.gguf_export import GGUFExportError, _pre_tokenizer, export_gguf
 from bitnet_wasm.compiler.writers import write_1bitllm, write_bitnet_1bit, write_bitnet_packed
 from bitnet_wasm.runtime import load
 
-# llama.cpp itself, natively: node-llama-cpp with only its prebuilt linux-x64 binary (85 MB; all its optional builds are 725 MB)
-NODE_LLAMA_CPP = npm.NpmPackage("node-llama-cpp", "3.22.1", also=("@node-llama-cpp/linux-x64@3.22.1",), flags=("--ignore-scripts", "--omit=optional"))
 LLAMA_CPP_SCRIPT = Path(__file__).with_name("llama_cpp_logits.mjs")
 LLAMA3_JSON_GZ = Path(__file__).parents[1] / "data" / "llama3-tokenizer.json.gz"
 
@@ -211,12 +207,6 @@ def test_cli(tmp_path, capsys):
     assert "6 TQ1_0" in line and "1 Q8_0" in line and "kept exact: 1 as Q8_0" in line
     assert cli(["export-gguf", str(tmp_path / "nowhere"), "--out", str(out), "--no-progress"]) == 2
     assert "no model/manifest.json" in capsys.readouterr().err
-
-
-@pytest.fixture(scope="module")
-def node_llama_cpp():
-    """node-llama-cpp's folder (installed on first use, like the Firefox driver)."""
-    return npm.ensure(NODE_LLAMA_CPP, npm.checkout_root(Path(os.environ["npm_config_cache"]).parent / "npm-packages"))
 
 
 def llama_cpp_logits(package, path, ids, vocab):

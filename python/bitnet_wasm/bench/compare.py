@@ -1,7 +1,8 @@
 """`bitnet-wasm bench --compare`: our engine against wllama (llama.cpp in wasm) on the same models,
 prompt and token count, in one headless Chromium session, next to the page's own wasm read
-bandwidth (the decode roofline) and our native build. Models, sites and GGUF files are built
-into the cache folder and rebuilt only when their inputs change; wllama comes from npm."""
+bandwidth (the decode roofline), our native build and native llama.cpp on the same GGUF. Models,
+sites and GGUF files are built into the cache folder and rebuilt only when their inputs change;
+wllama and node-llama-cpp come from npm."""
 from __future__ import annotations
 
 import contextlib
@@ -16,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from tokenizers import Tokenizer
+
 import bitnet_wasm
-from bitnet_wasm.bench import compare_report, random_model, wllama
+from bitnet_wasm.bench import compare_report, llama_cpp, random_model, wllama
 from bitnet_wasm.bench.chromium import CHROMIUM_ARGS, chromium_executable
-from bitnet_wasm.bench.compare_report import NATIVE, OURS, THREADS, WLLAMA
+from bitnet_wasm.bench.compare_report import LLAMA_CPP, NATIVE, OURS, THREADS, WLLAMA
 from bitnet_wasm.compiler.cache import cache_dir
 from bitnet_wasm.compiler.writers import hf as writers_hf
 from bitnet_wasm.compiler.writers import tokenizer as writers_tokenizer
@@ -56,6 +59,14 @@ NOTES = [
     "native: the site's own C compiled for this CPU (`bitnet_wasm.load(site, backend=\"native\")`, SIMDe, one thread), "
     "same prompt and token count, timed around the Python API's `generate` (its per-token Python work, e.g. detokenizing, "
     "is included: it matters for the tiny demo model, not for the large one).",
+    f"llama.cpp: native llama.cpp on the same GGUF as wllama, through npm `{llama_cpp.NODE_LLAMA_CPP.spec()}` with only its prebuilt "
+    "linux-x64 CPU binary (nothing compiled), one Node process per row: `getLlama({gpu: false, build: \"never\", maxThreads: 0})`, "
+    "`loadModel`, `createContext({contextSize, threads})`, then the context sequence's `evaluate(ids, {temperature: 0, yieldEogToken: true})` "
+    "(greedy, a fixed token count) on the prompt token ids of our site's tokenizer, after the same untimed warm-up. node-llama-cpp "
+    "returns no timings (its `printTimings` only logs), so the script times around the calls with `performance.now()`: "
+    "prefill = prompt tokens / time from the `evaluate` call to the first new token; decode = new tokens after the first / time "
+    "from the first to the last (each step a one-token evaluation plus greedy sampling). Its SIMD is whatever the prebuilt binary "
+    "chose for this CPU.",
     "A row requested with a thread count or SIMD level the runtime did not run is reported as not measured, with what ran.",
     "Roofline: weight bytes read per decode token from the site manifest's tensor table (all packed linears, norms "
     "and scales, the head's table, one embedding row; the KV cache is not counted).",
@@ -203,6 +214,16 @@ def _wllama(session: _Session, esm: Path, model: Prepared, threads: int, context
             "prefill_tps": got["prefillTokensPerSecond"], "decode_tps": got["decodeTokensPerSecond"]}
 
 
+def _llama_cpp(package: Path, model: Prepared, threads: int, prompt: str, tokens: int) -> dict:
+    tokenizer = Tokenizer.from_file(str(model.site / "model" / "tokenizer.json"))  # the ids our runtime's encode gives
+    context = json.loads((model.site / "model" / "manifest.json").read_text())["plan"]["context"]
+    got = llama_cpp.generate(package, model.gguf, tokenizer.encode(prompt).ids, tokens, (tokenizer.encode(WARMUP[0]).ids, WARMUP[1]), threads, context)
+    if got["threads"] != threads:
+        raise CompareError(f"asked for {threads} thread(s), llama.cpp ran {got['threads']}")
+    return {"prompt_tokens": got["promptTokens"], "new_tokens": got["newTokens"],
+            "prefill_tps": got["prefillTokensPerSecond"], "decode_tps": got["decodeTokensPerSecond"]}
+
+
 def _native(site: Path, prompt: str, tokens: int) -> dict:
     """Prefill = prompt tokens / time of a 1-token generation; decode = the extra tokens of a full
     generation over its extra time, so both match the browser runtime's definitions."""
@@ -221,22 +242,44 @@ def _native(site: Path, prompt: str, tokens: int) -> dict:
             "prefill_tps": len(first.prompt_tokens) / prefill_s, "decode_tps": (len(full.tokens) - 1) / (finished - prefilled - prefill_s)}
 
 
-def _measure_model(session: _Session, esm: Path | None, esm_error: str | None, model: Prepared, prompt: str, tokens: int, log) -> list[dict]:
+@dataclass
+class Peers:
+    """The llama.cpp engines: each one's installed folder, or why it is missing."""
+    wllama_esm: Path | None = None
+    wllama_error: str | None = None
+    llama_cpp: Path | None = None
+    llama_cpp_error: str | None = None
+
+
+def _peer_rows(model: Prepared, engine: str, simd: str | None, peer_error: str | None, measure: Callable[[int], dict], log) -> list[dict]:
+    """A row per thread count of a peer that runs the model's GGUF: measure(threads), or why the peer or the GGUF is missing."""
+    rows = []
+    for threads in THREADS:
+        label, row = f"{model.name}: {engine} {threads} thread(s)", {"engine": engine, "simd": simd, "threads": threads}
+        error = peer_error or model.gguf_error
+        if error:
+            rows.append({**row, "error": error})
+            log(f"{label}: not measured: {error}")
+        else:
+            rows.append(_attempt(label, row, lambda: measure(threads), log))
+    return rows
+
+
+def _llama_cpp_rows(peers: Peers, model: Prepared, prompt: str, tokens: int, log) -> list[dict]:
+    return _peer_rows(model, LLAMA_CPP, None, peers.llama_cpp_error,
+                      lambda threads: _llama_cpp(peers.llama_cpp, model, threads, prompt, tokens), log)
+
+
+def _measure_model(session: _Session, peers: Peers, model: Prepared, prompt: str, tokens: int, log) -> list[dict]:
     context = json.loads((model.site / "model" / "manifest.json").read_text())["plan"]["context"]
     rows = [_attempt(f"{model.name}: {OURS} {simd} {threads} thread(s)", {"engine": OURS, "simd": simd, "threads": threads},
                      lambda: _ours(session, model.site, simd, threads, prompt, tokens), log)
             for simd in SIMD for threads in THREADS]
-    peer_error = esm_error or model.gguf_error
-    for threads in THREADS:
-        label, row = f"{model.name}: {WLLAMA} {threads} thread(s)", {"engine": WLLAMA, "simd": "simd128", "threads": threads}
-        if peer_error:
-            rows.append({**row, "error": peer_error})
-            log(f"{label}: not measured: {peer_error}")
-        else:
-            rows.append(_attempt(label, row, lambda: _wllama(session, esm, model, threads, context, prompt, tokens), log))
+    rows += _peer_rows(model, WLLAMA, "simd128", peers.wllama_error,
+                       lambda threads: _wllama(session, peers.wllama_esm, model, threads, context, prompt, tokens), log)
     rows.append(_attempt(f"{model.name}: {NATIVE} 1 thread", {"engine": NATIVE, "simd": None, "threads": 1},
                          lambda: _native(model.site, prompt, tokens), log))
-    return rows
+    return rows + _llama_cpp_rows(peers, model, prompt, tokens, log)
 
 
 def _model_notes(models: list[dict]) -> list[str]:
@@ -267,6 +310,20 @@ def _prepare(models, cache: Path, log) -> tuple[list[Prepared], list[dict]]:
     return prepared, failed
 
 
+def _install_peers(root: Path, log) -> Peers:
+    """wllama and node-llama-cpp under root; a peer that cannot be installed is its rows' error, not the bench's."""
+    peers = Peers()
+    try:
+        peers.wllama_esm = wllama.ensure_installed(root, log)
+    except wllama.WllamaUnavailable as e:
+        peers.wllama_error = str(e)
+    try:
+        peers.llama_cpp = llama_cpp.ensure_installed(root, log)
+    except llama_cpp.LlamaCppUnavailable as e:
+        peers.llama_cpp_error = str(e)
+    return peers
+
+
 def _machine_note(load_start: float, load_end: float, cpus: int, note: str) -> str:
     busy = load_start > BUSY_LOAD  # at the end the load includes the bench's own browser
     return (f"{cpus} cores, load average {load_start:.1f} when the bench started and {load_end:.1f} when it ended"
@@ -291,11 +348,7 @@ def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAU
         raise CompareError("Playwright is not installed: pip install playwright (the browser itself: apt-get install -y chromium)") from None
 
     prepared, results_models = _prepare(models, cache, log)
-    esm, esm_error = None, None
-    try:
-        esm = wllama.ensure_installed(cache / "npm", log)
-    except wllama.WllamaUnavailable as e:
-        esm_error = str(e)
+    peers = _install_peers(cache / "npm", log)
     page_dir = cache / "compare-page"
     shutil.rmtree(page_dir, ignore_errors=True)
     shutil.copytree(PAGE_DIR, page_dir, ignore=shutil.ignore_patterns("__pycache__"))
@@ -313,7 +366,7 @@ def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAU
                 manifest = json.loads((model.site / "model" / "manifest.json").read_text())
                 results_models.append({"name": model.name, "description": model.description, "error": None,
                                        "bytes_per_token": compare_report.bytes_per_token(manifest),
-                                       "rows": _measure_model(session, esm, esm_error, model, prompt, tokens, log)})
+                                       "rows": _measure_model(session, peers, model, prompt, tokens, log)})
             browser_version = browser.version
         finally:
             browser.close()
@@ -325,6 +378,7 @@ def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAU
                     "load_average": [load_start, os.getloadavg()[0]],
                     "note": _machine_note(load_start, os.getloadavg()[0], os.cpu_count() or 0, note)},
         "settings": {"command": command, "prompt": prompt, "tokens": tokens, "warmup_tokens": WARMUP[1], "wllama": wllama.WLLAMA.version,
+                     "node_llama_cpp": llama_cpp.NODE_LLAMA_CPP.version,
                      "stream_mb": STREAM_MB, "stream_seconds": STREAM_SECONDS},
         "bandwidth": [{"threads": b["threads"], "gbps": b.get("gbps"), "error": b["error"]} for b in bandwidth],
         "models": results_models,

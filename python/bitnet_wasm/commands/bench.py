@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="browser engine for --browser: Chromium, Firefox ESR or WebKitGTK (Safari's engine) (default: %(default)s)")
     parser.add_argument("--profile", action="store_true", help="with --browser: ms per token of every kernel call of the forward pass "
                         "(a profiling build of SITE's C, in Chromium; --threads default 1, --tokens decode tokens)")
-    parser.add_argument("--compare", action="store_true", help="bitnet-wasm vs wllama, read-bandwidth roofline and native build, "
+    parser.add_argument("--compare", action="store_true", help="bitnet-wasm vs wllama, read-bandwidth roofline, native build and native llama.cpp, "
                         "on --models; writes benchmarks.json, benchmarks.md and benchmark.png to --out")
     parser.add_argument("--prompt", help=f"prompt (default for --browser: {browser.DEFAULT_PROMPT!r}; for --compare: two sentences)")
     parser.add_argument("--tokens", type=int, help=f"new tokens (default: {browser.DEFAULT_TOKENS} for --browser, {compare.DEFAULT_TOKENS} for --compare)")
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"for --compare: comma-separated, from {','.join(compare.MODELS)} (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("docs"), help="for --compare: folder of the results (default: %(default)s)")
     parser.add_argument("--note", default="", help="for --compare: a sentence about the machine for the report (e.g. what else ran)")
-    parser.add_argument("--cache", type=Path, help="for --compare: where models, sites, GGUF files and wllama are kept "
+    parser.add_argument("--cache", type=Path, help="for --compare: where models, sites, GGUF files, wllama and node-llama-cpp are kept "
                         "(default: $BITNET_WASM_CACHE or ~/.cache/bitnet-wasm)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     parser.add_argument("--build-dir", type=Path, default=kernels.DEFAULT_BUILD_DIR, help="where the kernel builds are cached (default: %(default)s)")
