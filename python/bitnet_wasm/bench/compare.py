@@ -28,6 +28,7 @@ from bitnet_wasm.compiler.writers import hf as writers_hf
 from bitnet_wasm.compiler.writers import tokenizer as writers_tokenizer
 from bitnet_wasm.demo_site import cached_site, inputs_digest
 from bitnet_wasm.models import MODELS_ENV, embedded_model_dir
+from bitnet_wasm.runtime import Generation
 from bitnet_wasm.serve import SiteServer
 from bitnet_wasm.wasm_kernels.toolchain import build_kernels
 
@@ -57,8 +58,9 @@ NOTES = [
     "ReLU², so on these BitNetForCausalLM models it runs SiLU in its place, and it quantizes activations per 256-value "
     "block: the same weights and work per token, not the same function, so the greedy tokens differ.",
     "native: the site's own C compiled for this CPU (`bitnet_wasm.load(site, backend=\"native\")`, SIMDe, one thread), "
-    "same prompt and token count, timed around the Python API's `generate` (its per-token Python work, e.g. detokenizing, "
-    "is included: it matters for the tiny demo model, not for the large one).",
+    "same prompt and token count, timed at each token the Python API's `stream` yields: prefill = prompt tokens / time to the "
+    "first new token, decode = new tokens after the first / time from the first to the last (its per-token Python work, e.g. "
+    "detokenizing, is included: it matters for the tiny demo model, not for the large one).",
     f"llama.cpp: native llama.cpp on the same GGUF as wllama, through npm `{llama_cpp.NODE_LLAMA_CPP.spec()}` with only its prebuilt "
     "linux-x64 CPU binary (nothing compiled), one Node process per row: `getLlama({gpu: false, build: \"never\", maxThreads: 0})`, "
     "`loadModel`, `createContext({contextSize, threads})`, then the context sequence's `evaluate(ids, {temperature: 0, yieldEogToken: true})` "
@@ -225,21 +227,19 @@ def _llama_cpp(package: Path, model: Prepared, threads: int, prompt: str, tokens
 
 
 def _native(site: Path, prompt: str, tokens: int) -> dict:
-    """Prefill = prompt tokens / time of a 1-token generation; decode = the extra tokens of a full
-    generation over its extra time, so both match the browser runtime's definitions."""
+    """Timed at each token of one streamed generation: prefill = prompt tokens / time to the first new
+    token; decode = the new tokens after the first / time from the first to the last, the browser
+    runtime's definitions."""
     model = bitnet_wasm.load(site, backend="native")
     greedy_uncached = {"temperature": 0, "cache_prompt": False}  # every generation prefills its whole prompt
     model.generate(WARMUP[0], max_new_tokens=WARMUP[1], **greedy_uncached)
+    result = Generation([])
     started = time.perf_counter()
-    first = model.generate(prompt, max_new_tokens=1, **greedy_uncached)
-    prefilled = time.perf_counter()
-    full = model.generate(prompt, max_new_tokens=tokens, **greedy_uncached)
-    finished = time.perf_counter()
-    prefill_s = prefilled - started
-    if len(full.tokens) < 2:
-        raise CompareError(f"the model stopped after {len(full.tokens)} token(s) ({full.stop_reason}); nothing to time")
-    return {"prompt_tokens": len(first.prompt_tokens), "new_tokens": len(full.tokens),
-            "prefill_tps": len(first.prompt_tokens) / prefill_s, "decode_tps": (len(full.tokens) - 1) / (finished - prefilled - prefill_s)}
+    times = [time.perf_counter() for _ in model.stream(prompt, max_new_tokens=tokens, result=result, **greedy_uncached)]
+    if len(times) < 2:
+        raise CompareError(f"the model stopped after {len(times)} token(s) ({result.stop_reason}); nothing to time")
+    return {"prompt_tokens": len(result.prompt_tokens), "new_tokens": len(times),
+            "prefill_tps": len(result.prompt_tokens) / (times[0] - started), "decode_tps": (len(times) - 1) / (times[-1] - times[0])}
 
 
 @dataclass
