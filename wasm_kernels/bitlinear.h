@@ -16,6 +16,7 @@ typedef struct {
     void (*rows)(const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, uint8_t *scratch, int out, int in, int n, int o0, int o1);
     int tile_rows;
     size_t (*scratch_bytes)(int in);  /* one thread's working memory */
+    int chunks_per_thread;            /* of a threaded job: more evens out the threads' finish, each costs what a call sets up */
 } bn_layout_traits;
 extern const bn_layout_traits BN_LAYOUT_TRAITS[BN_LAYOUTS];
 

@@ -10,7 +10,7 @@
 #include "bitlinear.h"
 
 #define VOCAB_GRAIN 4    /* the head's four-row blocks */
-#define CHUNKS_PER_THREAD 4  /* more evens out uneven progress; fewer rebuilds the LUT tables less */
+#define CHUNKS_PER_THREAD 16  /* of the head's and attention's jobs: more evens out the threads' finish */
 #define SPINS 20000      /* atomic loads before sleeping in memory.atomic.wait32 */
 #define MIN_SHARED_WORK (1 << 17)  /* multiply-adds below which waking the followers costs more than it saves */
 
@@ -22,7 +22,7 @@ typedef struct { const uint8_t *w; float wscale; float *y; int out, first; } Par
 typedef struct Job Job;
 struct Job {
     void (*run)(const Job *job, int begin, int end, int thread);  /* one chunk: [begin, end) of count */
-    int count, grain, chunks;
+    int count, grain, chunks_per_thread, chunks;
     union {
         struct { const bn_layout_traits *layout; const int8_t *q; const float *scale; uint8_t *scratch; int in, n, parts; Part part[MAX_PARTS]; } linear;
         struct { const void *E; const float *row_scale; const void *x; const float *xscale; float *logits; int n, vocab, dim; } head;
@@ -88,7 +88,7 @@ static void dispatch(Job job, long long work) {
 #if BN_THREADS
     const int threads = pool.threads;
     if (threads > 1 && work >= MIN_SHARED_WORK) {
-        job.chunks = threads * CHUNKS_PER_THREAD;
+        job.chunks = threads * (job.chunks_per_thread ? job.chunks_per_thread : CHUNKS_PER_THREAD);
         pool.job = job;
         __atomic_store_n(&pool.next_chunk, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&pool.pending, threads - 1, __ATOMIC_RELEASE);
@@ -143,7 +143,7 @@ static void attention_heads_f32(const Job *j, int begin, int end, int thread) {
 static void linears_parallel(int layout, int parts, const Part *part, const int8_t *q, const float *scale, uint8_t *scratch, int in, int n) {
     if (!bn_layout_valid(layout)) return;
     const bn_layout_traits *traits = &BN_LAYOUT_TRAITS[layout];
-    Job job = { .run = linear_rows, .grain = traits->tile_rows, .linear = { .layout = traits, .q = q, .scale = scale, .scratch = scratch, .in = in, .n = n, .parts = parts } };
+    Job job = { .run = linear_rows, .grain = traits->tile_rows, .chunks_per_thread = traits->chunks_per_thread, .linear = { .layout = traits, .q = q, .scale = scale, .scratch = scratch, .in = in, .n = n, .parts = parts } };
     long long work = 0;
     for (int p = 0; p < parts; p++) {
         job.linear.part[p] = part[p];
