@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from bitnet_wasm.compiler.architectures import Architecture, architecture, linear_shapes
 from bitnet_wasm.compiler.checkpoint import ModelConfig
-from bitnet_wasm.wasm_kernels.abi import defines, max_threads
+from bitnet_wasm.wasm_kernels.abi import attention_scratch, defines, max_threads
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 N = "n"  # symbolic row count of activations: the tokens of the current step
@@ -221,7 +221,7 @@ def _layer(b: _Builder, context: int) -> list[Op]:
     c = b.c
     H, I, hd = c.hidden_size, c.intermediate_size, c.head_dim
     q_dim, kv_dim = c.num_heads * hd, c.num_kv_heads * hd
-    b.values["scores"] = Value("scores", "f32", (MAX_THREADS * context,))  # attention's per-query scratch, per thread
+    b.values["scores"] = Value("scores", "f32", (MAX_THREADS * attention_scratch(c.num_heads, c.num_kv_heads, c.head_dim, context),))  # per thread
     kv = KV_CACHES[b.kv]
     ops = [
         b.rmsnorm("x", "h", "input_norm", H),

@@ -120,10 +120,16 @@ def step_abi() -> dict:
             "max_stop_tokens": d["BN_MAX_STOP_TOKENS"], "words": d["BN_STEP_WORDS"], "nan_logits": d["BN_STEP_NAN_LOGITS"]}
 
 
+def attention_scratch(heads: int, kv_heads: int, head_dim: int, positions: int) -> int:
+    """Floats of one attention call's scratch: bn_attention_scratch in bitnet.h."""
+    group = -(-heads // kv_heads) if kv_heads > 0 else 0
+    return group * (positions + 1) + 4 * head_dim
+
+
 def _size_functions() -> dict:
     from bitnet_wasm.wasm_kernels import layouts
 
-    return {name: getattr(layouts, name) for name in layouts.SIZE_FUNCTIONS}
+    return {"attention_scratch": attention_scratch, **{name: getattr(layouts, name) for name in layouts.SIZE_FUNCTIONS}}
 
 
 def check_call(sig: Signature, args: tuple) -> dict[str, int]:

@@ -31,17 +31,24 @@ void KV_NAME(bn_attention, _ref)(const float *q, const KV *k_cache, const KV *v_
         }
 }
 
-static void KV_NAME(head, )(const Shape *s, const float *q, const KV *k, const KV *v, float *o, float *p, int len) {
+/* `count` cache rows of one kv head as f32, head_dim apart in dst */
+static void KV_NAME(rows_f32, )(const Shape *s, const KV *src, int count, float *dst) {
     const int d = s->head_dim;
-    int j = 0;
-    for (; j + 4 <= len; j += 4) KV_DOT4(q, k + (size_t)j * s->row, s->row, d, p + j);
-    for (; j < len; j++) p[j] = KV_DOT(q, k + (size_t)j * s->row, d);
+    for (int r = 0; r < count; r++, dst += d, src += s->row) {
+        int i = 0;
+        for (; i + 4 <= d; i += 4) wasm_v128_store(dst + i, KV_LOAD4(src + i));
+        for (; i < d; i++) dst[i] = KV_TO_F32(src[i]);
+    }
+}
+
+/* p[0..len) = bn_expf(score - max); returns their sum in four lanes */
+static float KV_NAME(softmax_numerators, )(const Shape *s, float *p, int len) {
     float mx = -__builtin_inff();
+    int j;
     for (j = 0; j < len; j++) {
         p[j] = p[j] * s->scale;
         mx = p[j] > mx ? p[j] : mx;
     }
-
     const v128_t vmx = wasm_f32x4_splat(mx);
     v128_t acc = wasm_f32x4_splat(0.0f);
     for (j = 0; j + 4 <= len; j += 4) {
@@ -55,30 +62,61 @@ static void KV_NAME(head, )(const Shape *s, const float *q, const KV *k, const K
         p[j] = bn_expf(p[j] - mx);
         lanes[l] += p[j];
     }
-    const float sum = bn_lanes_total(lanes);
+    return bn_lanes_total(lanes);
+}
 
-    int i = 0;
-    const v128_t w0 = wasm_f32x4_splat(p[0]);
-    for (; i + 4 <= d; i += 4) wasm_v128_store(o + i, wasm_f32x4_mul(w0, KV_LOAD4(v + i)));
-    for (; i < d; i++) o[i] = p[0] * KV_TO_F32(v[i]);
-    for (j = 1; j < len; j++) {
-        const KV *vj = v + (size_t)j * s->row;
-        const v128_t w = wasm_f32x4_splat(p[j]);
-        for (i = 0; i + 4 <= d; i += 4) wasm_v128_store(o + i, wasm_f32x4_add(wasm_v128_load(o + i), wasm_f32x4_mul(w, KV_LOAD4(vj + i))));
-        for (; i < d; i++) o[i] += p[j] * KV_TO_F32(vj[i]);
+/* The g query heads at q (head_dim apart) that read one kv head: each block of key rows and each
+ * value row is converted to f32 once for all of them (GQA: the conversion is most of the work),
+ * and every head sees the operations of the one-head reference in its order. scratch: p, g rows
+ * of len scores, then g sums, then 4 converted rows. */
+static void KV_NAME(group, )(const Shape *s, const float *q, const KV *k, const KV *v, float *o, float *scratch, int len, int g) {
+    const int d = s->head_dim;
+    float *sums = scratch + (size_t)g * len, *rows = sums + g;
+    int j = 0;
+    for (; j + 4 <= len; j += 4) {
+        KV_NAME(rows_f32, )(s, k + (size_t)j * s->row, 4, rows);
+        for (int h = 0; h < g; h++) dot4_f32(q + (size_t)h * d, rows, (size_t)d, d, scratch + (size_t)h * len + j);
     }
-    const v128_t vsum = wasm_f32x4_splat(sum);
-    for (i = 0; i + 4 <= d; i += 4) wasm_v128_store(o + i, wasm_f32x4_div(wasm_v128_load(o + i), vsum));
-    for (; i < d; i++) o[i] = o[i] / sum;
+    for (; j < len; j++) {
+        KV_NAME(rows_f32, )(s, k + (size_t)j * s->row, 1, rows);
+        for (int h = 0; h < g; h++) scratch[(size_t)h * len + j] = dot_f32(q + (size_t)h * d, rows, d);
+    }
+    for (int h = 0; h < g; h++) sums[h] = KV_NAME(softmax_numerators, )(s, scratch + (size_t)h * len, len);
+
+    for (j = 0; j < len; j++) {
+        KV_NAME(rows_f32, )(s, v + (size_t)j * s->row, 1, rows);
+        for (int h = 0; h < g; h++) {
+            float *oh = o + (size_t)h * d;
+            const float pj = scratch[(size_t)h * len + j];
+            const v128_t w = wasm_f32x4_splat(pj);
+            int i = 0;
+            if (j == 0) {
+                for (; i + 4 <= d; i += 4) wasm_v128_store(oh + i, wasm_f32x4_mul(w, wasm_v128_load(rows + i)));
+                for (; i < d; i++) oh[i] = pj * rows[i];
+            } else {
+                for (; i + 4 <= d; i += 4) wasm_v128_store(oh + i, wasm_f32x4_add(wasm_v128_load(oh + i), wasm_f32x4_mul(w, wasm_v128_load(rows + i))));
+                for (; i < d; i++) oh[i] += pj * rows[i];
+            }
+        }
+    }
+    for (int h = 0; h < g; h++) {
+        float *oh = o + (size_t)h * d;
+        const v128_t vsum = wasm_f32x4_splat(sums[h]);
+        int i = 0;
+        for (; i + 4 <= d; i += 4) wasm_v128_store(oh + i, wasm_f32x4_div(wasm_v128_load(oh + i), vsum));
+        for (; i < d; i++) oh[i] = oh[i] / sums[h];
+    }
 }
 
 void KV_NAME(bn_attention, _heads)(const float *q, const KV *k_cache, const KV *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0, int h0, int h1) {
     if (!valid(n, heads, kv_heads, head_dim, pos0)) return;
     const Shape s = shape_of(heads, kv_heads, head_dim);
+    const int last = h1 < heads ? h1 : heads;
     for (int t = 0; t < n; t++)
-        for (int h = h0 > 0 ? h0 : 0; h < h1 && h < heads; h++) {
+        for (int h = h0 > 0 ? h0 : 0, end; h < last; h = end) {
+            for (end = h + 1; end < last && kv_offset(&s, end) == kv_offset(&s, h); end++) {}
             size_t qo = ((size_t)t * heads + h) * head_dim;
-            KV_NAME(head, )(&s, q + qo, k_cache + kv_offset(&s, h), v_cache + kv_offset(&s, h), out + qo, scratch, pos0 + t + 1);
+            KV_NAME(group, )(&s, q + qo, k_cache + kv_offset(&s, h), v_cache + kv_offset(&s, h), out + qo, scratch, pos0 + t + 1, end - h);
         }
 }
 

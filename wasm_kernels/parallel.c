@@ -125,15 +125,17 @@ static void head_q7_rows(const Job *j, int begin, int end, int thread) {
     bn_head_q7_rows(j->head.E, j->head.row_scale, j->head.x, j->head.xscale, j->head.logits, j->head.n, j->head.vocab, j->head.dim, begin, end);
 }
 
+static float *attention_scratch(const Job *j, int thread) {
+    return j->attention.scratch + (size_t)thread * bn_attention_scratch(j->attention.heads, j->attention.kv_heads, j->attention.head_dim, j->attention.pos0 + j->attention.n);
+}
+
 static void attention_heads(const Job *j, int begin, int end, int thread) {
-    const int len = j->attention.pos0 + j->attention.n;
-    bn_attention_heads(j->attention.q, j->attention.k, j->attention.v, j->attention.out, j->attention.scratch + (size_t)thread * len,
+    bn_attention_heads(j->attention.q, j->attention.k, j->attention.v, j->attention.out, attention_scratch(j, thread),
                        j->attention.n, j->attention.heads, j->attention.kv_heads, j->attention.head_dim, j->attention.pos0, begin, end);
 }
 
 static void attention_heads_f32(const Job *j, int begin, int end, int thread) {
-    const int len = j->attention.pos0 + j->attention.n;
-    bn_attention_f32_heads(j->attention.q, j->attention.k, j->attention.v, j->attention.out, j->attention.scratch + (size_t)thread * len,
+    bn_attention_f32_heads(j->attention.q, j->attention.k, j->attention.v, j->attention.out, attention_scratch(j, thread),
                            j->attention.n, j->attention.heads, j->attention.kv_heads, j->attention.head_dim, j->attention.pos0, begin, end);
 }
 
@@ -180,14 +182,17 @@ void bn_head_q7_parallel(const uint8_t *E, const float *row_scale, const int8_t 
     dispatch((Job){ .run = head_q7_rows, .count = vocab, .grain = VOCAB_GRAIN, .head = { E, row_scale, xq, xscale, logits, n, vocab, dim } }, (long long)vocab * dim * n);
 }
 
+/* query heads per kv head: a chunk of whole groups converts each cache row once (attention.c) */
+static int group_size(int heads, int kv_heads) { return kv_heads > 0 && heads > kv_heads ? heads / kv_heads : 1; }
+
 void bn_attention_parallel(const float *q, const uint16_t *k_cache, const uint16_t *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0) {
     if (n < 1 || pos0 < 0) return;  /* as bn_attention: nothing to do */
-    dispatch((Job){ .run = attention_heads, .count = heads, .grain = 1, .attention = { q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0 } },
+    dispatch((Job){ .run = attention_heads, .count = heads, .grain = group_size(heads, kv_heads), .attention = { q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0 } },
              2LL * heads * head_dim * (pos0 + n) * n);
 }
 
 void bn_attention_f32_parallel(const float *q, const float *k_cache, const float *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0) {
     if (n < 1 || pos0 < 0) return;
-    dispatch((Job){ .run = attention_heads_f32, .count = heads, .grain = 1, .attention = { q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0 } },
+    dispatch((Job){ .run = attention_heads_f32, .count = heads, .grain = group_size(heads, kv_heads), .attention = { q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0 } },
              2LL * heads * head_dim * (pos0 + n) * n);
 }

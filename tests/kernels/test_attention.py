@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 
 from bitnet_wasm.wasm_kernels import KernelArgumentError
+from bitnet_wasm.wasm_kernels.abi import attention_scratch
 
-# (n, heads, kv_heads, head_dim, pos0)
-SHAPES = [(1, 1, 1, 1, 0), (1, 4, 2, 8, 0), (3, 6, 2, 17, 5), (5, 8, 8, 64, 100), (2, 4, 1, 128, 129), (17, 2, 1, 3, 0)]
+# (n, heads, kv_heads, head_dim, pos0); groups of 1 to 4 query heads per kv head, and 20 / 5 as 2B-4T
+SHAPES = [(1, 1, 1, 1, 0), (1, 4, 2, 8, 0), (3, 6, 2, 17, 5), (5, 8, 8, 64, 100), (2, 4, 1, 128, 129), (17, 2, 1, 3, 0),
+          (1, 20, 5, 128, 37)]
 
 
 def reference_attention(q, k_cache, v_cache, pos0):
@@ -37,7 +39,7 @@ def make(rng, n, heads, kv_heads, d, pos0, kv=np.float16):
 def run(lib, name, q, k, v, kv_heads, pos0):
     n, heads, d = q.shape
     out = np.zeros_like(q)
-    scratch = np.zeros(pos0 + n, np.float32)
+    scratch = np.zeros(attention_scratch(heads, kv_heads, d, pos0 + n), np.float32)
     getattr(lib, name)(q, k.view(CACHE_VIEW[k.dtype.type]), v.view(CACHE_VIEW[v.dtype.type]), out, scratch, n, heads, kv_heads, d, pos0)
     return out
 
@@ -60,10 +62,24 @@ def test_first_query_copies_first_value_row(lib):
     np.testing.assert_array_equal(out, np.broadcast_to(v[0].astype(np.float32), out.shape))
 
 
-def test_scratch_must_hold_every_visible_row(lib):
+def test_scratch_must_hold_a_group_of_score_rows_and_four_cache_rows(lib):
     q, k, v = make(np.random.default_rng(0), 2, 2, 1, 8, 3)
-    with pytest.raises(KernelArgumentError, match="scratch must have pos0\\+n = 5 elements"):
-        lib.bn_attention(q, k.view(np.uint16), v.view(np.uint16), np.zeros_like(q), np.zeros(4, np.float32), 2, 2, 1, 8, 3)
+    assert attention_scratch(2, 1, 8, 5) == 2 * 6 + 4 * 8
+    with pytest.raises(KernelArgumentError, match="scratch must have .* = 44 elements"):
+        lib.bn_attention(q, k.view(np.uint16), v.view(np.uint16), np.zeros_like(q), np.zeros(43, np.float32), 2, 2, 1, 8, 3)
+
+
+@pytest.mark.parametrize("kernel", KV)
+@pytest.mark.parametrize("shape", [(1, 20, 5, 128, 37), (3, 7, 3, 6, 3), (2, 4, 1, 17, 9)])
+def test_attention_writes_no_float_beyond_its_scratch(libs, shape, kernel):  # native: the kernel gets numpy's own memory
+    n, heads, kv_heads, d, pos0 = shape
+    q, k, v = make(np.random.default_rng(1), *shape, kv=KV[kernel])
+    size = attention_scratch(heads, kv_heads, d, pos0 + n)
+    guarded, out = np.full(size + 64, np.float32(1234.5)), np.zeros_like(q)
+    getattr(libs["native"], kernel)(q, k.view(CACHE_VIEW[k.dtype.type]), v.view(CACHE_VIEW[v.dtype.type]), out, guarded[:size], n, heads, kv_heads, d, pos0)
+    assert (guarded[size:] == np.float32(1234.5)).all()
+    # 7 heads over 3 kv heads: groups of 3, 2 and 2, which the float64 reference's repeat_kv cannot express
+    np.testing.assert_array_equal(out.view(np.uint32), run(libs["native"], kernel + "_ref", q, k, v, kv_heads, pos0).view(np.uint32))
 
 
 @pytest.mark.parametrize("n, row, pos0", [(1, 1, 0), (1, 640, 7), (3, 17, 2), (2, 129, 0)])

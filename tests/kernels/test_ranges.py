@@ -4,6 +4,7 @@ nothing outside its range, in every build. Threaded runs are tested in Chromium 
 import numpy as np
 import pytest
 
+from bitnet_wasm.wasm_kernels.abi import attention_scratch
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS, layout_id
 
 BOUNDS = [(0, 5, 16, 33, 60, 64, 97), (0, 97), (0, 48, 97), (0, 1, 2, 3, 4, 95, 96, 97)]  # aligned and not
@@ -73,7 +74,7 @@ def test_attention_heads_pieces_equal_the_whole(lib, kernel, cache):
     n, heads, kv_heads, d, pos0 = 3, 6, 2, 12, 4
     q = rng.standard_normal((n, heads, d)).astype(np.float32)
     k, v = (cache(rng.standard_normal((pos0 + n, kv_heads, d))) for _ in range(2))
-    scratch = np.zeros(pos0 + n, np.float32)
+    scratch = np.zeros(attention_scratch(heads, kv_heads, d, pos0 + n), np.float32)
     expected = np.zeros_like(q)
     lib.call(kernel, q, k, v, expected, scratch, n, heads, kv_heads, d, pos0)
     def args(out, lo, hi):
