@@ -1,5 +1,7 @@
 """Real browsers, every engine through one harness (bitnet_wasm.bench.engines): each test that takes
-`page` runs in Chromium, Firefox and WebKit; sites served by bitnet_wasm.serve."""
+`page` runs in Chromium, Firefox and WebKit; sites served by bitnet_wasm.serve. pytest runs these
+tests engine by engine (`engine` is a session parameter), so fixtures that build sites or load
+models are session-scoped: a module-scoped one is made again for each engine."""
 from __future__ import annotations
 
 import functools

@@ -54,7 +54,7 @@ def test_a_damaged_site_is_refused_naming_what_is_wrong(page, served_dir, site, 
     assert error is not None and message in error, error
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def overflowing_site(tmp_path_factory):
     root = tmp_path_factory.mktemp("overflow")
     bitnet_wasm.build(overflowing_checkpoint(root / "hf"), root / "site", layout="mad", progress=False)

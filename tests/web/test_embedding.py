@@ -22,7 +22,7 @@ LOAD_AND_GENERATE = """async ([base, prompt]) => {
 }"""
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def python_model(small_site, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BITNET_WASM_CACHE", str(tmp_path_factory.mktemp("native-cache")))

@@ -47,7 +47,7 @@ def llama_sentencepiece_tq2_0(root):
 SOURCES = {source.__name__: source for source in (falcon3, bitnet_i2_s, llama_use_rms_norm, llama_sentencepiece_tq2_0)}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sites(tmp_path_factory):
     """name -> (site, Python's greedy tokens, prompt ids, their logits): each built once for every engine."""
     built = {}

@@ -92,7 +92,7 @@ def faulty_server(site):
         server.server_close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def python_tokens(site):
     return bitnet_wasm.load(site).generate([1, 2, 3], max_new_tokens=8, temperature=0).tokens
 

@@ -39,14 +39,14 @@ def site(small_site):
     return small_site
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def python_model(site, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BITNET_WASM_CACHE", str(tmp_path_factory.mktemp("native-cache")))
         yield bitnet_wasm.load(site)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def manifest(site):
     return json.loads((site / "model" / "manifest.json").read_text())
 

@@ -30,7 +30,7 @@ LOAD_ERROR = """async ([options]) => {
 }"""
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory):
     root = tmp_path_factory.mktemp("threads")
     # GQA (6 query heads on 2 kv heads); sizes that split unevenly between threads, with decode
@@ -39,13 +39,13 @@ def checkpoint(tmp_path_factory):
     return root
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def site(checkpoint):
     bitnet_wasm.build(checkpoint / "checkpoint", checkpoint / "site", shard_mb=0.05, progress=False, coi_service_worker=True)
     return checkpoint / "site"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def expected(site, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BITNET_WASM_CACHE", str(tmp_path_factory.mktemp("native-cache")))
