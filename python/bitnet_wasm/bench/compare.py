@@ -216,10 +216,8 @@ def _wllama(session: _Session, esm: Path, model: Prepared, threads: int, context
             "prefill_tps": got["prefillTokensPerSecond"], "decode_tps": got["decodeTokensPerSecond"]}
 
 
-def _llama_cpp(package: Path, model: Prepared, threads: int, prompt: str, tokens: int) -> dict:
-    tokenizer = Tokenizer.from_file(str(model.site / "model" / "tokenizer.json"))  # the ids our runtime's encode gives
-    context = json.loads((model.site / "model" / "manifest.json").read_text())["plan"]["context"]
-    got = llama_cpp.generate(package, model.gguf, tokenizer.encode(prompt).ids, tokens, (tokenizer.encode(WARMUP[0]).ids, WARMUP[1]), threads, context)
+def _llama_cpp(package: Path, model: Prepared, threads: int, context: int, prompt_ids: list[int], warmup_ids: list[int], tokens: int) -> dict:
+    got = llama_cpp.generate(package, model.gguf, prompt_ids, tokens, (warmup_ids, WARMUP[1]), threads, context)
     if got["threads"] != threads:
         raise CompareError(f"asked for {threads} thread(s), llama.cpp ran {got['threads']}")
     return {"prompt_tokens": got["promptTokens"], "new_tokens": got["newTokens"],
@@ -265,13 +263,19 @@ def _peer_rows(model: Prepared, engine: str, simd: str | None, peer_error: str |
     return rows
 
 
+def _site_context(site: Path) -> int:
+    return json.loads((site / "model" / "manifest.json").read_text())["plan"]["context"]
+
+
 def _llama_cpp_rows(peers: Peers, model: Prepared, prompt: str, tokens: int, log) -> list[dict]:
+    tokenizer = Tokenizer.from_file(str(model.site / "model" / "tokenizer.json"))  # the ids our runtime's encode gives
+    context, prompt_ids, warmup_ids = _site_context(model.site), tokenizer.encode(prompt).ids, tokenizer.encode(WARMUP[0]).ids
     return _peer_rows(model, LLAMA_CPP, None, peers.llama_cpp_error,
-                      lambda threads: _llama_cpp(peers.llama_cpp, model, threads, prompt, tokens), log)
+                      lambda threads: _llama_cpp(peers.llama_cpp, model, threads, context, prompt_ids, warmup_ids, tokens), log)
 
 
 def _measure_model(session: _Session, peers: Peers, model: Prepared, prompt: str, tokens: int, log) -> list[dict]:
-    context = json.loads((model.site / "model" / "manifest.json").read_text())["plan"]["context"]
+    context = _site_context(model.site)
     rows = [_attempt(f"{model.name}: {OURS} {simd} {threads} thread(s)", {"engine": OURS, "simd": simd, "threads": threads},
                      lambda: _ours(session, model.site, simd, threads, prompt, tokens), log)
             for simd in SIMD for threads in THREADS]
