@@ -39,14 +39,35 @@ static inline float dot_f32(const float *x, const float *e, int d) {
     return bn_lanes_total(lanes);
 }
 
+/* four dot_f32 at once, each in its own order: independent sums hide the adds' latency */
 static inline void dot4_f32(const float *x, const float *e, size_t stride, int d, float *out) {
-    for (int r = 0; r < 4; r++) out[r] = dot_f32(x, e + r * stride, d);
+    v128_t acc[4] = { wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f) };
+    int i = 0;
+    for (; i + 4 <= d; i += 4) {
+        const v128_t xv = wasm_v128_load(x + i);
+        for (int r = 0; r < 4; r++) acc[r] = wasm_f32x4_add(acc[r], wasm_f32x4_mul(xv, wasm_v128_load(e + r * stride + i)));
+    }
+    for (int r = 0; r < 4; r++) {
+        float lanes[4];
+        wasm_v128_store(lanes, acc[r]);
+        for (int l = 0, k = i; k < d; k++, l++) lanes[l] += x[k] * e[r * stride + k];
+        out[r] = bn_lanes_total(lanes);
+    }
 }
 
 static inline float f32_value(float x) { return x; }
 
+#define VALUE_SLOTS 4 /* blocks of 8 value sums (heads x column blocks) kept in registers: 8 f32x4 */
+
+static inline void load8_f16(const uint16_t *p, v128_t *lo, v128_t *hi) {
+    const v128_t h = wasm_v128_load(p);
+    *lo = bn_f16x4_to_f32x4(wasm_i32x4_extend_low_i16x8(h));
+    *hi = bn_f16x4_to_f32x4(wasm_i32x4_extend_high_i16x8(h));
+}
+
 #define KV uint16_t
 #define KV_NAME(f, rest) f##rest
+#define KV_LOAD8(p, lo, hi) load8_f16(p, &(lo), &(hi))
 #define KV_TO_F32 bn_f16_to_f32
 #define KV_LOAD4 bn_load_f16x4
 #define KV_DOT_REF bn_dot_f16_ref
@@ -61,8 +82,11 @@ static inline float f32_value(float x) { return x; }
 #undef KV_DOT
 #undef KV_DOT4
 
+#undef KV_LOAD8
+
 #define KV float
 #define KV_NAME(f, rest) f##_f32##rest
+#define KV_LOAD8(p, lo, hi) ((lo) = wasm_v128_load(p), (hi) = wasm_v128_load((p) + 4))
 #define KV_TO_F32 f32_value
 #define KV_LOAD4 wasm_v128_load
 #define KV_DOT_REF dot_f32_ref

@@ -1,6 +1,6 @@
 /* The attention kernels for one KV cache element type, included once per type by attention.c,
  * which defines KV (the element type), KV_NAME(f, rest) (the name f + this type's suffix + rest), KV_TO_F32(x),
- * KV_LOAD4(p) (four elements as f32x4) and the f32 . KV dots KV_DOT_REF, KV_DOT, KV_DOT4 in the
+ * KV_LOAD4(p) (four elements as f32x4), KV_LOAD8(p, lo, hi) (eight, as two f32x4) and the f32 . KV dots KV_DOT_REF, KV_DOT, KV_DOT4 in the
  * four-lane order of simd.h. */
 
 static void KV_NAME(head, _ref)(const Shape *s, const float *q, const KV *k, const KV *v, float *o, float *p, int len) {
@@ -65,6 +65,67 @@ static float KV_NAME(softmax_numerators, )(const Shape *s, float *p, int len) {
     return bn_lanes_total(lanes);
 }
 
+/* o of the gh heads at p (scores len apart) and o (head_dim apart) += nothing but p[j] times value
+ * row j, in the reference's order per element (p[0] * v_0, then + p[j] * v_j for j = 1, 2, ...), for
+ * `chunks` blocks of 8 columns from column i: one pass through the rows with every sum in a register
+ * (gh and chunks are constants where it is inlined, gh * chunks <= VALUE_SLOTS), each value converted once. */
+BN_INLINE void KV_NAME(values_pass, )(const Shape *s, const float *p, int len, const KV *v, float *o, int i, const int gh, const int chunks) {
+    v128_t lo[VALUE_SLOTS], hi[VALUE_SLOTS], v_lo, v_hi;
+    for (int c = 0; c < chunks; c++) {
+        KV_LOAD8(v + i + 8 * c, v_lo, v_hi);
+        for (int h = 0; h < gh; h++) {
+            const v128_t w = wasm_f32x4_splat(p[(size_t)h * len]);
+            lo[h * chunks + c] = wasm_f32x4_mul(w, v_lo);
+            hi[h * chunks + c] = wasm_f32x4_mul(w, v_hi);
+        }
+    }
+    for (int j = 1; j < len; j++)
+        for (int c = 0; c < chunks; c++) {
+            KV_LOAD8(v + (size_t)j * s->row + i + 8 * c, v_lo, v_hi);
+            for (int h = 0; h < gh; h++) {
+                const v128_t w = wasm_f32x4_splat(p[(size_t)h * len + j]);
+                lo[h * chunks + c] = wasm_f32x4_add(lo[h * chunks + c], wasm_f32x4_mul(w, v_lo));
+                hi[h * chunks + c] = wasm_f32x4_add(hi[h * chunks + c], wasm_f32x4_mul(w, v_hi));
+            }
+        }
+    for (int h = 0; h < gh; h++)
+        for (int c = 0; c < chunks; c++) {
+            wasm_v128_store(o + (size_t)h * s->head_dim + i + 8 * c, lo[h * chunks + c]);
+            wasm_v128_store(o + (size_t)h * s->head_dim + i + 8 * c + 4, hi[h * chunks + c]);
+        }
+}
+
+/* columns [i, i + 8 * chunks) of the gh heads, with the sums of every (gh, chunks) in VALUE_PASSES in registers */
+static void KV_NAME(values_columns, )(const Shape *s, const float *p, int len, const KV *v, float *o, int i, int gh, int chunks) {
+    switch (gh * 8 + chunks) {
+    case 1 * 8 + 4: KV_NAME(values_pass, )(s, p, len, v, o, i, 1, 4); break;
+    case 1 * 8 + 1: KV_NAME(values_pass, )(s, p, len, v, o, i, 1, 1); break;
+    case 2 * 8 + 2: KV_NAME(values_pass, )(s, p, len, v, o, i, 2, 2); break;
+    case 2 * 8 + 1: KV_NAME(values_pass, )(s, p, len, v, o, i, 2, 1); break;
+    case 3 * 8 + 1: KV_NAME(values_pass, )(s, p, len, v, o, i, 3, 1); break;
+    default: KV_NAME(values_pass, )(s, p, len, v, o, i, 4, 1); break;
+    }
+}
+
+/* o of the g heads = their weighted sums of the value rows (see values_pass), VALUE_SLOTS heads at a time */
+static void KV_NAME(values, )(const Shape *s, const float *p, int len, const KV *v, float *o, int g) {
+    const int d = s->head_dim;
+    for (int h0 = 0; h0 < g; h0 += VALUE_SLOTS) {
+        const int gh = g - h0 < VALUE_SLOTS ? g - h0 : VALUE_SLOTS, wide = VALUE_SLOTS / gh == 4 ? 4 : VALUE_SLOTS / gh == 2 ? 2 : 1;
+        const float *ph = p + (size_t)h0 * len;
+        float *oh = o + (size_t)h0 * d;
+        int i = 0;
+        for (; i + 8 * wide <= d; i += 8 * wide) KV_NAME(values_columns, )(s, ph, len, v, oh, i, gh, wide);
+        for (; i + 8 <= d; i += 8) KV_NAME(values_columns, )(s, ph, len, v, oh, i, gh, 1);
+        for (; i < d; i++)
+            for (int h = 0; h < gh; h++) {
+                float acc = ph[(size_t)h * len] * KV_TO_F32(v[i]);
+                for (int j = 1; j < len; j++) acc += ph[(size_t)h * len + j] * KV_TO_F32(v[(size_t)j * s->row + i]);
+                oh[(size_t)h * d + i] = acc;
+            }
+    }
+}
+
 /* The g query heads at q (head_dim apart) that read one kv head: each block of key rows and each
  * value row is converted to f32 once for all of them (GQA: the conversion is most of the work),
  * and every head sees the operations of the one-head reference in its order. scratch: p, g rows
@@ -83,22 +144,7 @@ static void KV_NAME(group, )(const Shape *s, const float *q, const KV *k, const 
     }
     for (int h = 0; h < g; h++) sums[h] = KV_NAME(softmax_numerators, )(s, scratch + (size_t)h * len, len);
 
-    for (j = 0; j < len; j++) {
-        KV_NAME(rows_f32, )(s, v + (size_t)j * s->row, 1, rows);
-        for (int h = 0; h < g; h++) {
-            float *oh = o + (size_t)h * d;
-            const float pj = scratch[(size_t)h * len + j];
-            const v128_t w = wasm_f32x4_splat(pj);
-            int i = 0;
-            if (j == 0) {
-                for (; i + 4 <= d; i += 4) wasm_v128_store(oh + i, wasm_f32x4_mul(w, wasm_v128_load(rows + i)));
-                for (; i < d; i++) oh[i] = pj * rows[i];
-            } else {
-                for (; i + 4 <= d; i += 4) wasm_v128_store(oh + i, wasm_f32x4_add(wasm_v128_load(oh + i), wasm_f32x4_mul(w, wasm_v128_load(rows + i))));
-                for (; i < d; i++) oh[i] += pj * rows[i];
-            }
-        }
-    }
+    KV_NAME(values, )(s, scratch, len, v, o, g);
     for (int h = 0; h < g; h++) {
         float *oh = o + (size_t)h * d;
         const v128_t vsum = wasm_f32x4_splat(sums[h]);

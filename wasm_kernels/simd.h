@@ -14,6 +14,8 @@
 #include <simde/wasm/simd128.h>
 #define BN_API __attribute__((visibility("default")))
 #endif
+/* for kernels whose loops must unroll on constant arguments (their sums then live in registers) */
+#define BN_INLINE static inline __attribute__((always_inline))
 /* the scalar references are for tests: small code, not fast code (size changes no result) */
 #define BN_REF_API BN_API __attribute__((minsize))
 

@@ -6,9 +6,11 @@ import pytest
 from bitnet_wasm.wasm_kernels import KernelArgumentError
 from bitnet_wasm.wasm_kernels.abi import attention_scratch
 
-# (n, heads, kv_heads, head_dim, pos0); groups of 1 to 4 query heads per kv head, and 20 / 5 as 2B-4T
+# (n, heads, kv_heads, head_dim, pos0); groups of 1 to 4 query heads per kv head, and 20 / 5 as 2B-4T;
+# head_dim 40 takes every register blocking of the values (32 + 8 columns alone, 16 + 16 + 8 in pairs, 8s
+# in threes and fours; 6 heads: a four and a pair)
 SHAPES = [(1, 1, 1, 1, 0), (1, 4, 2, 8, 0), (3, 6, 2, 17, 5), (5, 8, 8, 64, 100), (2, 4, 1, 128, 129), (17, 2, 1, 3, 0),
-          (1, 20, 5, 128, 37)]
+          (1, 20, 5, 128, 37), (1, 2, 2, 40, 9), (1, 3, 1, 40, 6), (2, 6, 1, 40, 11)]
 
 
 def reference_attention(q, k_cache, v_cache, pos0):
