@@ -52,6 +52,12 @@ BN_API void bn_bitlinear_repeat(int layout, const uint8_t *w /*[layout_bytes(lay
 /* ---- stream.c: the memory-read roofline of the runtime (v128 loads over a buffer) ---- */
 BN_API uint32_t bn_stream_read(const uint8_t *buf /*[bytes]*/, int bytes);
 
+/* ---- dot_peak.c: the int8-dot compute roofline of the runtime: `reps` passes over the whole 16-byte
+ * vectors of act, each vector multiplied into BN_DOT_PEAK_ROWS weight rows (16 * BN_DOT_PEAK_ROWS
+ * multiply-adds) by the build's ternary inner product; returns a fold of the sums ---- */
+#define BN_DOT_PEAK_ROWS 4
+BN_API uint32_t bn_dot_peak(const int8_t *act /*[bytes]*/, int bytes, int reps);
+
 /* ---- norm.c: y[t] = weight * (x[t] / sqrt(mean(x[t]^2) + eps)) ---- */
 BN_API void bn_rmsnorm(const float *x /*[n*dim]*/, const float *weight /*[dim]*/, float *y /*[n*dim]*/, int n, int dim, float eps);
 BN_REF_API void bn_rmsnorm_ref(const float *x /*[n*dim]*/, const float *weight /*[dim]*/, float *y /*[n*dim]*/, int n, int dim, float eps);

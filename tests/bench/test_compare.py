@@ -36,10 +36,14 @@ def _results():
         "bitnet_wasm": "0.1.0", "date": "2026-01-01 00:00 UTC",
         "machine": {"cpus": 2, "browser": "Chromium 1", "load_average": [0.1, 0.2], "note": "2 cores, quiet."},
         "settings": {"command": "bitnet-wasm bench --compare", "prompt": "Hi", "tokens": 32, "warmup_tokens": 2,
-                     "wllama": "3.8.1", "node_llama_cpp": "3.22.1", "stream_mb": 256, "stream_seconds": 1.5},
+                     "wllama": "3.8.1", "node_llama_cpp": "3.22.1", "stream_mb": 256, "stream_seconds": 1.5,
+                     "dot_peak": {"bytes": 4096, "reps": 20000, "seconds": 1.5}, "prefill_tokens": 256},
         "bandwidth": [{"threads": 1, "gbps": 20.0, "error": None}, {"threads": 2, "gbps": 30.0, "error": None}],
+        "compute": [{"threads": 1, "gops": 100.0, "error": None}, {"threads": 2, "gops": 180.0, "error": None}],
         "models": [{
-            "name": "large", "description": "random", "error": None, "bytes_per_token": 200_000_000,
+            "name": "large", "description": "random", "error": None, "bytes_per_token": 200_000_000, "prefill_ops_per_token": 2_000_000_000,
+            "prefill": [{"threads": 1, "prompt_tokens": 256, "ttft_s": 6.5, "prefill_tps": 40.0, "error": None},
+                        {"threads": 2, "prompt_tokens": 256, "ttft_s": None, "prefill_tps": None, "error": "the worker failed"}],
             "rows": [_row(ours, 1, 80.0, "relaxed"), _row(ours, 2, 120.0, "relaxed"), _row(ours, 1, 50.0, "simd128"),
                      _row(ours, 2, None, "simd128", error="asked for simd128 SIMD on 2 thread(s), the runtime ran relaxed on 1"),
                      _row(peer, 1, 10.0, "simd128"), _row(peer, 2, 30.0, "simd128"), _row(native, 1, 100.0),
@@ -97,6 +101,8 @@ def test_derive_ratios_and_targets():
         "decode 2 threads / 1 thread (relaxed)": (pytest.approx(1.5), False),
         "native decode / browser decode, 1 thread": (pytest.approx(1.25), True),
         "decode vs llama.cpp native, 1 thread (relaxed)": (pytest.approx(2.0), None),
+        "prefill / int8-dot peak, 1 thread (relaxed)": (pytest.approx(0.8), True),  # 40 tok/s x 2 GOP / 100 GOPS
+        "prefill / int8-dot peak, 2 threads (relaxed)": (None, None),
     }
 
 
@@ -138,6 +144,23 @@ def test_markdown_table_from_results_json():
     assert "| large | decode vs llama.cpp native, 1 thread (relaxed) | 2.00 |  | information (no goal) |" in text
     assert "llama.cpp natively through node-llama-cpp 3.22.1" in text
     assert "2 cores, quiet." in text and "- a note" in text and "![decode tokens per second](benchmark.png)" in text
+    assert "| large | 1 | 100.0 | 256 | 6.50 | 40.0 | 80.0 | 80% |" in text
+    assert "| large | 2 | 180.0 | not measured: the worker failed |" in text
+    assert "| large | prefill / int8-dot peak, 1 thread (relaxed) | 0.80 | >= 0.8 | met |" in text
+
+
+def test_results_from_before_the_prefill_rows_still_render():
+    results = _results()
+    del results["compute"], results["models"][0]["prefill"], results["models"][0]["prefill_ops_per_token"]
+    text = compare_report.markdown(results)
+    assert "## Prefill" not in text and "| large | prefill / int8-dot peak, 1 thread (relaxed) |  | >= 0.8 | not measured |" in text
+
+
+def test_prefill_ops_are_two_per_multiply_add_of_the_ternary_linears(tmp_path):
+    write_random_bitnet(tmp_path / "m", TINY)
+    manifest = json.loads(bitnet_wasm.build(tmp_path / "m", tmp_path / "site", wasm=False, progress=False).read_text())
+    h, i, kv = TINY.hidden, TINY.intermediate, TINY.kv_heads * TINY.hidden // TINY.heads
+    assert compare_report.prefill_ops_per_token(manifest) == 2 * TINY.layers * (h * h + 2 * kv * h + h * h + 3 * h * i)
 
 
 def test_markdown_reports_a_model_that_could_not_be_built():

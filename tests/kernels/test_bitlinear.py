@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bitnet_wasm.wasm_kernels import KernelArgumentError
+from bitnet_wasm.wasm_kernels import KernelArgumentError, abi
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS, layout_id
 
 # kernel -> layout of its packed weights; the relaxed variant exists only in the relaxed builds
@@ -145,6 +145,30 @@ def test_stream_read_reads_every_byte(lib):
         assert lib.bn_stream_read(buf, size) == stream_hash(buf)
         buf[size // 2] ^= 1
         assert lib.bn_stream_read(buf, size) == stream_hash(buf)
+
+
+def dot_peak_hash(act: np.ndarray, reps: int, relaxed: bool) -> int:
+    """bn_dot_peak's fold, exactly: row r's weights are all r + 1, so each lane sums its bytes of every
+    whole vector times (r + 1) * reps, wrapping in i16 lanes (relaxed: byte pairs) or i32 lanes (4 bytes)."""
+    vectors = act[: act.size // 16 * 16].astype(np.int64).reshape(-1, 16)
+    group, bits = (2, 16) if relaxed else (4, 32)
+    lane_sums = vectors.reshape(len(vectors), -1, group).sum(axis=(0, 2))
+    h = 0
+    for r in range(abi.defines()["BN_DOT_PEAK_ROWS"]):
+        lanes = (lane_sums * (r + 1) * reps) % 2**bits
+        words = np.frombuffer(lanes.astype(f"<u{bits // 8}").tobytes(), "<u4")
+        h ^= int(np.bitwise_xor.reduce(words))
+    return h
+
+
+def test_dot_peak_multiplies_every_whole_vector(lib, request):
+    rng = np.random.default_rng(6)
+    relaxed = request.node.callspec.params["lib"].endswith("relaxed")
+    for size, reps in ((16, 1), (100, 3), (4096, 700)):
+        act = rng.integers(-128, 128, size, dtype=np.int8)
+        assert lib.bn_dot_peak(act, size, reps) == dot_peak_hash(act, reps, relaxed)
+        act[0] ^= 1
+        assert lib.bn_dot_peak(act, size, reps) == dot_peak_hash(act, reps, relaxed)
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))

@@ -1,6 +1,7 @@
 """`bitnet-wasm bench --compare`: our engine against wllama (llama.cpp in wasm) on the same models,
 prompt and token count, in one headless Chromium session, next to the page's own wasm read
-bandwidth (the decode roofline), our native build and native llama.cpp on the same GGUF. Models,
+bandwidth (the decode roofline) and int8-dot peak (the prefill roofline, against our time to first
+token on a long prompt), our native build and native llama.cpp on the same GGUF. Models,
 sites and GGUF files are built into the cache folder and rebuilt only when their inputs change;
 wllama and node-llama-cpp come from npm."""
 from __future__ import annotations
@@ -30,6 +31,7 @@ from bitnet_wasm.demo_site import cached_site, inputs_digest
 from bitnet_wasm.models import MODELS_ENV, embedded_model_dir
 from bitnet_wasm.runtime import Generation
 from bitnet_wasm.serve import SiteServer
+from bitnet_wasm.wasm_kernels import abi
 from bitnet_wasm.wasm_kernels.toolchain import build_kernels
 
 DEFAULT_PROMPT = ("The old lighthouse keeper climbed the stairs every evening before the sun went down. He carried a "
@@ -39,6 +41,8 @@ WARMUP = ("Warm up.", 2)  # prompt and new tokens of the untimed generation each
 SIMD = ("relaxed", "simd128")
 STREAM_MB = 256
 STREAM_SECONDS = 1.5
+DOT_PEAK = {"bytes": 4096, "reps": 20000, "seconds": 1.5}  # activations in L1; a call takes milliseconds
+PREFILL_TOKENS = 256  # the prompt of the time-to-first-token rows (fewer where the context is smaller)
 LARGE_CONTEXT = 512   # KV cache of the large model's site and of wllama's context for it
 CALL_TIMEOUT_S = 900  # one measurement in the page
 BUSY_LOAD = 0.5  # load average before the bench above which the report says the machine was shared
@@ -70,6 +74,13 @@ NOTES = [
     "from the first to the last (each step a one-token evaluation plus greedy sampling). Its SIMD is whatever the prebuilt binary "
     "chose for this CPU.",
     "A row requested with a thread count or SIMD level the runtime did not run is reported as not measured, with what ran.",
+    "int8-dot peak: `bn_dot_peak` of the relaxed-SIMD kernel library, one instance per thread in its own Web Worker, all at once: "
+    "the ternary kernels' inner step (`i16x8.relaxed_dot_i8x16_i7x16` plus an i16 add, 16 multiply-adds) on 4 KB of activations in L1 "
+    "against 4 weight vectors in registers; the fastest call of each thread, summed; 2 operations per multiply-add.",
+    f"Prefill rows: our engine, relaxed SIMD, on the first {PREFILL_TOKENS} token ids of the prompt repeated (the context minus one where "
+    "it is smaller), one new token: time to first token is the runtime's `ttftSeconds` (prefill and the first step), prefill tok/s its "
+    "`prefillTokensPerSecond`. Prefill GOPS = prefill tok/s x 2 x the multiply-adds of the ternary linears per token (from the manifest's "
+    "shapes); attention and the head, which runs once per prompt, are not counted.",
     "Roofline: weight bytes read per decode token from the site manifest's tensor table (all packed linears, norms "
     "and scales, the head's table, one embedding row; the KV cache is not counted).",
 ]
@@ -195,13 +206,38 @@ def _attempt(label: str, row: dict, measure: Callable[[], dict], log) -> dict:
     return result
 
 
-def _ours(session: _Session, site: Path, simd: str, threads: int, prompt: str, tokens: int) -> dict:
+def _ours_call(session: _Session, site: Path, simd: str, threads: int, prompt: str | list[int], tokens: int) -> dict:
     got = session.call("ours", {"siteUrl": session.url(site) + "/", "simd": simd, "threads": threads, "prompt": prompt, "tokens": tokens})
     if (got["simd"], got["threads"]) != (simd, threads):
         why = got["threadsFallback"] or "this build's BitNet.load ignores the option: branch threads not merged"
         raise CompareError(f"asked for {simd} SIMD on {threads} thread(s), the runtime ran {got['simd']} on {got['threads']} ({why})")
+    return got
+
+
+def _ours(session: _Session, site: Path, simd: str, threads: int, prompt: str, tokens: int) -> dict:
+    got = _ours_call(session, site, simd, threads, prompt, tokens)
     return {"prompt_tokens": got["promptTokens"], "new_tokens": got["newTokens"],
             "prefill_tps": got["prefillTokensPerSecond"], "decode_tps": got["decodeTokensPerSecond"]}
+
+
+def _long_prompt_ids(site: Path, prompt: str, count: int) -> list[int]:
+    """The first `count` token ids of the prompt repeated (fewer if the site's context cannot hold them and a new token)."""
+    count = min(count, _site_context(site) - 1)
+    ids = Tokenizer.from_file(str(site / "model" / "tokenizer.json")).encode(prompt * (count // 4 + 1)).ids[:count]
+    if len(ids) < count:
+        raise CompareError(f"the prompt repeated gives only {len(ids)} tokens, not {count}")
+    return ids
+
+
+def _prefill_rows(session: _Session, model: Prepared, prompt: str, log) -> list[dict]:
+    """Time to the first token of a PREFILL_TOKENS-token prompt on our engine, relaxed SIMD, per thread count."""
+    ids = _long_prompt_ids(model.site, prompt, PREFILL_TOKENS)
+
+    def measure(threads: int) -> dict:
+        got = _ours_call(session, model.site, "relaxed", threads, ids, 1)
+        return {"prompt_tokens": got["promptTokens"], "ttft_s": got["ttftSeconds"], "prefill_tps": got["prefillTokensPerSecond"]}
+    return [_attempt(f"{model.name}: {OURS} relaxed {threads} thread(s), {len(ids)}-token prompt", {"threads": threads}, lambda: measure(threads), log)
+            for threads in THREADS]
 
 
 def _wllama(session: _Session, esm: Path, model: Prepared, threads: int, context: int, prompt: str, tokens: int) -> dict:
@@ -357,20 +393,25 @@ def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAU
     shutil.rmtree(page_dir, ignore_errors=True)
     shutil.copytree(PAGE_DIR, page_dir, ignore=shutil.ignore_patterns("__pycache__"))
 
-    bandwidth = []
+    bandwidth, compute = [], []
     with SiteServer(cache, "127.0.0.1", 0, quiet=True) as server, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_executable(p), args=CHROMIUM_ARGS, headless=True)
         try:
             session = _Session(browser, server.url, cache)
-            if prepared:  # the kernel library exports bn_stream_read; a site's modules export only the model
-                wasm = session.url(build_kernels(cache / "kernels", ["wasm"])["wasm"])
+            if prepared:  # the kernel library exports the probes; a site's modules export only the model
+                libraries = {name: session.url(path) for name, path in build_kernels(cache / "kernels", ["wasm", "wasm-relaxed"]).items()}
                 for threads in THREADS:
-                    bandwidth.append(_attempt(f"read bandwidth, {threads} thread(s)", {"threads": threads}, lambda: _bandwidth(session, wasm, threads), log))
+                    bandwidth.append(_attempt(f"read bandwidth, {threads} thread(s)", {"threads": threads},
+                                              lambda: _bandwidth(session, libraries["wasm"], threads), log))
+                    compute.append(_attempt(f"int8-dot peak, relaxed SIMD, {threads} thread(s)", {"threads": threads},
+                                            lambda: _compute(session, libraries["wasm-relaxed"], threads), log))
             for model in prepared:
                 manifest = json.loads((model.site / "model" / "manifest.json").read_text())
                 results_models.append({"name": model.name, "description": model.description, "error": None,
                                        "bytes_per_token": compare_report.bytes_per_token(manifest),
-                                       "rows": _measure_model(session, peers, model, prompt, tokens, log)})
+                                       "prefill_ops_per_token": compare_report.prefill_ops_per_token(manifest),
+                                       "rows": _measure_model(session, peers, model, prompt, tokens, log),
+                                       "prefill": _prefill_rows(session, model, prompt, log)})
             browser_version = browser.version
         finally:
             browser.close()
@@ -383,8 +424,9 @@ def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAU
                     "note": _machine_note(load_start, os.getloadavg()[0], os.cpu_count() or 0, note)},
         "settings": {"command": command, "prompt": prompt, "tokens": tokens, "warmup_tokens": WARMUP[1], "wllama": wllama.WLLAMA.version,
                      "node_llama_cpp": llama_cpp.NODE_LLAMA_CPP.version,
-                     "stream_mb": STREAM_MB, "stream_seconds": STREAM_SECONDS},
+                     "stream_mb": STREAM_MB, "stream_seconds": STREAM_SECONDS, "dot_peak": DOT_PEAK, "prefill_tokens": PREFILL_TOKENS},
         "bandwidth": [{"threads": b["threads"], "gbps": b.get("gbps"), "error": b["error"]} for b in bandwidth],
+        "compute": [{"threads": c["threads"], "gops": c.get("gops"), "error": c["error"]} for c in compute],
         "models": results_models,
         "notes": NOTES + _model_notes(results_models),
     }
@@ -393,6 +435,12 @@ def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAU
 def _bandwidth(session: _Session, wasm_url: str, threads: int) -> dict:
     got = session.call("bandwidth", {"wasmUrl": wasm_url, "threads": threads, "megabytes": STREAM_MB, "seconds": STREAM_SECONDS})
     return {"gbps": got["gbps"]}
+
+
+def _compute(session: _Session, wasm_url: str, threads: int) -> dict:
+    macs_per_call = 16 * abi.defines()["BN_DOT_PEAK_ROWS"] * (DOT_PEAK["bytes"] // 16) * DOT_PEAK["reps"]
+    got = session.call("compute", {"wasmUrl": wasm_url, "threads": threads, "macsPerCall": macs_per_call, **DOT_PEAK})
+    return {"gops": got["gops"]}
 
 
 def write(results: dict, out_dir: Path, log=print) -> dict[str, Path]:

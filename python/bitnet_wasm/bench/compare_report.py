@@ -7,6 +7,8 @@ import operator
 from dataclasses import dataclass, field
 from typing import Callable
 
+from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
+
 OURS = "bitnet-wasm"
 WLLAMA = "wllama"
 NATIVE = "native"
@@ -30,6 +32,12 @@ def bytes_per_token(manifest: dict) -> int:
     return total
 
 
+def prefill_ops_per_token(manifest: dict) -> int:
+    """Integer operations (2 per multiply-add) of the ternary linears for one prompt token, from the
+    manifest's shapes; attention and the head (run once per prompt) are left out."""
+    return sum(2 * t["shape"][0] * t["shape"][1] for t in manifest["tensors"].values() if t["layout"] in LAYOUTS)
+
+
 def _row(model: dict, engine: str, threads: int, simd: str | None = None) -> dict | None:
     for row in model["rows"]:
         if row["engine"] == engine and row["threads"] == threads and (simd is None or row["simd"] == simd) and not row.get("error"):
@@ -48,6 +56,15 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def bandwidth_gbps(results: dict, threads: int) -> float | None:
     return next((b["gbps"] for b in results["bandwidth"] if b["threads"] == threads and not b.get("error")), None)
+
+
+def compute_gops(results: dict, threads: int) -> float | None:
+    return next((c["gops"] for c in results.get("compute", []) if c["threads"] == threads and not c.get("error")), None)
+
+
+def prefill_gops(model: dict, threads: int) -> float | None:
+    row = next((p for p in model.get("prefill", []) if p["threads"] == threads and not p.get("error")), None)
+    return row["prefill_tps"] * model["prefill_ops_per_token"] / 1e9 if row and row["prefill_tps"] else None
 
 
 def roofline_tps(gbps: float | None, nbytes: int | None) -> float | None:
@@ -88,6 +105,8 @@ TARGETS = (
     *(Target(f"decode vs wllama, {t} thread{'s' * (t > 1)} (relaxed)", 5.0, operator.ge, _vs_wllama(t), {"large": 12.0, "2b": 15.0})
       for t in THREADS),
     *(Target(f"decode / roofline, {t} thread{'s' * (t > 1)} (relaxed)", 0.70, operator.ge, _of_roofline(t)) for t in THREADS),
+    *(Target(f"prefill / int8-dot peak, {t} thread{'s' * (t > 1)} (relaxed)", 0.80, operator.ge,
+             lambda results, m, t=t: _ratio(prefill_gops(m, t), compute_gops(results, t))) for t in THREADS),
     Target("decode 2 threads / 1 thread (relaxed)", 1.7, operator.ge,
            lambda results, m: _ratio(_decode(m, OURS, 2, "relaxed"), _decode(m, OURS, 1, "relaxed")), {"2b": 1.8}),
     Target("native decode / browser decode, 1 thread", 1.5, operator.le,
@@ -162,6 +181,7 @@ def markdown(results: dict, plot_file: str | None = "benchmark.png") -> str:
         cells = [f"not measured: {b['error']}"] if b.get("error") else [_num(b["gbps"])]
         cells += [_num(m["roofline_tps"][str(b["threads"])]) for m in r["models"]]
         lines.append(f"| {b['threads']} | " + " | ".join(cells) + " |")
+    lines += _prefill_section(r)
     lines += ["", "## Results", "",
               "| model | engine | SIMD | threads | prompt tokens | new tokens | prefill tok/s | decode tok/s | of roofline | vs wllama |",
               "|---|---|---|---|---|---|---|---|---|---|"]
@@ -184,6 +204,28 @@ def markdown(results: dict, plot_file: str | None = "benchmark.png") -> str:
     lines += ["", "## Models", ""] + [f"- **{m['name']}**: {m['description']}" for m in r["models"]]
     lines += ["", "## How it was measured", ""] + [f"- {note}" for note in r["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def _prefill_section(r: dict) -> list[str]:
+    """The int8-dot peak per thread count and, per model, time to first token on a long prompt (absent in older results)."""
+    if not r.get("compute"):
+        return []
+    s = r["settings"]
+    lines = ["", "## Prefill and the int8-dot peak", "",
+             f"`bn_dot_peak` (relaxed SIMD, {s['dot_peak']['bytes']} bytes of activations in L1, 4 weight rows) per thread in its own "
+             f"Web Worker, all at once; prefill on a {s['prefill_tokens']}-token prompt (the context minus one where smaller), one new token.", "",
+             "| model | threads | int8-dot peak GOPS | prompt tokens | time to first token s | prefill tok/s | prefill GOPS | of peak |",
+             "|---|---|---|---|---|---|---|---|"]
+    for m in r["models"]:
+        for p in m.get("prefill", []):
+            peak = compute_gops(r, p["threads"])
+            head = f"| {m['name']} | {p['threads']} | {_num(peak)} |"
+            if p.get("error"):
+                lines.append(f"{head} not measured: {p['error']} | | | | |")
+            else:
+                gops = prefill_gops(m, p["threads"])
+                lines.append(f"{head} {p['prompt_tokens']} | {_num(p['ttft_s'], 2)} | {_num(p['prefill_tps'])} | {_num(gops)} | {_pct(_ratio(gops, peak))} |")
+    return lines
 
 
 def plot(results: dict, out_file) -> None:

@@ -1,5 +1,5 @@
 // The in-page half of `bitnet-wasm bench --compare` (python/bitnet_wasm/bench/compare.py drives it
-// through window.bench): read bandwidth, our engine and wllama, each returning plain data.
+// through window.bench): read bandwidth, int8-dot peak, our engine and wllama, each returning plain data.
 const WARMUP_PROMPT = "Warm up.";
 const WARMUP_TOKENS = 2;
 const quietLogger = { debug() {}, log() {}, warn: console.warn, error: console.error };
@@ -12,16 +12,29 @@ function ask(worker, message) {
   });
 }
 
-/** Aggregate read GB/s of `threads` workers streaming their own buffers at the same time (each its fastest read). */
-async function bandwidth({ wasmUrl, threads, megabytes, seconds }) {
-  const workers = Array.from({ length: threads }, () => new Worker(new URL("./stream_worker.js", import.meta.url), { type: "module" }));
+// `threads` workers, each with its own kernel library instance and `bytes` of memory, run `probe`
+// at the same time; the results, one per worker.
+async function roofline({ wasmUrl, threads, bytes }, probe) {
+  const workers = Array.from({ length: threads }, () => new Worker(new URL("./roofline_worker.js", import.meta.url), { type: "module" }));
   try {
-    await Promise.all(workers.map((w) => ask(w, { type: "setup", wasmUrl, megabytes })));
-    const runs = await Promise.all(workers.map((w) => ask(w, { type: "run", seconds })));
-    return { gbps: runs.reduce((sum, r) => sum + r.bytes / r.seconds, 0) / 1e9, threads, megabytes };
+    await Promise.all(workers.map((w) => ask(w, { type: "setup", wasmUrl, bytes })));
+    return await Promise.all(workers.map((w) => ask(w, probe)));
   } finally {
     workers.forEach((w) => w.terminate());
   }
+}
+
+/** Aggregate read GB/s of `threads` workers streaming their own buffers at the same time (each its fastest read). */
+async function bandwidth({ wasmUrl, threads, megabytes, seconds }) {
+  const bytes = megabytes * 2 ** 20;
+  const runs = await roofline({ wasmUrl, threads, bytes }, { type: "read", bytes, seconds });
+  return { gbps: runs.reduce((sum, r) => sum + r.bytes / r.seconds, 0) / 1e9, threads, megabytes };
+}
+
+/** Aggregate int8 GOPS (2 per multiply-add) of `threads` workers running bn_dot_peak at the same time. */
+async function compute({ wasmUrl, threads, bytes, reps, macsPerCall, seconds }) {
+  const runs = await roofline({ wasmUrl, threads, bytes }, { type: "dot", bytes, reps, seconds });
+  return { gops: runs.reduce((sum, r) => sum + (2 * macsPerCall) / r.seconds, 0) / 1e9, threads };
 }
 
 async function drain(generator) {
@@ -30,7 +43,7 @@ async function drain(generator) {
   return tokens;
 }
 
-/** Our engine: load the site's model, one short warm-up generation, then the timed one. */
+/** Our engine: load the site's model, one short warm-up generation, then the timed one (prompt: text or token ids). */
 async function ours({ siteUrl, threads, simd, prompt, tokens }) {
   const { BitNet } = await import(new URL("bitnet.js", siteUrl).href);
   const model = await BitNet.load(new URL("model/manifest.json", siteUrl).href, { threads, simd });
@@ -40,7 +53,7 @@ async function ours({ siteUrl, threads, simd, prompt, tokens }) {
     const s = model.lastStats;
     return {
       simd: model.info.simd, threads: model.info.threads, threadsFallback: model.info.threadsFallback ?? null,
-      promptTokens: s.promptTokens, newTokens: s.newTokens, tokens: ids,
+      promptTokens: s.promptTokens, newTokens: s.newTokens, tokens: ids, ttftSeconds: s.ttftSeconds,
       prefillTokensPerSecond: s.prefillTokensPerSecond, decodeTokensPerSecond: s.decodeTokensPerSecond,
     };
   } finally {
@@ -70,5 +83,5 @@ async function wllama({ moduleUrl, wasmUrl, ggufUrl, threads, context, prompt, t
   }
 }
 
-window.bench = { bandwidth, ours, wllama };
+window.bench = { bandwidth, compute, ours, wllama };
 document.documentElement.dataset.state = "ready";

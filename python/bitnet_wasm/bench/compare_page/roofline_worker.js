@@ -1,34 +1,44 @@
-// One thread of the read-bandwidth probe: its own instance of a bitnet-wasm module and its own
-// buffer, read with bn_stream_read (v128 loads) again and again for a fixed time once told to start.
-let readOnce = null;
-let bytes = 0;
+// One thread of the roofline probes: its own instance of a bitnet-wasm kernel library, then either
+// its own buffer read with bn_stream_read (v128 loads) or bn_dot_peak's multiply-adds on 4 KB in L1,
+// again and again for a fixed time once told to start.
+let exports = null;
+let base = 0;
 
-async function setup({ wasmUrl, megabytes }) {
-  const { instance } = await WebAssembly.instantiateStreaming(fetch(wasmUrl), {});
-  const { memory, bn_stream_read, __heap_base } = instance.exports;
-  if (!bn_stream_read) throw new Error(`${wasmUrl} does not export bn_stream_read`);
-  bytes = megabytes * 2 ** 20;
-  const base = Math.ceil(__heap_base.value / 64) * 64;
-  memory.grow(Math.ceil((base + bytes - memory.buffer.byteLength) / 65536));
-  new Uint8Array(memory.buffer, base, bytes).fill(1); // commit every page before timing
-  readOnce = () => bn_stream_read(base, bytes);
-  readOnce(); // two untimed reads: the optimizing tier replaces the baseline code between calls
-  readOnce();
+async function setup({ wasmUrl, bytes }) {
+  ({ exports } = (await WebAssembly.instantiateStreaming(fetch(wasmUrl), {})).instance);
+  for (const name of ["bn_stream_read", "bn_dot_peak"])
+    if (!exports[name]) throw new Error(`${wasmUrl} does not export ${name}`);
+  const { memory, __heap_base } = exports;
+  base = Math.ceil(__heap_base.value / 64) * 64;
+  memory.grow(Math.max(0, Math.ceil((base + bytes - memory.buffer.byteLength) / 65536)));
+  const buffer = new Uint8Array(memory.buffer, base, bytes);
+  for (let i = 0; i < bytes; i += 4096) buffer[i] = i >> 12; // commit every page before timing
 }
 
-// The fastest of the reads made in `seconds`: on a shared machine a read may lose the CPU midway.
-function run({ seconds }) {
-  let fastest = Infinity;
+// The fastest of the calls made in `seconds` (two untimed calls first: the optimizing tier replaces
+// the baseline code between calls); on a shared machine a call may lose the CPU midway.
+function fastest(once, seconds) {
+  once();
+  once();
+  let best = Infinity;
   const started = performance.now();
   do {
     const t0 = performance.now();
-    readOnce();
-    fastest = Math.min(fastest, performance.now() - t0);
+    once();
+    best = Math.min(best, performance.now() - t0);
   } while (performance.now() - started < seconds * 1000);
-  return { bytes, seconds: fastest / 1000 };
+  return best / 1000;
 }
 
-const HANDLERS = { setup, run };
+function read({ bytes, seconds }) {
+  return { bytes, seconds: fastest(() => exports.bn_stream_read(base, bytes), seconds) };
+}
+
+function dot({ bytes, reps, seconds }) {
+  return { seconds: fastest(() => exports.bn_dot_peak(base, bytes, reps), seconds) };
+}
+
+const HANDLERS = { setup, read, dot };
 self.onmessage = async ({ data }) => {
   try {
     postMessage({ result: await HANDLERS[data.type](data) });
