@@ -15,6 +15,7 @@
 #define PLANE_CHUNK 16
 #define PLANE_SUM_CHUNK 64     /* tokens passing over each row tile while it sits in L1 (prefill) */
 #define PLANE_TOKENS 4         /* tokens one decoded row serves at once (relaxed prefill) */
+#define PLANE_PAIR 2           /* rows decoded together (relaxed prefill): one activation load serves both */
 #define PLANE_FLUSH 8          /* blocks per i16 partial sum (relaxed): a lane gains <= 8/bits * 2 * 128 * (2^bits - 1) = 2048 per block */
 
 enum plane_isa { PLANE_SIMD128, PLANE_RELAXED };
@@ -77,28 +78,37 @@ BN_INLINE void plane_block_relaxed(const uint8_t *chunk, const int8_t *a, int bi
     }
 }
 
-/* dots[t] += sum over `blocks` blocks of one row's codes times token t's activations a[t]. The
- * row's codes of a block are decoded once and applied to every token (prefill); one row at a time
- * keeps the partial sums of all tokens in registers. Exact: the i16 flush bound holds per token. */
-BN_INLINE void plane_row_tokens_relaxed(const uint8_t *chunk, const int8_t *const a[PLANE_TOKENS], int blocks, int bits, int32_t dots[PLANE_TOKENS]) {
+/* dots[r][t] += sum over `blocks` blocks of the codes of PLANE_PAIR rows (chunk, chunk + PLANE_CHUNK)
+ * times token t's activations a[t]. Each row's codes of a block are decoded once and applied to every
+ * token (prefill), each activation load serves both rows; the 8 partial sums stay in registers.
+ * Exact: the i16 flush bound holds per row and token. */
+BN_INLINE void plane_rows_tokens_relaxed(const uint8_t *chunk, const int8_t *const a[PLANE_TOKENS], int blocks, int bits, int32_t dots[PLANE_PAIR][PLANE_TOKENS]) {
     const v128_t mask = wasm_i8x16_splat((1 << bits) - 1);
     const int cols = plane_cols(bits);
-    v128_t total[PLANE_TOKENS];
-    for (int t = 0; t < PLANE_TOKENS; t++) total[t] = wasm_i32x4_splat(0);
+    v128_t total[PLANE_PAIR][PLANE_TOKENS];
+    for (int r = 0; r < PLANE_PAIR; r++)
+        for (int t = 0; t < PLANE_TOKENS; t++) total[r][t] = wasm_i32x4_splat(0);
     for (int b0 = 0; b0 < blocks; b0 += PLANE_FLUSH) {
-        v128_t part[PLANE_TOKENS];
-        for (int t = 0; t < PLANE_TOKENS; t++) part[t] = wasm_i16x8_splat(0);
+        v128_t part[PLANE_PAIR][PLANE_TOKENS];
+        for (int r = 0; r < PLANE_PAIR; r++)
+            for (int t = 0; t < PLANE_TOKENS; t++) part[r][t] = wasm_i16x8_splat(0);
         for (int b = b0; b < blocks && b < b0 + PLANE_FLUSH; b++) {
-            v128_t v = wasm_v128_load(chunk + (size_t)b * PLANE_ROWS * PLANE_CHUNK);
+            v128_t v[PLANE_PAIR];
+            for (int r = 0; r < PLANE_PAIR; r++) v[r] = wasm_v128_load(chunk + (size_t)b * PLANE_ROWS * PLANE_CHUNK + r * PLANE_CHUNK);
             for (int k = 0; k < 8 / bits; k++) {
-                v128_t codes = wasm_v128_and(wasm_u16x8_shr(v, bits * k), mask);
-                for (int t = 0; t < PLANE_TOKENS; t++)
-                    part[t] = wasm_i16x8_add(part[t], dot_i8_i7_i16(wasm_v128_load(a[t] + b * cols + k * PLANE_CHUNK), codes));
+                v128_t codes[PLANE_PAIR];
+                for (int r = 0; r < PLANE_PAIR; r++) codes[r] = wasm_v128_and(wasm_u16x8_shr(v[r], bits * k), mask);
+                for (int t = 0; t < PLANE_TOKENS; t++) {
+                    const v128_t act = wasm_v128_load(a[t] + b * cols + k * PLANE_CHUNK);
+                    for (int r = 0; r < PLANE_PAIR; r++) part[r][t] = wasm_i16x8_add(part[r][t], dot_i8_i7_i16(act, codes[r]));
+                }
             }
         }
-        for (int t = 0; t < PLANE_TOKENS; t++) total[t] = wasm_i32x4_add(total[t], wasm_i32x4_extadd_pairwise_i16x8(part[t]));
+        for (int r = 0; r < PLANE_PAIR; r++)
+            for (int t = 0; t < PLANE_TOKENS; t++) total[r][t] = wasm_i32x4_add(total[r][t], wasm_i32x4_extadd_pairwise_i16x8(part[r][t]));
     }
-    for (int t = 0; t < PLANE_TOKENS; t++) dots[t] += bn_i32x4_total(total[t]);
+    for (int r = 0; r < PLANE_PAIR; r++)
+        for (int t = 0; t < PLANE_TOKENS; t++) dots[r][t] += bn_i32x4_total(total[r][t]);
 }
 
 /* code dots of the 4 rows of one tile with PLANE_TOKENS consecutive tokens of q */
@@ -111,11 +121,12 @@ BN_INLINE void plane_tile_tokens_relaxed(const uint8_t *tile, const int8_t *q, i
         tail[t] = pad[t];
         if (full * cols < in) bn_pad_tail(pad[t], a[t] + full * cols, in - full * cols, cols);
     }
-    for (int r = 0; r < PLANE_ROWS; r++) {
-        int32_t row[PLANE_TOKENS] = { 0 };
-        plane_row_tokens_relaxed(tile + r * PLANE_CHUNK, a, full, bits, row);
-        if (full * cols < in) plane_row_tokens_relaxed(tile + (size_t)full * PLANE_ROWS * PLANE_CHUNK + r * PLANE_CHUNK, tail, 1, bits, row);
-        for (int t = 0; t < PLANE_TOKENS; t++) dots[t][r] = row[t];
+    for (int r0 = 0; r0 < PLANE_ROWS; r0 += PLANE_PAIR) {
+        int32_t rows[PLANE_PAIR][PLANE_TOKENS] = { { 0 } };
+        plane_rows_tokens_relaxed(tile + r0 * PLANE_CHUNK, a, full, bits, rows);
+        if (full * cols < in) plane_rows_tokens_relaxed(tile + (size_t)full * PLANE_ROWS * PLANE_CHUNK + r0 * PLANE_CHUNK, tail, 1, bits, rows);
+        for (int r = 0; r < PLANE_PAIR; r++)
+            for (int t = 0; t < PLANE_TOKENS; t++) dots[t][r0 + r] = rows[r][t];
     }
 }
 #endif

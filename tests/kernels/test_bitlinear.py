@@ -92,7 +92,7 @@ def test_every_variant_matches_numpy_at_model_size(lib, model_sized):
 
 @pytest.mark.parametrize("activation", [-128, 127])
 def test_extreme_activations_do_not_overflow(lib, activation):
-    out, in_, n = 7, 6912 + 5, 3
+    out, in_, n = 7, 6912 + 5, 5  # 5 tokens: the blocked prefill path (4 at once) and the one-token path
     q = np.full((n, in_), activation, np.int8)
     scale = np.ones(n, np.float32)
     rng = np.random.default_rng(3)
