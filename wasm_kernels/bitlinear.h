@@ -46,6 +46,18 @@ static inline int32_t bn_token_sum(const int8_t *q, int in) {
     return bn_i32x4_total(acc) + bn_token_sum_ref(q + i, in - i);
 }
 
+#if BN_RELAXED
+/* i16 lane i = a[2i] * b7[2i] + a[2i+1] * b7[2i+1]: the ternary kernels' multiply-add (b7 in 0..127) */
+#ifdef __wasm__
+BN_INLINE v128_t dot_i8_i7_i16(v128_t a, v128_t b7) { return wasm_i16x8_relaxed_dot_i8x16_i7x16(a, b7); }
+#else /* SIMDe has no relaxed dot: the exact pairwise sum, as bn_dot_i8_i7_add in simd.h */
+BN_INLINE v128_t dot_i8_i7_i16(v128_t a, v128_t b7) {
+    v128_t lo = wasm_i16x8_extmul_low_i8x16(a, b7), hi = wasm_i16x8_extmul_high_i8x16(a, b7);
+    return wasm_i16x8_add(wasm_i16x8_shuffle(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14), wasm_i16x8_shuffle(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15));
+}
+#endif
+#endif
+
 /* dst[0..width) = src[0..count) followed by zeros; padded columns then contribute nothing. */
 static inline void bn_pad_tail(int8_t *dst, const int8_t *src, int count, int width) {
     for (int i = 0; i < width; i += 16) wasm_v128_store(dst + i, wasm_i8x16_splat(0));

@@ -57,15 +57,6 @@ BN_INLINE void plane_bitlinear_ref(const uint8_t *w, float wscale, const int8_t 
 }
 
 #if BN_RELAXED
-#ifdef __wasm__
-BN_INLINE v128_t dot_i8_i7_i16(v128_t a, v128_t b7) { return wasm_i16x8_relaxed_dot_i8x16_i7x16(a, b7); }
-#else /* SIMDe has no relaxed dot: the exact pairwise sum, as bn_dot_i8_i7_add in simd.h */
-BN_INLINE v128_t dot_i8_i7_i16(v128_t a, v128_t b7) {
-    v128_t lo = wasm_i16x8_extmul_low_i8x16(a, b7), hi = wasm_i16x8_extmul_high_i8x16(a, b7);
-    return wasm_i16x8_add(wasm_i16x8_shuffle(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14), wasm_i16x8_shuffle(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15));
-}
-#endif
-
 /* i8 lanes: plane k holds codes 0..mask (the i7 operand of the relaxed dot); i16 partial sums */
 BN_INLINE void plane_block_relaxed(const uint8_t *chunk, const int8_t *a, int bits, v128_t acc[PLANE_ROWS]) {
     const v128_t mask = wasm_i8x16_splat((1 << bits) - 1);

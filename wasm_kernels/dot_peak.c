@@ -1,17 +1,10 @@
 /* The int8-dot compute roofline: the ternary kernels' inner multiply-add on activations that sit
  * in L1, against BN_DOT_PEAK_ROWS weight vectors held in registers, with a sum per row. */
-#include "bitnet.h"
+#include "bitlinear.h"
 
 #if BN_RELAXED
 /* as bitlinear_planes.h's relaxed path: i8 x i7 dot into i16 lanes, 16 multiply-adds per dot */
-static v128_t peak_dot(v128_t a, v128_t w, v128_t acc) {
-#ifdef __wasm__
-    return wasm_i16x8_add(acc, wasm_i16x8_relaxed_dot_i8x16_i7x16(a, w));
-#else
-    v128_t lo = wasm_i16x8_extmul_low_i8x16(a, w), hi = wasm_i16x8_extmul_high_i8x16(a, w);
-    return wasm_i16x8_add(acc, wasm_i16x8_add(wasm_i16x8_shuffle(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14), wasm_i16x8_shuffle(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15)));
-#endif
-}
+static v128_t peak_dot(v128_t a, v128_t w, v128_t acc) { return wasm_i16x8_add(acc, dot_i8_i7_i16(a, w)); }
 #else
 /* as bitlinear_planes.h's SIMD128 path: even and odd bytes widened to i16, two i32 dots */
 static v128_t peak_dot(v128_t a, v128_t w, v128_t acc) {
