@@ -20,7 +20,7 @@ from typing import Callable
 from tokenizers import Tokenizer
 
 import bitnet_wasm
-from bitnet_wasm.bench import compare_report, llama_cpp, random_model, wllama
+from bitnet_wasm.bench import compare_report, llama_cpp, load_memory, random_model, wllama
 from bitnet_wasm.bench.chromium import CHROMIUM_ARGS, chromium_executable
 from bitnet_wasm.bench.compare_report import LLAMA_CPP, NATIVE, OURS, THREADS, WLLAMA
 from bitnet_wasm.compiler.cache import cache_dir
@@ -371,6 +371,7 @@ def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAU
                 results_models.append({"name": model.name, "description": model.description, "error": None,
                                        "bytes_per_token": compare_report.bytes_per_token(manifest),
                                        "rows": _measure_model(session, peers, model, prompt, tokens, log)})
+                results_models[-1]["load"] = _load_and_memory(p, session, model, prompt, log)
             browser_version = browser.version
         finally:
             browser.close()
@@ -386,13 +387,19 @@ def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAU
                      "stream_mb": STREAM_MB, "stream_seconds": STREAM_SECONDS},
         "bandwidth": [{"threads": b["threads"], "gbps": b.get("gbps"), "error": b["error"]} for b in bandwidth],
         "models": results_models,
-        "notes": NOTES + _model_notes(results_models),
+        "notes": NOTES + load_memory.NOTES + _model_notes(results_models),
     }
 
 
 def _bandwidth(session: _Session, wasm_url: str, threads: int) -> dict:
     got = session.call("bandwidth", {"wasmUrl": wasm_url, "threads": threads, "megabytes": STREAM_MB, "seconds": STREAM_SECONDS})
     return {"gbps": got["gbps"]}
+
+
+def _load_and_memory(playwright, session: _Session, model: Prepared, prompt: str, log) -> dict:
+    """Issue #12's load and memory measurement of our engine on the model (load_memory.py), or the error that stopped it."""
+    return _attempt(f"{model.name}: load and memory", {},
+                    lambda: load_memory.measure(playwright, session.page_url, session.url(model.site) + "/", prompt), log)
 
 
 def write(results: dict, out_dir: Path, log=print) -> dict[str, Path]:

@@ -1,5 +1,7 @@
 // The in-page half of `bitnet-wasm bench --compare` (python/bitnet_wasm/bench/compare.py drives it
 // through window.bench): read bandwidth, our engine and wllama, each returning plain data.
+import { loadAndMemory } from "./load.js";
+
 const WARMUP_PROMPT = "Warm up.";
 const WARMUP_TOKENS = 2;
 const quietLogger = { debug() {}, log() {}, warn: console.warn, error: console.error };
@@ -70,5 +72,5 @@ async function wllama({ moduleUrl, wasmUrl, ggufUrl, threads, context, prompt, t
   }
 }
 
-window.bench = { bandwidth, ours, wllama };
+window.bench = { bandwidth, ours, wllama, loadAndMemory };
 document.documentElement.dataset.state = "ready";
