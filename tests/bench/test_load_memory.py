@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
-from test_compare import _results
 
 import bitnet_wasm
 from bitnet_wasm.bench import compare, compare_report
 from bitnet_wasm.models import embedded_model_dir
 from bitnet_wasm.serve import SiteServer
+
+from test_compare import _results  # the results dict of the report tests, to which these add a measured model
 
 ROOT = Path(__file__).parents[2]
 CACHE_TARGET = "weights from Cache Storage / plain copy of the same bytes (relaxed, 1 thread)"
@@ -79,7 +80,7 @@ def test_a_load_that_did_not_come_from_cache_storage_meets_no_load_target(measur
 
 
 def test_a_failed_measurement_is_the_models_error_entry(bench):
-    playwright, session, model = bench
+    playwright, session, _ = bench
     missing = compare.Prepared("demo", "", session.root / "no-site")
     entry = compare._load_and_memory(playwright, session, missing, "Hi", log=lambda message: None)
     assert set(entry) == {"error"} and "no-site/bitnet.js" in entry["error"], entry
