@@ -41,6 +41,8 @@ export interface ModelInfo {
   cacheError: string | null;
   /** Bytes of weight shards that came from Cache Storage (all of them on a reload). */
   cachedBytes: number;
+  /** Bytes of the WebAssembly memory the model runs in (module data, weights, KV cache, activations, thread stacks). */
+  memoryBytes: number;
   /** The model has a chat template (see chat). */
   chat: boolean;
   /** Its chat template takes a system message. */

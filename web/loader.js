@@ -42,15 +42,28 @@ async function verify(shard, view) {
   if (digest !== shard.sha256) throw new ShardError(`${shard.file}: sha256 ${digest} does not match the manifest's ${shard.sha256} (corrupt download)`);
 }
 
+// Reads `body` into target(shard) as it arrives (no copy of the whole shard); resolves to the bytes it
+// held, or to a count above shard.bytes as soon as there are more.
+async function readInto(body, shard, target) {
+  const reader = body.getReader();
+  let received = 0;
+  for (let chunk; !(chunk = await reader.read()).done; received += chunk.value.length) {
+    if (received + chunk.value.length > shard.bytes) {
+      await reader.cancel();
+      return received + chunk.value.length;
+    }
+    target(shard).set(chunk.value, received);
+  }
+  return received;
+}
+
 async function fromCache(cache, url, shard, target) {
   const response = cache && (await cache.match(url));
   if (!response) return false;
-  const bytes = new Uint8Array(await response.arrayBuffer());
   try {
-    if (bytes.length !== shard.bytes) throw new ShardError(`${shard.file}: cached copy has ${bytes.length} bytes`);
-    const view = target(shard);
-    view.set(bytes);
-    await verify(shard, view);
+    const bytes = response.body ? await readInto(response.body, shard, target) : 0;
+    if (bytes !== shard.bytes) throw new ShardError(`${shard.file}: cached copy has ${bytes > shard.bytes ? "more than " + shard.bytes : bytes} bytes`);
+    await verify(shard, target(shard));
     return true;
   } catch (e) {
     if (!(e instanceof ShardError)) throw e;

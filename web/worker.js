@@ -208,6 +208,7 @@ class Model {
       context: this.context,
       cacheError,
       cachedBytes,
+      memoryBytes: machine.memory.buffer.byteLength,
       chat: this.chat !== null,
       chatSystem: this.chat !== null && "system" in this.chat.start,
     };

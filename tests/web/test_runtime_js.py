@@ -242,6 +242,25 @@ def test_corrupt_cached_shard_is_evicted_and_fetched_again(page, site, served):
     assert page.evaluate(GENERATE, [PROMPT, GREEDY_8])["tokens"] == first
 
 
+@pytest.mark.parametrize("change", ["bytes.subarray(0, bytes.length - 5)", "new Uint8Array([...bytes, 1, 2, 3])"], ids=["short", "long"])
+def test_cached_shard_of_the_wrong_length_is_evicted_and_fetched_again(page, site, served, change):
+    server = served(site)
+    page.goto(server.url + "model/manifest.json")
+    page.evaluate(LOAD, [{}])
+    first = page.evaluate(GENERATE, [PROMPT, GREEDY_8])["tokens"]
+    page.evaluate(f"""async () => {{
+      const cache = await caches.open("bitnet-wasm-shards-v1");
+      const key = new URL("/model/weights-00002.bin", location.href).href;
+      const bytes = new Uint8Array(await (await cache.match(key)).arrayBuffer());
+      await cache.put(key, new Response({change}));
+    }}""")
+    fetched_before = len(shard_requests(server))
+    page.evaluate("() => window.model.dispose()")
+    page.evaluate(LOAD, [{}])
+    assert shard_requests(server)[fetched_before:] == ["weights-00002.bin"]
+    assert page.evaluate(GENERATE, [PROMPT, GREEDY_8])["tokens"] == first
+
+
 def test_a_model_too_large_for_the_engine_names_the_memory_it_needs(page, site, served_dir, tmp_path):
     large = tmp_path / "site"
     shutil.copytree(site, large)

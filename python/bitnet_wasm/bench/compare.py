@@ -21,7 +21,7 @@ from typing import Callable
 from tokenizers import Tokenizer
 
 import bitnet_wasm
-from bitnet_wasm.bench import compare_report, llama_cpp, random_model, wllama
+from bitnet_wasm.bench import compare_report, llama_cpp, load_memory, random_model, wllama
 from bitnet_wasm.bench.chromium import CHROMIUM_ARGS, chromium_executable
 from bitnet_wasm.bench.compare_report import LLAMA_CPP, NATIVE, OURS, THREADS, WLLAMA
 from bitnet_wasm.compiler.cache import cache_dir
@@ -412,6 +412,7 @@ def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAU
                                        "prefill_ops_per_token": compare_report.prefill_ops_per_token(manifest),
                                        "rows": _measure_model(session, peers, model, prompt, tokens, log),
                                        "prefill": _prefill_rows(session, model, prompt, log)})
+                results_models[-1]["load"] = _load_and_memory(p, session, model, prompt, log)
             browser_version = browser.version
         finally:
             browser.close()
@@ -428,7 +429,7 @@ def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAU
         "bandwidth": [{"threads": b["threads"], "gbps": b.get("gbps"), "error": b["error"]} for b in bandwidth],
         "compute": [{"threads": c["threads"], "gops": c.get("gops"), "error": c["error"]} for c in compute],
         "models": results_models,
-        "notes": NOTES + _model_notes(results_models),
+        "notes": NOTES + load_memory.NOTES + _model_notes(results_models),
     }
 
 
@@ -441,6 +442,12 @@ def _compute(session: _Session, wasm_url: str, threads: int) -> dict:
     macs_per_call = 16 * abi.defines()["BN_DOT_PEAK_ROWS"] * (DOT_PEAK["bytes"] // 16) * DOT_PEAK["reps"]
     got = session.call("compute", {"wasmUrl": wasm_url, "threads": threads, "macsPerCall": macs_per_call, **DOT_PEAK})
     return {"gops": got["gops"]}
+
+
+def _load_and_memory(playwright, session: _Session, model: Prepared, prompt: str, log) -> dict:
+    """Issue #12's load and memory measurement of our engine on the model (load_memory.py), or the error that stopped it."""
+    return _attempt(f"{model.name}: load and memory", {},
+                    lambda: load_memory.measure(playwright, session.page_url, session.url(model.site) + "/", prompt), log)
 
 
 def write(results: dict, out_dir: Path, log=print) -> dict[str, Path]:

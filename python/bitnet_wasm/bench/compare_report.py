@@ -101,6 +101,23 @@ def _of_roofline(threads: int):
                                      roofline_tps(bandwidth_gbps(results, threads), m.get("bytes_per_token")))
 
 
+def _load(model: dict) -> dict | None:
+    """The model's load and memory measurement (load_memory.py), if made and not failed."""
+    load = model.get("load")
+    return load if load and not load.get("error") else None
+
+
+def _cache_load_vs_copy(results: dict, model: dict) -> float | None:
+    load = _load(model)
+    all_cached = load and load["cached_bytes"] == load["loader_cached_bytes"] == load["shard_bytes"]
+    return _ratio(load["loader_s"], load["copy_s"]) if all_cached else None
+
+
+def _peak_memory_vs_wasm(results: dict, model: dict) -> float | None:
+    load = _load(model)
+    return _ratio(load["peak_above_idle_bytes"], load["wasm_memory_bytes"]) if load else None
+
+
 TARGETS = (
     *(Target(f"decode vs wllama, {t} thread{'s' * (t > 1)} (relaxed)", 5.0, operator.ge, _vs_wllama(t), {"large": 12.0, "2b": 15.0})
       for t in THREADS),
@@ -113,6 +130,8 @@ TARGETS = (
            lambda results, m: _ratio(_decode(m, NATIVE, 1), _decode(m, OURS, 1, "relaxed"))),
     Target("decode vs llama.cpp native, 1 thread (relaxed)", None, None,
            lambda results, m: _ratio(_decode(m, OURS, 1, "relaxed"), _decode(m, LLAMA_CPP, 1))),
+    Target("weights from Cache Storage / plain copy of the same bytes (relaxed, 1 thread)", 2.0, operator.le, _cache_load_vs_copy),
+    Target("peak browser memory above idle / wasm memory (relaxed, 1 thread)", 1.3, operator.le, _peak_memory_vs_wasm),
 )
 
 
@@ -199,6 +218,7 @@ def markdown(results: dict, plot_file: str | None = "benchmark.png") -> str:
     for m in r["models"]:
         for t in m["targets"]:
             lines.append(f"| {m['name']} | {t['target']} | {_num(t['value'], 2)} | {t['goal']} | {_status(t)} |")
+    lines += _load_memory_section(r["models"])
     if plot_file:
         lines += ["", f"![decode tokens per second]({plot_file})"]
     lines += ["", "## Models", ""] + [f"- **{m['name']}**: {m['description']}" for m in r["models"]]
@@ -226,6 +246,40 @@ def _prefill_section(r: dict) -> list[str]:
                 gops = prefill_gops(m, p["threads"])
                 lines.append(f"{head} {p['prompt_tokens']} | {_num(p['ttft_s'], 2)} | {_num(p['prefill_tps'])} | {_num(gops)} | {_pct(_ratio(gops, peak))} |")
     return lines
+
+
+def _mb(nbytes: float | None) -> str:
+    return "" if nbytes is None else f"{nbytes / 1e6:,.1f}"
+
+
+def _s(seconds: float | None) -> str:
+    return "" if seconds is None else f"{seconds:.3f}"
+
+
+def _load_memory_section(models: list[dict]) -> list[str]:
+    """Issue #12's load and memory measurement per model (see load_memory.NOTES); "not measured" for results without it."""
+    load_rows, memory_rows = [], []
+    for m in models:
+        load = m.get("load")
+        if not load or load.get("error"):
+            why = f"not measured: {load['error']}" if load else "not measured"
+            load_rows.append(f"| {m['name']} | {why} |" + " |" * 7)
+            memory_rows.append(f"| {m['name']} | {why} |" + " |" * 5)
+            continue
+        cached = "all" if load["cached_bytes"] == load["shard_bytes"] else f"**only {_mb(load['cached_bytes'])} MB**"
+        sha_share = f" ({_pct(_ratio(load['sha256_s'], load['loader_s']))})" if load["sha256_s"] is not None else ""
+        load_rows.append(f"| {m['name']} | {_mb(load['shard_bytes'])} | {_s(load['first_load_s'])} | {_s(load['second_load_s'])} | {cached} | "
+                         f"{_s(load['loader_s'])} | {_s(load['sha256_s'])}{sha_share} | {_s(load['copy_s'])} | {_s(load['copy_resident_s'])} |")
+        memory_rows.append(f"| {m['name']} | {_mb(load['wasm_memory_bytes'])} | {_mb(load['first_idle_bytes'])} | {_mb(load['first_peak_bytes'])} | "
+                           f"{_mb(load['second_idle_bytes'])} | {_mb(load['second_peak_bytes'])} | {_mb(load['peak_above_idle_bytes'])} |")
+    return ["", "## Load and memory", "",
+            "Our engine, relaxed SIMD, 1 thread, two visits in a fresh Chromium each on one profile (how: see the notes). Seconds:", "",
+            "| model | shard MB | first visit `BitNet.load` (network) | second visit `BitNet.load` | from Cache Storage | "
+            "loader alone (Cache Storage) | sha256 of the shards | plain copy, new pages | plain copy, resident pages |",
+            "|---|---|---|---|---|---|---|---|---|", *load_rows, "",
+            "Memory of all the browser's processes (PSS, MB):", "",
+            "| model | wasm memory | first visit: idle | first visit: peak | second visit: idle | second visit: peak | largest peak above idle |",
+            "|---|---|---|---|---|---|---|", *memory_rows]
 
 
 def plot(results: dict, out_file) -> None:

@@ -1,5 +1,7 @@
 // The in-page half of `bitnet-wasm bench --compare` (python/bitnet_wasm/bench/compare.py drives it
-// through window.bench): read bandwidth, int8-dot peak, our engine and wllama, each returning plain data.
+// through window.bench): read bandwidth, int8-dot peak, our engine, wllama, and load and memory, each returning plain data.
+import { loadAndMemory } from "./load.js";
+
 const WARMUP_PROMPT = "Warm up.";
 const WARMUP_TOKENS = 2;
 const quietLogger = { debug() {}, log() {}, warn: console.warn, error: console.error };
@@ -83,5 +85,5 @@ async function wllama({ moduleUrl, wasmUrl, ggufUrl, threads, context, prompt, t
   }
 }
 
-window.bench = { bandwidth, compute, ours, wllama };
+window.bench = { bandwidth, compute, ours, wllama, loadAndMemory };
 document.documentElement.dataset.state = "ready";

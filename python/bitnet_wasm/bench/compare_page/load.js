@@ -1,0 +1,64 @@
+// The in-page half of the load and memory measurement of `bitnet-wasm bench --compare`
+// (python/bitnet_wasm/bench/load_memory.py drives it, one step per call, and samples the browser's
+// memory meanwhile).
+const PAGE = 65536;
+
+async function timed(run) {
+  const started = performance.now();
+  const result = await run();
+  return [(performance.now() - started) / 1000, result];
+}
+
+/** One visit of the site: BitNet.load (from the network, or from Cache Storage once a visit filled it), a short greedy generation, dispose. */
+async function visit({ siteUrl, simd, threads, prompt, tokens }) {
+  const { BitNet } = await import(new URL("bitnet.js", siteUrl).href);
+  const phaseSeconds = {}; // when each phase of the load reported first (weights: once the first shard is in place)
+  const started = performance.now();
+  const onProgress = ({ phase }) => { phaseSeconds[phase] ??= (performance.now() - started) / 1000; };
+  const [loadSeconds, model] = await timed(() => BitNet.load(new URL("model/manifest.json", siteUrl).href, { threads, simd, onProgress }));
+  try {
+    for await (const piece of model.generate(prompt, { maxNewTokens: tokens, temperature: 0 })) void piece;
+    const { simd: ran, threads: ranThreads, cachedBytes, cacheError, downloadBytes, memoryBytes } = model.info;
+    return { loadSeconds, simd: ran, threads: ranThreads, cachedBytes, cacheError, shardBytes: downloadBytes, memoryBytes, phaseSeconds,
+             newTokens: model.lastStats.newTokens };
+  } finally {
+    model.dispose();
+  }
+}
+
+/**
+ * The site's shard bytes three ways on the page's thread, once Cache Storage holds them: the site's
+ * own loader from Cache Storage into a fresh WebAssembly.Memory (cache read, copy, sha256 check),
+ * a plain copy of the placed bytes into another fresh memory (its pages are new, as the loader's
+ * are; then once more into the same, now resident, pages), and WebCrypto's sha256 of each shard, one after another.
+ */
+async function reference({ siteUrl }) {
+  const manifestUrl = new URL("model/manifest.json", siteUrl).href;
+  const { loadShards } = await import(new URL("loader.js", siteUrl).href);
+  const { readManifest } = await import(new URL("manifest.js", siteUrl).href);
+  const { shards } = await readManifest(manifestUrl);
+  const offsets = shards.map((_, i) => shards.slice(0, i).reduce((sum, s) => sum + s.bytes, 0));
+  const totalBytes = shards.reduce((sum, s) => sum + s.bytes, 0);
+  const freshMemory = () => new WebAssembly.Memory({ initial: Math.ceil(totalBytes / PAGE) });
+  const at = (memory, i) => new Uint8Array(memory.buffer, offsets[i], shards[i].bytes);
+  const placed = freshMemory();
+  const [loaderSeconds, { cachedBytes, cacheError }] = await timed(() => loadShards({
+    baseUrl: manifestUrl, shards, target: (shard) => at(placed, shards.indexOf(shard)),
+  }));
+  const copy = freshMemory();
+  const copyAll = () => shards.forEach((_, i) => at(copy, i).set(at(placed, i)));
+  const [copySeconds] = await timed(copyAll);
+  const [copyTouchedSeconds] = await timed(copyAll); // the same copy again, into pages now resident: the copy without page faults
+  const [sha256Seconds] = await timed(async () => {
+    for (let i = 0; i < shards.length; i++) await crypto.subtle.digest("SHA-256", at(placed, i));
+  });
+  return { shardBytes: totalBytes, shards: shards.length, loaderSeconds, cachedBytes, cacheError, copySeconds, copyTouchedSeconds, sha256Seconds };
+}
+
+const STEPS = { visit, reference };
+
+/** step: "visit" or "reference" (see above); the other keys are that step's. */
+export async function loadAndMemory({ step, ...argument }) {
+  if (!STEPS[step]) throw new Error(`loadAndMemory: no step ${JSON.stringify(step)}; one of ${Object.keys(STEPS).join(", ")}`);
+  return STEPS[step](argument);
+}
