@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from bitnet_wasm.wasm_kernels.toolchain import build_kernels, kernel_sources, so
 MEASURED_TARGETS = {"simd128": "wasm", "relaxed": "wasm-relaxed"}  # manifest name -> toolchain target
 RULE = "lowest sum of the simd128 and relaxed ms (one packing serves both wasm builds)"
 SAMPLE_WEIGHTS = 2**22   # a timed sample repeats small matrices in the module up to this many weights
-REPS = 9                 # timed samples per layout, shape and target (median)
+REPS = 9                 # timed samples per layout, shape and target (the fastest counts)
 MIN_REPS = 3             # ... at least this many when the budget runs out first
 SHAPE_BUDGET_S = 0.5     # per shape and target: big shapes stop early
 CACHE_FILE = "kernel-times.json"
@@ -106,7 +105,8 @@ def _seconds(call: Callable[[], None]) -> float:
 def time_layouts(lib: WasmKernels, layouts: Iterable[str], shape: Shape, budget_s: float = SHAPE_BUDGET_S) -> dict[str, float]:
     """ms of one n = 1 GEMV per layout. A sample runs it `inner` times inside the module (enough
     for SAMPLE_WEIGHTS weights), minus the same call with 0 repetitions (wasmtime's per-call
-    overhead, which the generated forward pass does not pay); median of REPS samples,
+    overhead, which the generated forward pass does not pay); the fastest of REPS samples of each
+    (on a shared machine noise only adds time: medians of a few samples swung 2x between builds),
     interleaved so that noise hits every layout alike."""
     rng = np.random.default_rng(0)
     gemvs = {layout: _repeated_gemv(lib, layout, shape, rng) for layout in layouts}
@@ -122,7 +122,7 @@ def time_layouts(lib: WasmKernels, layouts: Iterable[str], shape: Shape, budget_
         for layout, gemv in gemvs.items():
             busy[layout].append(_seconds(lambda: gemv(inner)))
             idle[layout].append(_seconds(lambda: gemv(0)))
-    return {layout: max(statistics.median(busy[layout]) - statistics.median(idle[layout]), 1e-9) / inner * 1e3 for layout in gemvs}
+    return {layout: max(min(busy[layout]) - min(idle[layout]), 1e-9) / inner * 1e3 for layout in gemvs}
 
 
 def measure(shapes: Iterable[Shape], layouts: Iterable[str] = TERNARY_LAYOUTS, progress: bool = False,
