@@ -1,5 +1,6 @@
 """Issue #12's load and memory measurement of `bitnet-wasm bench --compare` (bench/load_memory.py and
-compare_page/load.js), for real in Chromium on the demo model, and its targets and section in the report."""
+compare_page/load.js), for real in Chromium on the demo model, and its targets and section in the report;
+and, on the same page and site, the int8-dot peak and the long-prompt rows."""
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ from test_compare import _results  # the results dict of the report tests, to wh
 
 import bitnet_wasm
 from bitnet_wasm.bench import compare, compare_report
+from bitnet_wasm.bench.chromium import CHROMIUM_ARGS, chromium_executable
 from bitnet_wasm.models import embedded_model_dir
 from bitnet_wasm.serve import SiteServer
 
@@ -96,3 +98,21 @@ def test_results_from_before_the_measurement_still_render():
     assert f"| large | {CACHE_TARGET} |  | <= 2 | not measured |" in text
     docs = compare_report.markdown(json.loads((ROOT / "docs" / "benchmarks.json").read_text()))
     assert "## Load and memory" in docs
+
+
+def test_the_int8_dot_peak_and_the_long_prompt_rows_run_in_chromium(bench, kernel_builds):
+    playwright, session, demo = bench
+    shutil.copy(kernel_builds["wasm-relaxed"], session.root / "kernels-relaxed.wasm")
+    browser = playwright.chromium.launch(executable_path=chromium_executable(playwright), args=CHROMIUM_ARGS, headless=True)
+    try:
+        live = compare._Session(browser, session.server_url, session.root)
+        peaks = [compare._compute(live, live.url(session.root / "kernels-relaxed.wasm"), threads)["gops"] for threads in compare_report.THREADS]
+        rows = compare._prefill_rows(live, demo, compare.DEFAULT_PROMPT, log=lambda message: None)
+        missing = compare._prefill_rows(live, compare.Prepared("demo", "", session.root / "no-site"), "Hi", log=lambda message: None)
+    finally:
+        browser.close()
+    assert all(1 < gops < 10_000 for gops in peaks), peaks  # this machine's cores do tens to hundreds of GOPS
+    context = json.loads((demo.site / "model" / "manifest.json").read_text())["plan"]["context"]
+    assert [(r["threads"], r["error"], r["prompt_tokens"]) for r in rows] == [(t, None, min(compare.PREFILL_TOKENS, context - 1)) for t in compare_report.THREADS]
+    assert all(0 < r["ttft_s"] < 60 and r["prefill_tps"] > 0 for r in rows), rows
+    assert [r["threads"] for r in missing] == list(compare_report.THREADS) and all("no-site" in r["error"] for r in missing)  # a row's error, not a crash
