@@ -71,17 +71,12 @@ static inline void load8_f16(const uint16_t *p, v128_t *lo, v128_t *hi) {
 #define KV_TO_F32 bn_f16_to_f32
 #define KV_LOAD4 bn_load_f16x4
 #define KV_DOT_REF bn_dot_f16_ref
-#define KV_DOT bn_dot_f16
-#define KV_DOT4 bn_dot4_f16
 #include "attention_kv.h"
 #undef KV
 #undef KV_NAME
 #undef KV_TO_F32
 #undef KV_LOAD4
 #undef KV_DOT_REF
-#undef KV_DOT
-#undef KV_DOT4
-
 #undef KV_LOAD8
 
 #define KV float
@@ -90,8 +85,6 @@ static inline void load8_f16(const uint16_t *p, v128_t *lo, v128_t *hi) {
 #define KV_TO_F32 f32_value
 #define KV_LOAD4 wasm_v128_load
 #define KV_DOT_REF dot_f32_ref
-#define KV_DOT dot_f32
-#define KV_DOT4 dot4_f32
 #include "attention_kv.h"
 
 void bn_kv_store(const float *x, uint16_t *cache, int n, int row, int pos0) {

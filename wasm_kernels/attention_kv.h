@@ -1,7 +1,7 @@
 /* The attention kernels for one KV cache element type, included once per type by attention.c,
  * which defines KV (the element type), KV_NAME(f, rest) (the name f + this type's suffix + rest), KV_TO_F32(x),
- * KV_LOAD4(p) (four elements as f32x4), KV_LOAD8(p, lo, hi) (eight, as two f32x4) and the f32 . KV dots KV_DOT_REF, KV_DOT, KV_DOT4 in the
- * four-lane order of simd.h. */
+ * KV_LOAD4(p) (four elements as f32x4), KV_LOAD8(p, lo, hi) (eight, as two f32x4) and the reference's f32 . KV
+ * dot KV_DOT_REF in the four-lane order of simd.h. */
 
 static void KV_NAME(head, _ref)(const Shape *s, const float *q, const KV *k, const KV *v, float *o, float *p, int len) {
     float mx = -__builtin_inff();
@@ -65,7 +65,7 @@ static float KV_NAME(softmax_numerators, )(const Shape *s, float *p, int len) {
     return bn_lanes_total(lanes);
 }
 
-/* o of the gh heads at p (scores len apart) and o (head_dim apart) += nothing but p[j] times value
+/* o of the gh heads at p (scores len apart) and o (head_dim apart) = the sum over j of p[j] times value
  * row j, in the reference's order per element (p[0] * v_0, then + p[j] * v_j for j = 1, 2, ...), for
  * `chunks` blocks of 8 columns from column i: one pass through the rows with every sum in a register
  * (gh and chunks are constants where it is inlined, gh * chunks <= VALUE_SLOTS), each value converted once. */
@@ -95,7 +95,7 @@ BN_INLINE void KV_NAME(values_pass, )(const Shape *s, const float *p, int len, c
         }
 }
 
-/* columns [i, i + 8 * chunks) of the gh heads, with the sums of every (gh, chunks) in VALUE_PASSES in registers */
+/* columns [i, i + 8 * chunks) of the gh heads: values_pass with constant arguments for each (gh, chunks) that values uses */
 static void KV_NAME(values_columns, )(const Shape *s, const float *p, int len, const KV *v, float *o, int i, int gh, int chunks) {
     switch (gh * 8 + chunks) {
     case 1 * 8 + 4: KV_NAME(values_pass, )(s, p, len, v, o, i, 1, 4); break;
@@ -111,7 +111,7 @@ static void KV_NAME(values_columns, )(const Shape *s, const float *p, int len, c
 static void KV_NAME(values, )(const Shape *s, const float *p, int len, const KV *v, float *o, int g) {
     const int d = s->head_dim;
     for (int h0 = 0; h0 < g; h0 += VALUE_SLOTS) {
-        const int gh = g - h0 < VALUE_SLOTS ? g - h0 : VALUE_SLOTS, wide = VALUE_SLOTS / gh == 4 ? 4 : VALUE_SLOTS / gh == 2 ? 2 : 1;
+        const int gh = g - h0 < VALUE_SLOTS ? g - h0 : VALUE_SLOTS, wide = VALUE_SLOTS / gh;
         const float *ph = p + (size_t)h0 * len;
         float *oh = o + (size_t)h0 * d;
         int i = 0;

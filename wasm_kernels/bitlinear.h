@@ -5,7 +5,6 @@
 
 #include "bitnet.h"
 
-
 size_t bn_lut_scratch_bytes(int in); /* bitlinear_lut.c: the LUT kernel's working memory for one thread */
 #define LUT_ROWS 16                  /* bitlinear_lut.c: rows one swizzle serves (its row tile) */
 

@@ -1,4 +1,4 @@
-/* f32 . f16 dot products in the four-lane order of simd.h (attention scores, the f16 head). */
+/* f32 . f16 dot products in the four-lane order of simd.h (the f16 head; attention's reference). */
 #ifndef BN_DOT_F16_H
 #define BN_DOT_F16_H
 
@@ -30,20 +30,18 @@ static inline float bn_dot_f16(const float *x, const uint16_t *e, int d) {
 }
 
 /* four rows e, e + stride, ... at once: independent accumulators, same order per row; eight
- * elements per step (one 16-byte load per row), added to the lanes four at a time. finite (a
- * constant): e holds no inf/nan, so the shorter conversion gives the same values. */
-static inline void bn_dot4_f16_rows(const float *x, const uint16_t *e, size_t stride, int d, float *out, int finite) {
+ * elements per step (one 16-byte load per row), added to the lanes four at a time. For tables
+ * checked finite when they were packed (the f16 head: compiler/shards.py refuses overflow), so the
+ * shorter conversion gives the same values. */
+static inline void bn_dot4_finite_f16(const float *x, const uint16_t *e, size_t stride, int d, float *out) {
     v128_t acc[4] = { wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f) };
     int i = 0;
     for (; i + 8 <= d; i += 8) {
         v128_t lo = wasm_v128_load(x + i), hi = wasm_v128_load(x + i + 4);
         for (int r = 0; r < 4; r++) {
             v128_t h = wasm_v128_load(e + r * stride + i);
-            v128_t h_lo = wasm_i32x4_extend_low_i16x8(h), h_hi = wasm_i32x4_extend_high_i16x8(h);
-            v128_t e_lo = finite ? bn_finite_f16x4_to_f32x4(h_lo) : bn_f16x4_to_f32x4(h_lo);
-            v128_t e_hi = finite ? bn_finite_f16x4_to_f32x4(h_hi) : bn_f16x4_to_f32x4(h_hi);
-            acc[r] = wasm_f32x4_add(acc[r], wasm_f32x4_mul(lo, e_lo));
-            acc[r] = wasm_f32x4_add(acc[r], wasm_f32x4_mul(hi, e_hi));
+            acc[r] = wasm_f32x4_add(acc[r], wasm_f32x4_mul(lo, bn_finite_f16x4_to_f32x4(wasm_i32x4_extend_low_i16x8(h))));
+            acc[r] = wasm_f32x4_add(acc[r], wasm_f32x4_mul(hi, bn_finite_f16x4_to_f32x4(wasm_i32x4_extend_high_i16x8(h))));
         }
     }
     for (; i + 4 <= d; i += 4) {
@@ -51,15 +49,6 @@ static inline void bn_dot4_f16_rows(const float *x, const uint16_t *e, size_t st
         for (int r = 0; r < 4; r++) acc[r] = wasm_f32x4_add(acc[r], wasm_f32x4_mul(xv, bn_load_f16x4(e + r * stride + i)));
     }
     for (int r = 0; r < 4; r++) out[r] = bn_dot_f16_tail(acc[r], x, e + r * stride, i, d);
-}
-
-static inline void bn_dot4_f16(const float *x, const uint16_t *e, size_t stride, int d, float *out) {
-    bn_dot4_f16_rows(x, e, stride, d, out, 0);
-}
-
-/* for tables checked finite when they were packed (the f16 head: compiler/shards.py refuses overflow) */
-static inline void bn_dot4_finite_f16(const float *x, const uint16_t *e, size_t stride, int d, float *out) {
-    bn_dot4_f16_rows(x, e, stride, d, out, 1);
 }
 
 #endif
