@@ -42,17 +42,18 @@ async function verify(shard, view) {
   if (digest !== shard.sha256) throw new ShardError(`${shard.file}: sha256 ${digest} does not match the manifest's ${shard.sha256} (corrupt download)`);
 }
 
-// Reads `body` into target(shard) as it arrives (no copy of the whole shard); resolves to the bytes it
-// held, or to a count above shard.bytes as soon as there are more.
-async function readInto(body, shard, target) {
+// Reads `body` into target(shard) from byte `received` on, as it arrives (no copy of the whole shard),
+// telling onBytes the bytes in place after each piece; resolves to the bytes it holds, or to a count
+// above shard.bytes as soon as more arrive (the rest is cancelled).
+async function readInto(body, shard, target, received = 0, onBytes = () => {}) {
   const reader = body.getReader();
-  let received = 0;
-  for (let chunk; !(chunk = await reader.read()).done; received += chunk.value.length) {
+  for (let chunk; !(chunk = await reader.read()).done; onBytes(received)) {
     if (received + chunk.value.length > shard.bytes) {
       await reader.cancel();
       return received + chunk.value.length;
     }
-    target(shard).set(chunk.value, received);
+    target(shard).set(chunk.value, received); // a fresh view each time: memory may have been replaced
+    received += chunk.value.length;
   }
   return received;
 }
@@ -89,24 +90,13 @@ async function fromNetwork(url, shard, target, { fresh, resumeAt, signal, onByte
   let received = response.status === 206 && response.headers.get("Content-Range")?.startsWith(`bytes ${resumeAt}-`) ? resumeAt : 0;
   if (response.status === 206 && !received && resumeAt) throw new ShardError(`${shard.file}: the server answered a Range request with other bytes`);
   onBytes(received);
-  const reader = response.body.getReader();
-  for (;;) {
-    let chunk;
-    try {
-      chunk = await reader.read();
-    } catch (e) {
-      if (signal?.aborted) throw e;
-      throw new NetworkError(`${shard.file}: the connection broke after ${received} of ${shard.bytes} bytes (${e.message})`, received);
-    }
-    if (chunk.done) break;
-    if (received + chunk.value.length > shard.bytes) {
-      await reader.cancel();
-      throw new ShardError(`${shard.file}: the server sent more than the manifest's ${shard.bytes} bytes`);
-    }
-    target(shard).set(chunk.value, received); // a fresh view each time: memory may have been replaced
-    received += chunk.value.length;
-    onBytes(received);
+  try {
+    received = await readInto(response.body, shard, target, received, (inPlace) => onBytes(received = inPlace));
+  } catch (e) {
+    if (signal?.aborted) throw e;
+    throw new NetworkError(`${shard.file}: the connection broke after ${received} of ${shard.bytes} bytes (${e.message})`, received);
   }
+  if (received > shard.bytes) throw new ShardError(`${shard.file}: the server sent more than the manifest's ${shard.bytes} bytes`);
   if (received !== shard.bytes) {
     // the body ended early: a broken transfer if the server promised the whole shard, else its copy is short
     const promised = Number(response.headers.get("Content-Length")) + (response.status === 206 ? resumeAt : 0);

@@ -169,7 +169,10 @@ def test_reload_is_served_from_cache(page, features, site, served, manifest):
     assert page.evaluate(GENERATE, [PROMPT, GREEDY_8])["tokens"] == first
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate"])
+DAMAGE_NAMED = {"flip": "sha256", "truncate": "truncated", "append": "sent more than the manifest's"}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE_NAMED))
 def test_bad_shard_is_refetched_once_then_named(page, site, served, tmp_path, damage):
     bad = tmp_path / "site"
     shutil.copytree(site, bad)
@@ -177,14 +180,16 @@ def test_bad_shard_is_refetched_once_then_named(page, site, served, tmp_path, da
     data = bytearray(shard.read_bytes())
     if damage == "flip":
         data[len(data) // 2] ^= 0x40
-    else:
+    elif damage == "truncate":
         del data[-100:]
+    else:
+        data += bytes(100)
     shard.write_bytes(bytes(data))
     server = served(bad)
     page.goto(server.url + "model/manifest.json")
     error = page.evaluate(LOAD_ERROR)
     assert error is not None and "weights-00002.bin" in error
-    assert ("sha256" if damage == "flip" else "truncated") in error
+    assert DAMAGE_NAMED[damage] in error
     assert shard_requests(server).count("weights-00002.bin") == 2
 
 
