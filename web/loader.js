@@ -8,6 +8,7 @@ const ATTEMPTS = 2; // a corrupt shard is fetched once more, then reported
 const NETWORK_ATTEMPTS = 5; // a failed request or a broken connection is retried, resuming what arrived
 const BACKOFF_MS = 300; // before the first retry; doubled for each next one
 const PROGRESS_INTERVAL_MS = 100;
+const PIECE_BYTES = 1 << 20; // of a shard, read or stored at a time
 
 const hex = (buffer) => Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
 export const sha256Hex = async (bytes) => hex(await crypto.subtle.digest("SHA-256", bytes));
@@ -36,17 +37,57 @@ async function openCache() {
   }
 }
 
-async function verify(shard, view) {
-  const bytes = view.buffer instanceof ArrayBuffer ? view : view.slice(); // WebCrypto refuses shared memory
-  const digest = await sha256Hex(bytes);
+// WebCrypto refuses views of shared memory, and copies its input when called: one scratch copy, reused for
+// every shard of a load, is all threaded builds need (a copy per shard in flight was 100 MB more at the peak).
+function hashableCopy() {
+  let scratch = null;
+  return (view) => {
+    if (view.buffer instanceof ArrayBuffer) return view;
+    if (!scratch || scratch.length < view.length) scratch = new Uint8Array(view.length);
+    const bytes = scratch.subarray(0, view.length);
+    bytes.set(view);
+    return bytes;
+  };
+}
+
+async function verify(shard, bytes) {
+  const digest = await sha256Hex(bytes); // synchronous up to WebCrypto's copy of `bytes`: the caller may reuse them
   if (digest !== shard.sha256) throw new ShardError(`${shard.file}: sha256 ${digest} does not match the manifest's ${shard.sha256} (corrupt download)`);
+}
+
+// Chromium collects a byte-stream reader whose read is pending unless something holds it, and that read never
+// resolves (seen on Cache Storage bodies under allocation): readers are held here while they read.
+const readersInUse = new Set();
+
+// A byte stream reads into one reused buffer ("byob"); a default reader's fresh chunk per read is garbage the
+// page keeps until a collection, about a third of a 200 MB model's memory at the peak of a load from cache.
+function reusingReader(body) {
+  let reader;
+  try {
+    reader = body.getReader({ mode: "byob" });
+  } catch (e) {
+    if (!(e instanceof TypeError)) throw e; // not a byte stream in this engine
+    return body.getReader();
+  }
+  let buffer = new ArrayBuffer(PIECE_BYTES);
+  readersInUse.add(reader);
+  const done = () => readersInUse.delete(reader);
+  return {
+    async read() {
+      const chunk = await reader.read(new Uint8Array(buffer)).catch((e) => { done(); throw e; });
+      if (chunk.done) done();
+      else buffer = chunk.value.buffer;
+      return chunk;
+    },
+    cancel: () => { done(); return reader.cancel(); },
+  };
 }
 
 // Reads `body` into target(shard) from byte `received` on, as it arrives (no copy of the whole shard),
 // telling onBytes the bytes in place after each piece; resolves to the bytes it holds, or to a count
 // above shard.bytes as soon as more arrive (the rest is cancelled).
 async function readInto(body, shard, target, received = 0, onBytes = () => {}) {
-  const reader = body.getReader();
+  const reader = reusingReader(body);
   for (let chunk; !(chunk = await reader.read()).done; onBytes(received)) {
     if (received + chunk.value.length > shard.bytes) {
       await reader.cancel();
@@ -58,13 +99,13 @@ async function readInto(body, shard, target, received = 0, onBytes = () => {}) {
   return received;
 }
 
-async function fromCache(cache, url, shard, target) {
+async function fromCache(cache, url, shard, target, hashable) {
   const response = cache && (await cache.match(url));
   if (!response) return false;
   try {
     const bytes = response.body ? await readInto(response.body, shard, target) : 0;
     if (bytes !== shard.bytes) throw new ShardError(`${shard.file}: cached copy has ${bytes > shard.bytes ? "more than " + shard.bytes : bytes} bytes`);
-    await verify(shard, target(shard));
+    await verify(shard, hashable(target(shard)));
     return true;
   } catch (e) {
     if (!(e instanceof ShardError)) throw e;
@@ -75,7 +116,7 @@ async function fromCache(cache, url, shard, target) {
 
 // Fetch the shard's bytes from `resumeAt` on (a Range request) into target(shard); onBytes(received)
 // reports the bytes in place so far. A server that ignores Range sends the whole shard again.
-async function fromNetwork(url, shard, target, { fresh, resumeAt, signal, onBytes }) {
+async function fromNetwork(url, shard, target, { fresh, resumeAt, signal, onBytes, hashable }) {
   let response;
   try {
     // a refetch after corrupt bytes bypasses the HTTP cache, which may hold the same bad bytes
@@ -103,12 +144,24 @@ async function fromNetwork(url, shard, target, { fresh, resumeAt, signal, onByte
     if (promised === shard.bytes) throw new NetworkError(`${shard.file}: the connection broke after ${received} of ${shard.bytes} bytes`, received);
     throw new ShardError(`${shard.file}: truncated: ${received} of ${shard.bytes} bytes arrived`);
   }
-  await verify(shard, target(shard));
+  await verify(shard, hashable(target(shard)));
 }
+
+// The shard from wasm memory a piece at a time: a whole-shard body would be one more copy of it per shard in flight.
+const piecesOf = (shard, target) => {
+  let at = 0;
+  return new ReadableStream({
+    pull(controller) {
+      const end = Math.min(at + PIECE_BYTES, shard.bytes);
+      controller.enqueue(target(shard).slice(at, end));
+      if ((at = end) === shard.bytes) controller.close();
+    },
+  });
+};
 
 async function store(cache, url, shard, target) {
   try {
-    await cache.put(url, new Response(target(shard).slice()));
+    await cache.put(url, new Response(piecesOf(shard, target)));
     return null;
   } catch (e) {
     const why = e.name === "QuotaExceededError" ? "the storage quota is exceeded" : `${e.name}: ${e.message}`;
@@ -138,9 +191,10 @@ export async function loadShards({ baseUrl, shards, target, onProgress = () => {
     onProgress({ loadedBytes, totalBytes, mbPerSecond: bytesPerSecond / 1e6, etaSeconds, phase: "weights" });
   };
 
+  const hashable = hashableCopy();
   const loadOne = async (shard) => {
     const url = new URL(shard.file, baseUrl).href;
-    if (await fromCache(cache, url, shard, target)) {
+    if (await fromCache(cache, url, shard, target, hashable)) {
       loadedBytes += shard.bytes;
       cachedBytes += shard.bytes;
       return report();
@@ -149,7 +203,7 @@ export async function loadShards({ baseUrl, shards, target, onProgress = () => {
     const onBytes = (received) => { loadedBytes += received - counted; counted = received; report(); };
     for (;;) {
       try {
-        await fromNetwork(url, shard, target, { fresh: corrupt > 0, resumeAt, signal, onBytes });
+        await fromNetwork(url, shard, target, { fresh: corrupt > 0, resumeAt, signal, onBytes, hashable });
         break;
       } catch (e) {
         if (e instanceof ShardError) {
