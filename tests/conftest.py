@@ -8,7 +8,7 @@ import pytest
 from chat_templates import LLAMA3
 
 import bitnet_wasm
-from bitnet_wasm.bench import llama_cpp, npm
+from bitnet_wasm.bench import llama_cpp, npm, wllama
 from bitnet_wasm.compiler.writers import write_bitnet_packed
 from bitnet_wasm.wasm_kernels import NativeKernels, WasmKernels
 from bitnet_wasm.wasm_kernels.toolchain import build_kernels
@@ -68,6 +68,12 @@ def chat_site(tmp_path_factory):
     config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "chat_template": LLAMA3}))
     bitnet_wasm.build(root / "hf", root / "site", progress=False)
     return root / "site"
+
+
+@pytest.fixture(scope="session")
+def wllama_esm():
+    """wllama's esm folder (llama.cpp in wasm, the browser peer), installed on first use into the checkout's .cache/npm."""
+    return wllama.ensure_installed(npm.checkout_root(Path(os.environ["npm_config_cache"]).parent / "npm-packages"), log=None)
 
 
 @pytest.fixture(scope="session")

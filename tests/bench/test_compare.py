@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
 import subprocess
 import sys
 
@@ -290,3 +291,28 @@ def test_peers_that_cannot_be_installed_are_their_rows_errors(demo_model, tmp_pa
     rows = compare._llama_cpp_rows(peers, demo_model, "Hi", 4, log=lambda message: None)
     assert [(r["threads"], r["error"]) for r in rows] == [(threads, peers.llama_cpp_error) for threads in compare_report.THREADS]
     assert llama_cpp.NODE_LLAMA_CPP.spec() in rows[0]["error"]
+
+
+def test_wllama_rows_run_the_demo_gguf_in_chromium_on_a_profile_on_disk(demo_model, wllama_esm, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from bitnet_wasm.bench.chromium import CHROMIUM_ARGS, chromium_executable
+    from bitnet_wasm.serve import SiteServer
+
+    root = tmp_path / "cache"  # laid out as the compare's cache folder: everything the page loads is under the served root
+    shutil.copytree(compare.PAGE_DIR, root / "compare-page")
+    shutil.copytree(wllama_esm, root / "wllama")
+    shutil.copytree(demo_model.site, root / "demo" / "site")
+    shutil.copy(demo_model.gguf, root / "demo" / "model.gguf")
+    demo = compare.Prepared("demo", "the demo model", root / "demo" / "site", root / "demo" / "model.gguf")
+    context = compare._site_context(demo.site)
+    with SiteServer(root, "127.0.0.1", 0, quiet=True) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_executable(p), args=CHROMIUM_ARGS, headless=True)
+        try:
+            session = compare._Session(browser, server.url, root, chromium_executable(p))
+            rows = [compare._wllama(session, root / "wllama", demo, threads, context, compare.DEFAULT_PROMPT, 8) for threads in compare_report.THREADS]
+        finally:
+            browser.close()
+    for row in rows:
+        assert row["new_tokens"] == 8 and row["prompt_tokens"] > 1, row
+        assert row["decode_tps"] > 0 and row["prefill_tps"] > 0, row

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +50,9 @@ BUSY_LOAD = 0.5  # load average before the bench above which the report says the
 PAGE_DIR = Path(__file__).parent / "compare_page"
 OUTPUTS = {"json": "benchmarks.json", "markdown": "benchmarks.md", "plot": "benchmark.png"}
 NOTES = [
-    "Every measurement runs in a fresh browser context (fresh page, workers and memory) of the same Chromium; "
-    "the server sends COOP/COEP, so pages are cross-origin isolated and wllama can use its multi-thread build.",
+    "Every measurement runs in a fresh browser context (fresh page, workers and memory) of the same Chromium, wllama's in that "
+    "Chromium started on a fresh profile on disk (wllama stores the GGUF before loading it, and in a private context storing "
+    "a 2 GB one fails with QuotaExceededError); the server sends COOP/COEP, so pages are cross-origin isolated and wllama can use its multi-thread build.",
     "bitnet-wasm: `BitNet.load(manifest, {threads, simd})`, then `generate` greedily; prefill and decode tok/s "
     "are the runtime's `lastStats` (decode: new tokens after the first, over the time since the first).",
     f"wllama {wllama.WLLAMA.version}: `loadModelFromUrl(gguf, {{n_threads, n_ctx, n_gpu_layers: 0}})`, then "
@@ -168,19 +170,31 @@ def _with_gguf(name: str, site: Path, description: str, log) -> Prepared:
 
 
 class _Session:
-    """One Chromium, the cache folder served with COOP/COEP, and the compare page in a fresh
-    browser context per measurement."""
+    """One Chromium (its executable), the cache folder served with COOP/COEP, and the compare page in
+    a fresh browser context per measurement."""
 
-    def __init__(self, browser, server_url: str, root: Path):
-        self.browser, self.server_url, self.root = browser, server_url, root
+    def __init__(self, browser, server_url: str, root: Path, executable: str | None = None):
+        self.browser, self.server_url, self.root, self.executable = browser, server_url, root, executable
         self.page_url = self.url(root / "compare-page" / "index.html")
 
     def url(self, path: Path) -> str:
         return self.server_url + path.resolve().relative_to(self.root.resolve()).as_posix()
 
-    def call(self, function: str, argument: dict) -> dict:
-        context = self.browser.new_context()
-        try:
+    @contextlib.contextmanager
+    def _context(self, on_disk: bool):
+        """A fresh private context of the browser, or (on_disk) the same Chromium started on a fresh profile:
+        wllama stores the GGUF before loading it, and in a private context storing a 2 GB one fails (QuotaExceededError)."""
+        with contextlib.ExitStack() as stack:
+            if on_disk:
+                profile = stack.enter_context(tempfile.TemporaryDirectory(prefix="bitnet-wasm-compare-profile-"))
+                context = self.browser.browser_type.launch_persistent_context(profile, executable_path=self.executable, args=CHROMIUM_ARGS, headless=True)
+            else:
+                context = self.browser.new_context()
+            stack.callback(context.close)
+            yield context
+
+    def call(self, function: str, argument: dict, on_disk: bool = False) -> dict:
+        with self._context(on_disk) as context:
             page = context.new_page()
             page.goto(self.page_url)
             page.wait_for_function("() => window.bench !== undefined")
@@ -188,8 +202,6 @@ class _Session:
                 f"""(a) => Promise.race([window.bench.{function}(a), new Promise((_, reject) =>
                       setTimeout(() => reject(new Error('no answer after {CALL_TIMEOUT_S} s')), {CALL_TIMEOUT_S * 1000}))])""",
                 argument)
-        finally:
-            context.close()
 
 
 def _attempt(label: str, row: dict, measure: Callable[[], dict], log) -> dict:
@@ -243,7 +255,7 @@ def _wllama(session: _Session, esm: Path, model: Prepared, threads: int, context
     got = session.call("wllama", {
         "moduleUrl": session.url(esm / "index.js"), "wasmUrl": session.url(esm / "wasm" / "wllama.wasm"),
         "ggufUrl": session.url(model.gguf), "threads": threads, "context": context, "prompt": prompt, "tokens": tokens,
-        "logitBias": {str(token): -1000 for token in broken}})
+        "logitBias": {str(token): -1000 for token in broken}}, on_disk=True)
     if got["threads"] != threads:
         raise CompareError(f"asked for {threads} thread(s), wllama ran {got['threads']} (cross-origin isolated: {got['crossOriginIsolated']})")
     return {"prompt_tokens": got["promptTokens"], "new_tokens": got["newTokens"],
@@ -395,7 +407,7 @@ def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAU
     with SiteServer(cache, "127.0.0.1", 0, quiet=True) as server, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_executable(p), args=CHROMIUM_ARGS, headless=True)
         try:
-            session = _Session(browser, server.url, cache)
+            session = _Session(browser, server.url, cache, chromium_executable(p))
             if prepared:  # the kernel library exports the probes; a site's modules export only the model
                 libraries = {name: session.url(path) for name, path in build_kernels(cache / "kernels", ["wasm", "wasm-relaxed"]).items()}
                 for threads in THREADS:
