@@ -38,7 +38,7 @@ def _results():
         "machine": {"cpus": 2, "browser": "Chromium 1", "load_average": [0.1, 0.2], "note": "2 cores, quiet."},
         "settings": {"command": "bitnet-wasm bench --compare", "prompt": "Hi", "tokens": 32, "warmup_tokens": 2,
                      "wllama": "3.8.1", "node_llama_cpp": "3.22.1", "stream_mb": 256, "stream_seconds": 1.5,
-                     "dot_peak": {"bytes": 4096, "reps": 20000, "seconds": 1.5}, "prefill_tokens": 256},
+                     "dot_peak": {"bytes": 4096, "reps": 20000, "seconds": 1.5, "rows": 3}, "prefill_tokens": 256},
         "bandwidth": [{"threads": 1, "gbps": 20.0, "error": None}, {"threads": 2, "gbps": 30.0, "error": None}],
         "compute": [{"threads": 1, "gops": 100.0, "error": None}, {"threads": 2, "gops": 180.0, "error": None}],
         "models": [{
@@ -150,6 +150,9 @@ def test_markdown_table_from_results_json():
     assert "| large | 1 | 100.0 | 256 | 6.50 | 40.0 | 80.0 | 80% |" in text
     assert "| large | 2 | 180.0 | not measured: the worker failed |" in text
     assert "| large | prefill / int8-dot peak, 1 thread (relaxed) | 0.80 | >= 0.8 | met |" in text
+    assert "4096 bytes of activations in L1, 3 weight rows)" in text  # the kernel's own row count, recorded with the results
+    del results["settings"]["dot_peak"]["rows"]
+    assert "4096 bytes of activations in L1)" in compare_report.markdown(results)  # results from before it was recorded
 
 
 def test_results_from_before_the_prefill_rows_still_render():

@@ -435,7 +435,7 @@ def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAU
                     "note": _machine_note(load_start, os.getloadavg()[0], os.cpu_count() or 0, note)},
         "settings": {"command": command, "prompt": prompt, "tokens": tokens, "warmup_tokens": WARMUP[1], "wllama": wllama.WLLAMA.version,
                      "node_llama_cpp": llama_cpp.NODE_LLAMA_CPP.version,
-                     "stream_mb": STREAM_MB, "stream_seconds": STREAM_SECONDS, "dot_peak": DOT_PEAK, "prefill_tokens": PREFILL_TOKENS},
+                     "stream_mb": STREAM_MB, "stream_seconds": STREAM_SECONDS, "dot_peak": {**DOT_PEAK, "rows": abi.defines()["BN_DOT_PEAK_ROWS"]}, "prefill_tokens": PREFILL_TOKENS},
         "bandwidth": [{"threads": b["threads"], "gbps": b.get("gbps"), "error": b["error"]} for b in bandwidth],
         "compute": [{"threads": c["threads"], "gops": c.get("gops"), "error": c["error"]} for c in compute],
         "models": results_models,

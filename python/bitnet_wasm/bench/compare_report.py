@@ -231,8 +231,9 @@ def _prefill_section(r: dict) -> list[str]:
     if not r.get("compute"):
         return []
     s = r["settings"]
+    rows = f", {s['dot_peak']['rows']} weight rows" if "rows" in s["dot_peak"] else ""  # results from before it was recorded
     lines = ["", "## Prefill and the int8-dot peak", "",
-             f"`bn_dot_peak` (relaxed SIMD, {s['dot_peak']['bytes']} bytes of activations in L1, 4 weight rows) per thread in its own "
+             f"`bn_dot_peak` (relaxed SIMD, {s['dot_peak']['bytes']} bytes of activations in L1{rows}) per thread in its own "
              f"Web Worker, all at once; prefill on a {s['prefill_tokens']}-token prompt (the context minus one where smaller), one new token.", "",
              "| model | threads | int8-dot peak GOPS | prompt tokens | time to first token s | prefill tok/s | prefill GOPS | of peak |",
              "|---|---|---|---|---|---|---|---|"]
