@@ -7,9 +7,6 @@ import hashlib
 import shutil
 
 import numpy as np
-from playwright.sync_api import sync_playwright
-
-from bitnet_wasm.bench.chromium import CHROMIUM_ARGS, chromium_executable
 
 SHARDS, SHARD_BYTES = 7, 32 << 20
 STALL_MS = 30_000
@@ -34,7 +31,7 @@ LOAD_IN_WORKER = """([shards, stallMs]) => new Promise((resolve, reject) => {
 })"""
 
 
-def test_a_load_from_cache_storage_on_disk_completes_while_the_worker_allocates(served, small_site, tmp_path):
+def test_a_load_from_cache_storage_on_disk_completes_while_the_worker_allocates(engine_pool, served, small_site, tmp_path):
     folder = tmp_path / "site"
     (folder / "model").mkdir(parents=True)
     for module in small_site.glob("*.js"):  # loader.js and what it imports (format.js is generated)
@@ -47,13 +44,8 @@ def test_a_load_from_cache_storage_on_disk_completes_while_the_worker_allocates(
         shards.append({"file": name, "offset": i * SHARD_BYTES, "bytes": SHARD_BYTES, "sha256": hashlib.sha256(data.tobytes()).hexdigest()})
     url = served(folder).url + "loader.js"
     results = []
-    with sync_playwright() as p:
-        for _visit in range(2):  # the first fills Cache Storage; the second, a new browser on the same profile, reads it from disk
-            context = p.chromium.launch_persistent_context(tmp_path / "profile", executable_path=chromium_executable(p), args=CHROMIUM_ARGS, headless=True)
-            try:
-                page = context.pages[0] if context.pages else context.new_page()
-                page.goto(url)
-                results.append(page.evaluate(LOAD_IN_WORKER, [shards, STALL_MS]))
-            finally:
-                context.close()
+    for _visit in range(2):  # the first fills Cache Storage; the second, a new browser on the same profile, reads it from disk
+        with engine_pool("chromium").new_page_on_disk(tmp_path / "profile") as page:
+            page.goto(url)
+            results.append(page.evaluate(LOAD_IN_WORKER, [shards, STALL_MS]))
     assert results == [{"cacheError": None, "cachedBytes": 0}, {"cacheError": None, "cachedBytes": SHARDS * SHARD_BYTES}]

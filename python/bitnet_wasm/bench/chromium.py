@@ -63,6 +63,11 @@ class ChromiumEngine(Engine):
     def new_page(self, viewport=None) -> ChromiumPage:
         return ChromiumPage(self.browser.new_context(viewport=viewport))
 
+    def new_page_on_disk(self, profile) -> ChromiumPage:
+        """A page of this Chromium started anew on the `profile` folder: its storage on disk, as a returning visitor's."""
+        return ChromiumPage(self._playwright.chromium.launch_persistent_context(
+            profile, executable_path=chromium_executable(self._playwright), args=CHROMIUM_ARGS, headless=True))
+
     def close(self):
         self.browser.close()
         self._playwright.stop()
