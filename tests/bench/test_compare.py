@@ -312,7 +312,7 @@ def test_wllama_rows_run_the_demo_gguf_in_chromium_on_a_profile_on_disk(demo_mod
     with SiteServer(root, "127.0.0.1", 0, quiet=True) as server, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_executable(p), args=CHROMIUM_ARGS, headless=True)
         try:
-            session = compare._Session(browser, server.url, root, chromium_executable(p))
+            session = compare._Session(browser, server.url, root, p)
             rows = [compare._wllama(session, root / "wllama", demo, threads, context, compare.DEFAULT_PROMPT, 8) for threads in compare_report.THREADS]
         finally:
             browser.close()

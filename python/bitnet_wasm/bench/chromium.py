@@ -21,6 +21,11 @@ def chromium_executable(playwright) -> str:
     raise missing(f"Chromium (looked for {bundled} and {SYSTEM_CHROMIUM})", "chromium", " (or `playwright install chromium`)")
 
 
+def launch_on_disk(playwright, profile):
+    """Chromium started on the `profile` folder (a persistent context): its storage on disk, as a returning visitor's."""
+    return playwright.chromium.launch_persistent_context(profile, executable_path=chromium_executable(playwright), args=CHROMIUM_ARGS, headless=True)
+
+
 class ChromiumPage(Page):
     def __init__(self, context):
         self.context = context
@@ -64,9 +69,8 @@ class ChromiumEngine(Engine):
         return ChromiumPage(self.browser.new_context(viewport=viewport))
 
     def new_page_on_disk(self, profile) -> ChromiumPage:
-        """A page of this Chromium started anew on the `profile` folder: its storage on disk, as a returning visitor's."""
-        return ChromiumPage(self._playwright.chromium.launch_persistent_context(
-            profile, executable_path=chromium_executable(self._playwright), args=CHROMIUM_ARGS, headless=True))
+        """A page of this Chromium started anew on the `profile` folder (launch_on_disk)."""
+        return ChromiumPage(launch_on_disk(self._playwright, profile))
 
     def close(self):
         self.browser.close()

@@ -23,7 +23,7 @@ from tokenizers import Tokenizer
 
 import bitnet_wasm
 from bitnet_wasm.bench import compare_report, llama_cpp, load_memory, random_model, wllama
-from bitnet_wasm.bench.chromium import CHROMIUM_ARGS, chromium_executable
+from bitnet_wasm.bench.chromium import CHROMIUM_ARGS, chromium_executable, launch_on_disk
 from bitnet_wasm.bench.compare_report import LLAMA_CPP, NATIVE, OURS, THREADS, WLLAMA
 from bitnet_wasm.compiler.cache import cache_dir
 from bitnet_wasm.compiler.writers import hf as writers_hf
@@ -170,11 +170,11 @@ def _with_gguf(name: str, site: Path, description: str, log) -> Prepared:
 
 
 class _Session:
-    """One Chromium (its executable), the cache folder served with COOP/COEP, and the compare page in
-    a fresh browser context per measurement."""
+    """One Chromium (and the Playwright that started it), the cache folder served with COOP/COEP, and
+    the compare page in a fresh browser context per measurement."""
 
-    def __init__(self, browser, server_url: str, root: Path, executable: str | None = None):
-        self.browser, self.server_url, self.root, self.executable = browser, server_url, root, executable
+    def __init__(self, browser, server_url: str, root: Path, playwright=None):
+        self.browser, self.server_url, self.root, self.playwright = browser, server_url, root, playwright
         self.page_url = self.url(root / "compare-page" / "index.html")
 
     def url(self, path: Path) -> str:
@@ -187,7 +187,7 @@ class _Session:
         with contextlib.ExitStack() as stack:
             if on_disk:
                 profile = stack.enter_context(tempfile.TemporaryDirectory(prefix="bitnet-wasm-compare-profile-"))
-                context = self.browser.browser_type.launch_persistent_context(profile, executable_path=self.executable, args=CHROMIUM_ARGS, headless=True)
+                context = launch_on_disk(self.playwright, profile)
             else:
                 context = self.browser.new_context()
             stack.callback(context.close)
@@ -407,7 +407,7 @@ def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAU
     with SiteServer(cache, "127.0.0.1", 0, quiet=True) as server, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_executable(p), args=CHROMIUM_ARGS, headless=True)
         try:
-            session = _Session(browser, server.url, cache, chromium_executable(p))
+            session = _Session(browser, server.url, cache, p)
             if prepared:  # the kernel library exports the probes; a site's modules export only the model
                 libraries = {name: session.url(path) for name, path in build_kernels(cache / "kernels", ["wasm", "wasm-relaxed"]).items()}
                 for threads in THREADS:

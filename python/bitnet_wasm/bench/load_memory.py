@@ -8,7 +8,7 @@ import tempfile
 import threading
 import time
 
-from bitnet_wasm.bench.chromium import CHROMIUM_ARGS, chromium_executable
+from bitnet_wasm.bench.chromium import launch_on_disk
 
 SIMD, THREADS = "relaxed", 1
 TOKENS = 8  # the short generation of each visit: the KV cache and activations it touches become resident
@@ -112,7 +112,7 @@ def _visit(playwright, profile: str, page_url: str, visit: dict, reference: dict
     import psutil
 
     before = {p.pid for p in psutil.Process().children(recursive=True)}
-    context = playwright.chromium.launch_persistent_context(profile, executable_path=chromium_executable(playwright), args=CHROMIUM_ARGS, headless=True)
+    context = launch_on_disk(playwright, profile)
     try:
         roots = _new_processes(before)
         if not roots:
