@@ -119,7 +119,7 @@ export interface GenerationStats {
   stopReason: "eos" | "stop" | "length" | "context" | "aborted";
 }
 
-/** What Cache Storage holds of a site's weight shards (BitNet.cached). */
+/** What Cache Storage holds of a site's weight shards, of this build (BitNet.cached). */
 export interface CacheStatus {
   /** Every shard of the manifest is cached: the next load downloads no weights. */
   complete: boolean;

@@ -1,5 +1,7 @@
 // Weight shards: fetched a few at a time, streamed straight into their place in wasm memory,
 // checked against the manifest's sha256, and kept in Cache Storage so a reload downloads nothing.
+// A cached copy is this build's if stored with its sha256, and whole if the checksum stored with it still holds.
+import { runningChecksum, checksum } from "./checksum.js";
 import { SHARD_FILE } from "./manifest.js";
 
 const CACHE_NAME = "bitnet-wasm-shards-v1";
@@ -9,6 +11,8 @@ const NETWORK_ATTEMPTS = 5; // a failed request or a broken connection is retrie
 const BACKOFF_MS = 300; // before the first retry; doubled for each next one
 const PROGRESS_INTERVAL_MS = 100;
 const PIECE_BYTES = 1 << 20; // of a shard, read or stored at a time
+const SHA256_HEADER = "X-Bitnet-Sha256"; // of a cached shard: the build it belongs to
+const CHECKSUM_HEADER = "X-Bitnet-Checksum"; // of a cached shard's bytes, when stored
 
 const hex = (buffer) => Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
 export const sha256Hex = async (bytes) => hex(await crypto.subtle.digest("SHA-256", bytes));
@@ -99,13 +103,17 @@ async function readInto(body, shard, target, received = 0, onBytes = () => {}) {
   return received;
 }
 
-async function fromCache(cache, url, shard, target, hashable) {
+const isThisBuilds = (response, shard) => response?.headers.get(SHA256_HEADER) === shard.sha256;
+
+// A cached copy of another build (or of none: stored before the checksum) is left for the download to replace.
+async function fromCache(cache, url, shard, target) {
   const response = cache && (await cache.match(url));
-  if (!response) return false;
+  if (!isThisBuilds(response, shard)) return false;
+  const sums = runningChecksum();
   try {
-    const bytes = response.body ? await readInto(response.body, shard, target) : 0;
+    const bytes = response.body ? await readInto(response.body, shard, target, 0, (received) => sums.update(target(shard), received)) : 0;
     if (bytes !== shard.bytes) throw new ShardError(`${shard.file}: cached copy has ${bytes > shard.bytes ? "more than " + shard.bytes : bytes} bytes`);
-    await verify(shard, hashable(target(shard)));
+    if (sums.digest(target(shard)) !== response.headers.get(CHECKSUM_HEADER)) throw new ShardError(`${shard.file}: cached copy is damaged`);
     return true;
   } catch (e) {
     if (!(e instanceof ShardError)) throw e;
@@ -161,7 +169,8 @@ const piecesOf = (shard, target) => {
 
 async function store(cache, url, shard, target) {
   try {
-    await cache.put(url, new Response(piecesOf(shard, target)));
+    const headers = { [SHA256_HEADER]: shard.sha256, [CHECKSUM_HEADER]: checksum(target(shard)) };
+    await cache.put(url, new Response(piecesOf(shard, target), { headers }));
     return null;
   } catch (e) {
     const why = e.name === "QuotaExceededError" ? "the storage quota is exceeded" : `${e.name}: ${e.message}`;
@@ -194,7 +203,7 @@ export async function loadShards({ baseUrl, shards, target, onProgress = () => {
   const hashable = hashableCopy();
   const loadOne = async (shard) => {
     const url = new URL(shard.file, baseUrl).href;
-    if (await fromCache(cache, url, shard, target, hashable)) {
+    if (await fromCache(cache, url, shard, target)) {
       loadedBytes += shard.bytes;
       cachedBytes += shard.bytes;
       return report();
@@ -234,12 +243,12 @@ export async function loadShards({ baseUrl, shards, target, onProgress = () => {
   return { cacheError: cacheErrors.length ? cacheErrors.join("; ") : null, cachedBytes };
 }
 
-/** {complete, cachedBytes, totalBytes}: how much of `shards` (their files under baseUrl) Cache Storage holds. */
+/** {complete, cachedBytes, totalBytes}: how much of `shards` (their files under baseUrl) Cache Storage holds for this build. */
 export async function cachedShards(baseUrl, shards) {
   const { cache } = await openCache();
-  const keys = new Set(cache ? (await cache.keys()).map((request) => request.url) : []);
+  const cached = await Promise.all(shards.map(async (s) => cache && isThisBuilds(await cache.match(new URL(s.file, baseUrl).href), s)));
   const totalBytes = shards.reduce((sum, s) => sum + s.bytes, 0);
-  const cachedBytes = shards.filter((s) => keys.has(new URL(s.file, baseUrl).href)).reduce((sum, s) => sum + s.bytes, 0);
+  const cachedBytes = shards.filter((_, i) => cached[i]).reduce((sum, s) => sum + s.bytes, 0);
   return { complete: cachedBytes === totalBytes, cachedBytes, totalBytes };
 }
 

@@ -2,6 +2,7 @@
 the same built site: tokens, logits, seeded sampling, caching, corrupt shards, abort."""
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -28,6 +29,7 @@ GENERATE = """async ([prompt, options]) => {
   const stats = { ...window.model.lastStats, seed: String(window.model.lastStats.seed) }; // a BigInt: not every driver carries it
   return { tokens: pieces.map((p) => p.token), text: pieces.map((p) => p.text).join(""), stats };
 }"""
+CACHED = """async () => { const { BitNet } = await import("/bitnet.js"); return BitNet.cached("/model/manifest.json"); }"""
 LOAD_ERROR = """async () => {
   const { BitNet } = await import("/bitnet.js");
   try { await BitNet.load("/model/manifest.json"); return null; } catch (e) { return e.message; }
@@ -236,15 +238,44 @@ def test_corrupt_cached_shard_is_evicted_and_fetched_again(page, site, served):
     page.evaluate("""async () => {
       const cache = await caches.open("bitnet-wasm-shards-v1");
       const key = new URL("/model/weights-00001.bin", location.href).href;
-      const bytes = new Uint8Array(await (await cache.match(key)).arrayBuffer());
+      const cached = await cache.match(key);
+      const bytes = new Uint8Array(await cached.arrayBuffer());
       bytes[7] ^= 1;
-      await cache.put(key, new Response(bytes));
+      await cache.put(key, new Response(bytes, { headers: cached.headers }));  // damaged where it lies: its record of itself kept
     }""")
     fetched_before = len(shard_requests(server))
     page.evaluate("() => window.model.dispose()")
     page.evaluate(LOAD, [{}])  # the page holds the cache open: WebKitGTK's ephemeral one lives on
     assert shard_requests(server)[fetched_before:] == ["weights-00001.bin"]
     assert page.evaluate(GENERATE, [PROMPT, GREEDY_8])["tokens"] == first
+
+
+def test_cached_shard_of_an_earlier_build_is_fetched_again(page, site, served, tmp_path, python_model):
+    """A rebuilt site reuses its shards' names: a cached shard stored for another sha256 is not this build's."""
+    folder = tmp_path / "site"
+    shutil.copytree(site, folder)
+    shard, manifest_path = folder / "model" / "weights-00003.bin", folder / "model" / "manifest.json"
+    this_build = shard.read_bytes(), manifest_path.read_text()
+    earlier = bytearray(this_build[0])
+    earlier[len(earlier) // 2] ^= 0x40
+    manifest = json.loads(this_build[1])
+    manifest["shards"][3]["sha256"] = hashlib.sha256(earlier).hexdigest()
+    shard.write_bytes(bytes(earlier))
+    manifest_path.write_text(json.dumps(manifest))
+    server = served(folder)
+    page.goto(server.url + "model/manifest.json")
+    assert page.evaluate(CACHED)["cachedBytes"] == 0  # and the page holds the cache open: WebKitGTK's ephemeral one lives on
+    page.evaluate(LOAD, [{}])
+    page.evaluate("() => window.model.dispose()")
+    shard.write_bytes(this_build[0])
+    manifest_path.write_text(this_build[1])
+    status = page.evaluate(CACHED)
+    assert status["cachedBytes"] == status["totalBytes"] - len(this_build[0])
+    fetched_before = len(shard_requests(server))
+    page.evaluate(LOAD, [{}])
+    assert shard_requests(server)[fetched_before:] == ["weights-00003.bin"]
+    assert page.evaluate(GENERATE, [PROMPT, GREEDY_8])["tokens"] == python_model.generate(PROMPT, max_new_tokens=8, temperature=0).tokens
+    assert page.evaluate(CACHED)["complete"]
 
 
 @pytest.mark.parametrize("change", ["bytes.subarray(0, bytes.length - 5)", "new Uint8Array([...bytes, 1, 2, 3])"], ids=["short", "long"])
@@ -256,8 +287,9 @@ def test_cached_shard_of_the_wrong_length_is_evicted_and_fetched_again(page, sit
     page.evaluate(f"""async () => {{
       const cache = await caches.open("bitnet-wasm-shards-v1");
       const key = new URL("/model/weights-00002.bin", location.href).href;
-      const bytes = new Uint8Array(await (await cache.match(key)).arrayBuffer());
-      await cache.put(key, new Response({change}));
+      const cached = await cache.match(key);
+      const bytes = new Uint8Array(await cached.arrayBuffer());
+      await cache.put(key, new Response({change}, {{ headers: cached.headers }}));
     }}""")
     fetched_before = len(shard_requests(server))
     page.evaluate("() => window.model.dispose()")

@@ -264,20 +264,21 @@ def _load_memory_section(models: list[dict]) -> list[str]:
         load = m.get("load")
         if not load or load.get("error"):
             why = f"not measured: {load['error']}" if load else "not measured"
-            load_rows.append(f"| {m['name']} | {why} |" + " |" * 7)
+            load_rows.append(f"| {m['name']} | {why} |" + " |" * 8)
             memory_rows.append(f"| {m['name']} | {why} |" + " |" * 5)
             continue
         cached = "all" if load["cached_bytes"] == load["shard_bytes"] else f"**only {_mb(load['cached_bytes'])} MB**"
-        sha_share = f" ({_pct(_ratio(load['sha256_s'], load['loader_s']))})" if load["sha256_s"] is not None else ""
+        checksum_s = load.get("checksum_s")  # None in results from before the checksum
+        checksum_share = f" ({_pct(_ratio(checksum_s, load['loader_s']))})" if checksum_s is not None else ""
         load_rows.append(f"| {m['name']} | {_mb(load['shard_bytes'])} | {_s(load['first_load_s'])} | {_s(load['second_load_s'])} | {cached} | "
-                         f"{_s(load['loader_s'])} | {_s(load['sha256_s'])}{sha_share} | {_s(load['copy_s'])} | {_s(load['copy_resident_s'])} |")
+                         f"{_s(load['loader_s'])} | {_s(checksum_s)}{checksum_share} | {_s(load['sha256_s'])} | {_s(load['copy_s'])} | {_s(load['copy_resident_s'])} |")
         memory_rows.append(f"| {m['name']} | {_mb(load['wasm_memory_bytes'])} | {_mb(load['first_idle_bytes'])} | {_mb(load['first_peak_bytes'])} | "
                            f"{_mb(load['second_idle_bytes'])} | {_mb(load['second_peak_bytes'])} | {_mb(load['peak_above_idle_bytes'])} |")
     return ["", "## Load and memory", "",
             "Our engine, relaxed SIMD, 1 thread, two visits in a fresh Chromium each on one profile (how: see the notes). Seconds:", "",
             "| model | shard MB | first visit `BitNet.load` (network) | second visit `BitNet.load` | from Cache Storage | "
-            "loader alone (Cache Storage) | sha256 of the shards | plain copy, new pages | plain copy, resident pages |",
-            "|---|---|---|---|---|---|---|---|---|", *load_rows, "",
+            "loader alone (Cache Storage) | checksum of the shards | sha256 of the shards | plain copy, new pages | plain copy, resident pages |",
+            "|---|---|---|---|---|---|---|---|---|---|", *load_rows, "",
             "Memory of all the browser's processes (PSS, MB):", "",
             "| model | wasm memory | first visit: idle | first visit: peak | second visit: idle | second visit: peak | largest peak above idle |",
             "|---|---|---|---|---|---|---|", *memory_rows]

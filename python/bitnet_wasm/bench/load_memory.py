@@ -20,10 +20,11 @@ NOTES = [
     "own started on one fresh persistent profile (so Cache Storage is on disk, as for a returning visitor). Each visit: `BitNet.load`, a "
     f"{TOKENS}-token greedy generation, dispose; the first loads from the network and fills Cache Storage, the second must "
     "take all shard bytes from it (`info.cachedBytes`). Then, on the second visit's page thread: the site's own loader "
-    "(`loadShards` as the worker runs it: Cache Storage read, copy into a fresh WebAssembly.Memory, WebCrypto sha256 of each "
-    "shard, up to 4 shards at once) timed alone; a plain copy of the same bytes from one WebAssembly.Memory into a fresh "
-    "one (its pages new, as the loader's are: page faults are part of any load), then again into the now resident pages; and "
-    "the sha256 of every shard one after another. The target is the loader's time over the plain copy into new pages; the "
+    "(`loadShards` as the worker runs it: Cache Storage read, copy into a fresh WebAssembly.Memory, the checksum of each shard "
+    "(web/checksum.js) against the one stored with it, up to 4 shards at once) timed alone; a plain copy of the same bytes "
+    "from one WebAssembly.Memory into a fresh one (its pages new, as the loader's are: page faults are part of any load), then "
+    "again into the now resident pages; and, shard after shard, the loader's checksum alone and WebCrypto's sha256 (which "
+    "checks a download, and checked cached shards too before the checksum). The target is the loader's time over the plain copy into new pages; the "
     "whole `BitNet.load` (worker start, wasm compile, tokenizer) is reported beside it.",
     f"Memory: the proportional set size (PSS: a shared page counted once) of every process of that Chromium, summed every "
     f"{SAMPLE_S * 1000:.0f} ms from Python (psutil) in a thread; idle = the median over {IDLE_S:g} s of the loaded bench page "
@@ -149,7 +150,8 @@ def measure(playwright, page_url: str, site_url: str, prompt: str) -> dict:
         "first_load_s": first["loadSeconds"], "second_load_s": second["loadSeconds"], "second_phases_s": second["phaseSeconds"],
         "first_cached_bytes": first["cachedBytes"], "cached_bytes": second["cachedBytes"], "cache_error": second["cacheError"] or first["cacheError"],
         "loader_s": reference["loaderSeconds"], "loader_cached_bytes": reference["cachedBytes"],
-        "copy_s": reference["copySeconds"], "copy_resident_s": reference["copyTouchedSeconds"], "sha256_s": reference["sha256Seconds"],
+        "copy_s": reference["copySeconds"], "copy_resident_s": reference["copyTouchedSeconds"], "checksum_s": reference["checksumSeconds"],
+        "sha256_s": reference["sha256Seconds"],
         "first_idle_bytes": idle["first"], "first_peak_bytes": peak["first"], "second_idle_bytes": idle["second"], "second_peak_bytes": peak["second"],
         "peak_above_idle_bytes": max(peak[name] - idle[name] for name in peak),
     }

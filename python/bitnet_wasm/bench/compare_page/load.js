@@ -27,14 +27,15 @@ async function visit({ siteUrl, simd, threads, prompt, tokens }) {
 }
 
 /**
- * The site's shard bytes three ways on the page's thread, once Cache Storage holds them: the site's
- * own loader from Cache Storage into a fresh WebAssembly.Memory (cache read, copy, sha256 check),
- * a plain copy of the placed bytes into another fresh memory (its pages are new, as the loader's
- * are; then once more into the same, now resident, pages), and WebCrypto's sha256 of each shard, one after another.
+ * The site's shard bytes on the page's thread, once Cache Storage holds them: the site's own loader
+ * from Cache Storage into a fresh WebAssembly.Memory (cache read, copy, checksum), a plain copy of the
+ * placed bytes into another fresh memory (its pages are new, as the loader's are; then once more into
+ * the same, now resident, pages), and, shard after shard, the loader's checksum and WebCrypto's sha256 (the download's check).
  */
 async function reference({ siteUrl }) {
   const manifestUrl = new URL("model/manifest.json", siteUrl).href;
   const { loadShards } = await import(new URL("loader.js", siteUrl).href);
+  const { checksum } = await import(new URL("checksum.js", siteUrl).href);
   const { readManifest } = await import(new URL("manifest.js", siteUrl).href);
   const { shards } = await readManifest(manifestUrl);
   const offsets = shards.map((_, i) => shards.slice(0, i).reduce((sum, s) => sum + s.bytes, 0));
@@ -49,10 +50,11 @@ async function reference({ siteUrl }) {
   const copyAll = () => shards.forEach((_, i) => at(copy, i).set(at(placed, i)));
   const [copySeconds] = await timed(copyAll);
   const [copyTouchedSeconds] = await timed(copyAll); // the same copy again, into pages now resident: the copy without page faults
+  const [checksumSeconds] = await timed(() => shards.forEach((_, i) => checksum(at(placed, i))));
   const [sha256Seconds] = await timed(async () => {
     for (let i = 0; i < shards.length; i++) await crypto.subtle.digest("SHA-256", at(placed, i));
   });
-  return { shardBytes: totalBytes, shards: shards.length, loaderSeconds, cachedBytes, cacheError, copySeconds, copyTouchedSeconds, sha256Seconds };
+  return { shardBytes: totalBytes, shards: shards.length, loaderSeconds, cachedBytes, cacheError, copySeconds, copyTouchedSeconds, checksumSeconds, sha256Seconds };
 }
 
 const STEPS = { visit, reference };
