@@ -80,10 +80,16 @@ def micro_models(trained, tmp_path_factory) -> Path:
     return root
 
 
+def ctrl_c_default() -> None:
+    """Ctrl-C as in a terminal's foreground: a runner that started the suite in the background without job
+    control (`(cmd &)`) passes SIGINT down ignored, and Python keeps it ignored, so the demo never stopped."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_demo(model: str, cache: Path, env: dict) -> tuple[subprocess.Popen, list[str], str]:
     """Runs `bitnet-wasm demo` until it prints its URL: the process, the lines before, the URL."""
     proc = subprocess.Popen([*CLI, "demo", "--no-open", "--port", "0", "--cache", str(cache), "--model", model],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=ctrl_c_default)
     lines = []
     for line in proc.stdout:
         if line.startswith("Serving"):
