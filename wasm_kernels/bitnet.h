@@ -52,6 +52,13 @@ BN_API void bn_bitlinear_repeat(int layout, const uint8_t *w /*[layout_bytes(lay
 /* ---- stream.c: the memory-read roofline of the runtime (v128 loads over a buffer) ---- */
 BN_API uint32_t bn_stream_read(const uint8_t *buf /*[bytes]*/, int bytes);
 
+/* ---- checksum.c: the check of a weight shard cached in the browser ----
+ * sums [a0..a3, b0..b3] += data zero-padded to whole 16-byte groups: per group, lane l (0..3) takes the
+ * little-endian 32-bit word l, a_l += word, then b_l += a_l, modulo 2^32. Start from zeros; a shard
+ * given in pieces gives the same sums if every piece but the last is whole groups. */
+BN_API void bn_checksum(const uint8_t *data /*[bytes]*/, int bytes, uint32_t *sums /*[8]*/);
+BN_REF_API void bn_checksum_ref(const uint8_t *data /*[bytes]*/, int bytes, uint32_t *sums /*[8]*/);
+
 /* ---- dot_peak.c: the int8-dot compute roofline of the runtime: `reps` passes over the whole 16-byte
  * vectors of act, each vector multiplied into BN_DOT_PEAK_ROWS weight rows (16 * BN_DOT_PEAK_ROWS
  * multiply-adds) by the build's ternary inner product; returns a fold of the sums ---- */

@@ -1,7 +1,6 @@
 // Weight shards: fetched a few at a time, streamed straight into their place in wasm memory,
 // checked against the manifest's sha256, and kept in Cache Storage so a reload downloads nothing.
 // A cached copy is this build's if stored with its sha256, and whole if the checksum stored with it still holds.
-import { runningChecksum, checksum } from "./checksum.js";
 import { SHARD_FILE } from "./manifest.js";
 
 const CACHE_NAME = "bitnet-wasm-shards-v1";
@@ -106,14 +105,13 @@ async function readInto(body, shard, target, received = 0, onBytes = () => {}) {
 const isThisBuilds = (response, shard) => response?.headers.get(SHA256_HEADER) === shard.sha256;
 
 // A cached copy of another build (or of none: stored before the checksum) is left for the download to replace.
-async function fromCache(cache, url, shard, target) {
+async function fromCache(cache, url, shard, target, checksum) {
   const response = cache && (await cache.match(url));
   if (!isThisBuilds(response, shard)) return false;
-  const sums = runningChecksum();
   try {
-    const bytes = response.body ? await readInto(response.body, shard, target, 0, (received) => sums.update(target(shard), received)) : 0;
+    const bytes = response.body ? await readInto(response.body, shard, target) : 0;
     if (bytes !== shard.bytes) throw new ShardError(`${shard.file}: cached copy has ${bytes > shard.bytes ? "more than " + shard.bytes : bytes} bytes`);
-    if (sums.digest(target(shard)) !== response.headers.get(CHECKSUM_HEADER)) throw new ShardError(`${shard.file}: cached copy is damaged`);
+    if (checksum(target(shard)) !== response.headers.get(CHECKSUM_HEADER)) throw new ShardError(`${shard.file}: cached copy is damaged`);
     return true;
   } catch (e) {
     if (!(e instanceof ShardError)) throw e;
@@ -167,7 +165,7 @@ const piecesOf = (shard, target) => {
   });
 };
 
-async function store(cache, url, shard, target) {
+async function store(cache, url, shard, target, checksum) {
   try {
     const headers = { [SHA256_HEADER]: shard.sha256, [CHECKSUM_HEADER]: checksum(target(shard)) };
     await cache.put(url, new Response(piecesOf(shard, target), { headers }));
@@ -180,11 +178,12 @@ async function store(cache, url, shard, target) {
 
 /**
  * Load every shard of `shards` ({file, offset, bytes, sha256}) from baseUrl into target(shard), a
- * Uint8Array of exactly shard.bytes. onProgress({loadedBytes, totalBytes, mbPerSecond, etaSeconds, phase}).
+ * Uint8Array of exactly shard.bytes; checksum(view) the digest a cached shard is stored with and checked
+ * against (web/checksum.js's wasmChecksum over the same memory). onProgress({loadedBytes, totalBytes, mbPerSecond, etaSeconds, phase}).
  * Resolves to {cacheError, cachedBytes}: null, or why the shards could not be cached (loading still
  * succeeded); and the bytes that came from Cache Storage.
  */
-export async function loadShards({ baseUrl, shards, target, onProgress = () => {}, signal, concurrency = CONCURRENCY }) {
+export async function loadShards({ baseUrl, shards, target, checksum, onProgress = () => {}, signal, concurrency = CONCURRENCY }) {
   const { cache, error: openError } = await openCache();
   const totalBytes = shards.reduce((sum, s) => sum + s.bytes, 0);
   const started = performance.now();
@@ -203,7 +202,7 @@ export async function loadShards({ baseUrl, shards, target, onProgress = () => {
   const hashable = hashableCopy();
   const loadOne = async (shard) => {
     const url = new URL(shard.file, baseUrl).href;
-    if (await fromCache(cache, url, shard, target)) {
+    if (await fromCache(cache, url, shard, target, checksum)) {
       loadedBytes += shard.bytes;
       cachedBytes += shard.bytes;
       return report();
@@ -227,7 +226,7 @@ export async function loadShards({ baseUrl, shards, target, onProgress = () => {
         }
       }
     }
-    const cacheError = cache && (await store(cache, url, shard, target));
+    const cacheError = cache && (await store(cache, url, shard, target, checksum));
     if (cacheError) cacheErrors.push(cacheError);
   };
 

@@ -6,6 +6,7 @@
 // also posts "piece" messages; "abort" {target} stops a running request between tokens.
 import { Tokenizer } from "./tokenizer.js";
 import { loadShards, sha256Hex } from "./loader.js";
+import { CHECKSUM_SCRATCH_BYTES, wasmChecksum } from "./checksum.js";
 import { readManifest } from "./manifest.js";
 import { ALIGN, MODULE_RESERVE_BYTES } from "./format.js"; // generated at build
 import { checkMessages, renderChat } from "./chat.js";
@@ -77,9 +78,8 @@ async function instantiateThreaded(bytes, arenaBytes, threads, progress) {
   }
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
   const machine = new Machine(instance.exports, memory, arenaBytes, stackBytes);
-  const stacksBase = Math.ceil((machine.base + arenaBytes) / 16) * 16;
   progress({ phase: "threads" }); // the page's watchdog runs until the next progress message
-  await startFollowers(module, memory, stacksBase, threads);
+  await startFollowers(module, memory, machine.stacksBase, threads);
   if (instance.exports.bn_threads_init(threads) !== threads) {
     postMessage({ type: "stopFollowers" });
     throw new Error(`the threaded module refused ${threads} threads`);
@@ -134,18 +134,21 @@ function largestGrant(memory) {
 }
 
 // The module's exports and memory; the arena starts at the first ALIGN-byte boundary above
-// __heap_base, and extraBytes (the followers' stacks) follow it.
+// __heap_base, and stackBytes (the followers' stacks), then the checksum's sums follow it.
 class Machine {
-  constructor(exports, memory, arenaBytes, extraBytes) {
+  constructor(exports, memory, arenaBytes, stackBytes) {
     this.exports = exports;
     this.memory = memory;
     this.base = Math.ceil(exports.__heap_base.value / ALIGN) * ALIGN;
-    const missing = this.base + arenaBytes + 16 + extraBytes - this.memory.buffer.byteLength;
+    this.stacksBase = Math.ceil((this.base + arenaBytes) / 16) * 16;
+    const checksumScratch = this.stacksBase + stackBytes;
+    const missing = checksumScratch + CHECKSUM_SCRATCH_BYTES - this.memory.buffer.byteLength;
     try {
       if (missing > 0) this.memory.grow(Math.ceil(missing / PAGE));
     } catch (e) {
       throw new Error(`the model needs ${((this.base + arenaBytes) / 2 ** 20).toFixed(0)} MiB of WebAssembly memory and this browser refused it: it grants ${(largestGrant(this.memory) / 2 ** 20).toFixed(0)} MiB (${e.message})`);
     }
+    this.checksum = wasmChecksum(exports, memory, checksumScratch);
   }
 
   bytes(offset, length) {
@@ -174,7 +177,7 @@ class Model {
     }
     const { cacheError, cachedBytes } = await loadShards({
       baseUrl: manifestUrl, shards: manifest.shards, signal,
-      target: (shard) => machine.bytes(shard.offset, shard.bytes),
+      target: (shard) => machine.bytes(shard.offset, shard.bytes), checksum: machine.checksum,
       onProgress: (p) => progress(p),
     });
     if (cacheError) console.warn(`bitnet-wasm: ${cacheError}`);

@@ -11,14 +11,18 @@ import numpy as np
 SHARDS, SHARD_BYTES = 7, 32 << 20
 STALL_MS = 30_000
 WORKER = """import { loadShards } from "./loader.js";
+import { CHECKSUM_SCRATCH_BYTES, wasmChecksum } from "./checksum.js";
 onmessage = async ({ data: [shards, stallMs] }) => {
   const totalBytes = shards.reduce((sum, s) => sum + s.bytes, 0);
-  const memory = new WebAssembly.Memory({ initial: Math.ceil(totalBytes / 65536) });
+  const { instance } = await WebAssembly.instantiate(await (await fetch("model/bitnet.wasm")).arrayBuffer(), {});
+  const { memory, __heap_base } = instance.exports;
+  const base = Math.ceil(__heap_base.value / 65536) * 65536;
+  memory.grow(Math.ceil((base + totalBytes + CHECKSUM_SCRATCH_BYTES) / 65536) - memory.buffer.byteLength / 65536);
   let garbage = 0;
   const load = loadShards({ baseUrl: new URL("model/manifest.json", location.href).href, shards, target: (shard) => {
     garbage += new Uint8Array(4 << 20).fill(1)[garbage % 7]; // garbage at every piece read
-    return new Uint8Array(memory.buffer, shard.offset, shard.bytes);
-  } });
+    return new Uint8Array(memory.buffer, base + shard.offset, shard.bytes);
+  }, checksum: wasmChecksum(instance.exports, memory, base + totalBytes) });
   const stalled = new Promise((resolve) => setTimeout(() => resolve({ stalled: true }), stallMs));
   postMessage(await Promise.race([load, stalled]));
 };
@@ -36,6 +40,7 @@ def test_a_load_from_cache_storage_on_disk_completes_while_the_worker_allocates(
     (folder / "model").mkdir(parents=True)
     for module in small_site.glob("*.js"):  # loader.js and what it imports (format.js is generated)
         shutil.copy(module, folder)
+    shutil.copy(small_site / "model" / "bitnet.wasm", folder / "model")  # its bn_checksum
     (folder / "pressure_worker.js").write_text(WORKER)
     shards = []
     for i, data in enumerate(np.random.default_rng(5).integers(0, 256, (SHARDS, SHARD_BYTES), dtype=np.uint8)):

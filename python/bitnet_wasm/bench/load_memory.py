@@ -140,7 +140,7 @@ def measure(playwright, page_url: str, site_url: str, prompt: str) -> dict:
     visit = {"step": "visit", "siteUrl": site_url, "simd": SIMD, "threads": THREADS, "prompt": prompt, "tokens": TOKENS}
     with tempfile.TemporaryDirectory(prefix="bitnet-wasm-load-profile-") as profile:
         first, first_samples, _ = _visit(playwright, profile, page_url, visit)
-        second, second_samples, reference = _visit(playwright, profile, page_url, visit, {"step": "reference", "siteUrl": site_url})
+        second, second_samples, reference = _visit(playwright, profile, page_url, visit, {"step": "reference", "siteUrl": site_url, "simd": SIMD})
     if (second["simd"], second["threads"]) != (SIMD, THREADS):
         raise LoadMemoryError(f"asked for {SIMD} SIMD on {THREADS} thread(s), the runtime ran {second['simd']} on {second['threads']}")
     idle = {name: statistics.median(samples["idle"]) for name, samples in (("first", first_samples), ("second", second_samples))}

@@ -26,31 +26,41 @@ async function visit({ siteUrl, simd, threads, prompt, tokens }) {
   }
 }
 
+// The site's module (as the worker picks it for `simd`, one thread) with its memory grown by `bytes` from
+// the page boundary above its data and stack, then room for the checksum's sums: where the worker places the shards.
+async function siteModule(siteUrl, wasmFile, bytes) {
+  const { CHECKSUM_SCRATCH_BYTES, wasmChecksum } = await import(new URL("checksum.js", siteUrl).href);
+  const { instance } = await WebAssembly.instantiate(await (await fetch(new URL(`model/${wasmFile}`, siteUrl))).arrayBuffer(), {});
+  const { memory } = instance.exports;
+  const base = Math.ceil(instance.exports.__heap_base.value / PAGE) * PAGE;
+  memory.grow(Math.ceil((base + bytes + CHECKSUM_SCRATCH_BYTES) / PAGE) - memory.buffer.byteLength / PAGE);
+  return { memory, base, checksum: wasmChecksum(instance.exports, memory, base + bytes) };
+}
+
 /**
  * The site's shard bytes on the page's thread, once Cache Storage holds them: the site's own loader
- * from Cache Storage into a fresh WebAssembly.Memory (cache read, copy, checksum), a plain copy of the
- * placed bytes into another fresh memory (its pages are new, as the loader's are; then once more into
+ * from Cache Storage into the grown memory of the site's module (cache read, copy, checksum), a plain copy of the
+ * placed bytes into a fresh WebAssembly.Memory (its pages are new, as the loader's are; then once more into
  * the same, now resident, pages), and, shard after shard, the loader's checksum and WebCrypto's sha256 (the download's check).
  */
-async function reference({ siteUrl }) {
+async function reference({ siteUrl, simd }) {
   const manifestUrl = new URL("model/manifest.json", siteUrl).href;
   const { loadShards } = await import(new URL("loader.js", siteUrl).href);
-  const { checksum } = await import(new URL("checksum.js", siteUrl).href);
   const { readManifest } = await import(new URL("manifest.js", siteUrl).href);
-  const { shards } = await readManifest(manifestUrl);
+  const manifest = await readManifest(manifestUrl);
+  const { shards } = manifest;
   const offsets = shards.map((_, i) => shards.slice(0, i).reduce((sum, s) => sum + s.bytes, 0));
   const totalBytes = shards.reduce((sum, s) => sum + s.bytes, 0);
-  const freshMemory = () => new WebAssembly.Memory({ initial: Math.ceil(totalBytes / PAGE) });
-  const at = (memory, i) => new Uint8Array(memory.buffer, offsets[i], shards[i].bytes);
-  const placed = freshMemory();
+  const placed = await siteModule(siteUrl, manifest.wasm[simd], totalBytes);
+  const copy = { memory: new WebAssembly.Memory({ initial: Math.ceil(totalBytes / PAGE) }), base: 0 };
+  const at = ({ memory, base }, i) => new Uint8Array(memory.buffer, base + offsets[i], shards[i].bytes);
   const [loaderSeconds, { cachedBytes, cacheError }] = await timed(() => loadShards({
-    baseUrl: manifestUrl, shards, target: (shard) => at(placed, shards.indexOf(shard)),
+    baseUrl: manifestUrl, shards, target: (shard) => at(placed, shards.indexOf(shard)), checksum: placed.checksum,
   }));
-  const copy = freshMemory();
   const copyAll = () => shards.forEach((_, i) => at(copy, i).set(at(placed, i)));
   const [copySeconds] = await timed(copyAll);
   const [copyTouchedSeconds] = await timed(copyAll); // the same copy again, into pages now resident: the copy without page faults
-  const [checksumSeconds] = await timed(() => shards.forEach((_, i) => checksum(at(placed, i))));
+  const [checksumSeconds] = await timed(() => shards.forEach((_, i) => placed.checksum(at(placed, i))));
   const [sha256Seconds] = await timed(async () => {
     for (let i = 0; i < shards.length; i++) await crypto.subtle.digest("SHA-256", at(placed, i));
   });
