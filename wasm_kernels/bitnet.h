@@ -56,8 +56,9 @@ BN_API uint32_t bn_stream_read(const uint8_t *buf /*[bytes]*/, int bytes);
  * sums [a0..a3, b0..b3] += data zero-padded to whole 16-byte groups: per group, lane l (0..3) takes the
  * little-endian 32-bit word l, a_l += word, then b_l += a_l, modulo 2^32. Start from zeros; a shard
  * given in pieces gives the same sums if every piece but the last is whole groups. */
-BN_API void bn_checksum(const uint8_t *data /*[bytes]*/, int bytes, uint32_t *sums /*[8]*/);
-BN_REF_API void bn_checksum_ref(const uint8_t *data /*[bytes]*/, int bytes, uint32_t *sums /*[8]*/);
+#define BN_CHECKSUM_SUMS 8
+BN_API void bn_checksum(const uint8_t *data /*[bytes]*/, int bytes, uint32_t *sums /*[BN_CHECKSUM_SUMS]*/);
+BN_REF_API void bn_checksum_ref(const uint8_t *data /*[bytes]*/, int bytes, uint32_t *sums /*[BN_CHECKSUM_SUMS]*/);
 
 /* ---- dot_peak.c: the int8-dot compute roofline of the runtime: `reps` passes over the whole 16-byte
  * vectors of act, each vector multiplied into BN_DOT_PEAK_ROWS weight rows (16 * BN_DOT_PEAK_ROWS
