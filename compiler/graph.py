@@ -69,7 +69,7 @@ class BuildOptions:
     chunk: int = 32              # most tokens one forward step takes (prefill chunk)
     embed: str = "auto"          # storage of embedding table and head: a key of EMBEDDINGS, or "auto": by vocabulary size
     kv: str = "f16"              # KV cache element type: a key of KV_CACHES
-    layout: str = "mad"          # kernels.layouts layout of ternary weights, or "auto": per shape from shape_layouts
+    layout: str = "mad"          # kernels.layouts layout of ternary weights, or "auto" / "measured": per shape from shape_layouts
     shard_mb: float = 32         # weight shard size in MiB
     shape_layouts: tuple[tuple[tuple[int, int], str], ...] = ()  # ((out, in), layout) chosen per shape (kernel_choice)
 
@@ -95,7 +95,11 @@ class BuildOptions:
 TERNARY_LAYOUTS = tuple(name for name, layout in LAYOUTS.items() if 0 in layout.values)
 BINARY_LAYOUT = "binary"
 AUTO = "auto"
-LAYOUT_CHOICES = (AUTO,) + TERNARY_LAYOUTS
+MEASURED = "measured"
+# layout auto for ternary weights: the fastest in the relaxed-SIMD engines (Chromium, Firefox), where one CPU
+# instruction may do its int8 dot; lut is a few percent faster in Safari's simd128 (README: Kernel selection)
+DEFAULT_TERNARY_LAYOUT = "mad"
+LAYOUT_CHOICES = (AUTO, MEASURED) + TERNARY_LAYOUTS
 EMBED_CHOICES = (AUTO,) + tuple(EMBEDDINGS)
 
 
@@ -263,7 +267,7 @@ def _linear_layouts(c: ModelConfig, options: BuildOptions, binary: bool) -> dict
     unknown = sorted(f"{shape}: {layout}" for shape, layout in layouts.items() if layout not in TERNARY_LAYOUTS)
     if unknown:
         raise BuildOptionError(f"--layout {options.layout}: no ternary layout for the linear shapes {', '.join(unknown)} "
-                               f"(layout auto takes them from compiler.kernel_choice)")
+                               f"(layouts auto and measured take them from compiler.kernel_choice)")
     return layouts
 
 

@@ -1,6 +1,9 @@
-"""Which ternary layout each linear shape uses: measured here, not hand-set.
+"""Which ternary layout each linear shape uses.
 
-For every distinct (out, in) shape, each candidate layout's kernel is timed at n = 1 (decode) in
+`auto` (the default) gives every shape graph.DEFAULT_TERNARY_LAYOUT: the build machine's speed says little
+about a visitor's browser and CPU (wasmtime's compiler, for one, has no single-instruction int8 dot where V8
+has one), so the default follows what was measured in the browsers. `measured` times them here instead:
+for every distinct (out, in) shape, each candidate layout's kernel is timed at n = 1 (decode) in
 the runtime it will run in: the kernels' bitnet.wasm and bitnet-relaxed.wasm under wasmtime.
 Times are cached in the bitnet-wasm cache folder, keyed by shape, layout, target and the kernel
 sources' digest, so rebuilding the same shapes measures nothing.
@@ -24,14 +27,15 @@ import numpy as np
 from tqdm import tqdm
 
 from bitnet_wasm.compiler.cache import cache_dir
-from bitnet_wasm.compiler.graph import AUTO, BINARY_LAYOUT, LAYOUT_CHOICES, TERNARY_LAYOUTS, BuildOptionError
+from bitnet_wasm.compiler.graph import AUTO, BINARY_LAYOUT, DEFAULT_TERNARY_LAYOUT, LAYOUT_CHOICES, MEASURED, TERNARY_LAYOUTS, BuildOptionError
 from bitnet_wasm.wasm_kernels import WasmKernels
 from bitnet_wasm.wasm_kernels.abi import check_call
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS, layout_id
 from bitnet_wasm.wasm_kernels.toolchain import build_kernels, kernel_sources, sources_digest
 
 MEASURED_TARGETS = {"simd128": "wasm", "relaxed": "wasm-relaxed"}  # manifest name -> toolchain target
-RULE = "lowest sum of the simd128 and relaxed ms (one packing serves both wasm builds)"
+RULES = {AUTO: f"{DEFAULT_TERNARY_LAYOUT} for every shape: the fastest in relaxed-SIMD browsers",
+         MEASURED: "lowest sum of the simd128 and relaxed ms (one packing serves both wasm builds)"}
 SAMPLE_WEIGHTS = 2**22   # a timed sample repeats small matrices in the module up to this many weights
 REPS = 9                 # timed samples per layout, shape and target (the fastest counts)
 MIN_REPS = 3             # ... at least this many when the budget runs out first
@@ -46,7 +50,7 @@ Shape = tuple[int, int]
 class ShapeChoice:
     shape: Shape
     layout: str
-    how: str  # "measured" | "forced" (by --layout) | "only" (the one layout of binary weights)
+    how: str  # "default" (auto) | "measured" | "forced" (by --layout mad|lut) | "only" (the one layout of binary weights)
     ms: dict[str, dict[str, float]] = field(default_factory=dict)  # layout -> manifest target -> ms at n = 1
 
 
@@ -147,17 +151,19 @@ def measure(shapes: Iterable[Shape], layouts: Iterable[str] = TERNARY_LAYOUTS, p
 
 def choose(shapes: Iterable[Shape], layout: str = AUTO, binary: bool = False, progress: bool = False,
            cache: TimeCache | None = None) -> list[ShapeChoice]:
-    """The layout of every distinct shape: measured for "auto", else the forced one (binary
-    weights have one layout and accept only "auto")."""
+    """The layout of every distinct shape: the default for "auto", timed for "measured", else the forced
+    one (binary weights have one layout and accept only "auto")."""
     shapes = list(dict.fromkeys(shapes))
     if layout not in LAYOUT_CHOICES:
         raise BuildOptionError(f"--layout {layout}: choose one of {', '.join(LAYOUT_CHOICES)}")
     if binary:
         if layout != AUTO:
             raise BuildOptionError(f"--layout {layout}: the model has 1-bit weights, whose only layout is "
-                                   f"{BINARY_LAYOUT}; --layout {'|'.join(TERNARY_LAYOUTS)} applies to ternary models")
+                                   f"{BINARY_LAYOUT}; --layout {'|'.join((MEASURED,) + TERNARY_LAYOUTS)} applies to ternary models")
         return [ShapeChoice(shape, BINARY_LAYOUT, "only") for shape in shapes]
-    if layout != AUTO:
+    if layout == AUTO:
+        return [ShapeChoice(shape, DEFAULT_TERNARY_LAYOUT, "default") for shape in shapes]
+    if layout != MEASURED:
         return [ShapeChoice(shape, layout, "forced") for shape in shapes]
     times = measure(shapes, progress=progress, cache=cache)
     return [ShapeChoice(shape, min(ms, key=lambda name: (sum(ms[name].values()), name)), "measured", ms)
@@ -169,10 +175,10 @@ def _rounded(ms: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
 
 
 def manifest_table(choices: list[ShapeChoice], layout: str) -> dict:
-    """manifest["kernels"]: the flag, the rule, and per "OUTxIN" shape its times, choice and how."""
+    """manifest["kernels"]: the flag, the rule, and per "OUTxIN" shape its times (if measured), choice and how."""
     return {
         "layout": layout,
-        "rule": RULE,
+        "rule": RULES.get(layout, f"--layout {layout}"),
         "n": 1,
         "kernels_digest": sources_digest(kernel_sources()),
         "shapes": {shape_key(c.shape): {"choice": c.layout, "how": c.how, "ms": _rounded(c.ms)} for c in choices},

@@ -23,16 +23,17 @@ from bitnet_wasm.compiler.kernel_choice import choose, manifest_table
 from bitnet_wasm.compiler.plan import plan_model
 from bitnet_wasm.compiler.shards import write_shards
 from bitnet_wasm.compiler.site import model_card, write_site
+from bitnet_wasm.compiler.site_format import ALIGN, FORMAT, FORMAT_VERSION, MODEL_DIR, file_digests, write_manifest
 from bitnet_wasm.compiler.sources import SOURCES_DIR, regenerate
 from bitnet_wasm.compiler.sources import write as write_c
-from bitnet_wasm.compiler.site_format import ALIGN, FORMAT, FORMAT_VERSION, MODEL_DIR, file_digests, write_manifest
 from bitnet_wasm.wasm_kernels.abi import step_abi
 from bitnet_wasm.wasm_kernels.toolchain import TARGETS
 
 # manifest["wasm"] key -> toolchain target; the threaded modules need a cross-origin isolated page
 WASM_MODULES = {"simd128": "wasm", "relaxed": "wasm-relaxed", "simd128_threads": "wasm-threads", "relaxed_threads": "wasm-relaxed-threads"}
 # What the hosts (web/worker.js, web/threads.js, runtime.py) call: all a site's modules export, unless built with sources=True
-HOST_EXPORTS = ["bn_model_forward", "bn_model_prefill", "bn_model_step", "bn_threads_init", "bn_thread_main", "bn_checksum"]
+HOST_EXPORTS = ["bn_model_forward", "bn_model_prefill", "bn_model_step", "bn_threads_init", "bn_thread_main", "bn_checksum",
+                "bn_set_dot_form", "bn_dot_peak"]
 
 
 class MemoryWarning(UserWarning):

@@ -11,6 +11,7 @@ import bitnet_wasm
 from bitnet_wasm.bench import llama_cpp, npm, wllama
 from bitnet_wasm.compiler.writers import write_bitnet_packed
 from bitnet_wasm.wasm_kernels import NativeKernels, WasmKernels
+from bitnet_wasm.wasm_kernels.abi import defines
 from bitnet_wasm.wasm_kernels.toolchain import build_kernels
 
 # Every cache a test run may fill, ours and our dependencies', kept out of the user's home.
@@ -54,9 +55,16 @@ def libs(kernel_builds):
     return {name: LIBRARY_CLASSES[name](path) for name, path in kernel_builds.items()}
 
 
-@pytest.fixture(params=list(LIBRARY_CLASSES))
+# the library fixture's cases: every build, the relaxed ones once per dot form (the same sums either way)
+LIBRARY_CASES = {"wasm": ("wasm", "BN_DOT_I16"), "wasm-relaxed": ("wasm-relaxed", "BN_DOT_I16"), "wasm-relaxed-i32": ("wasm-relaxed", "BN_DOT_I32"),
+                 "native": ("native", "BN_DOT_I16"), "native-relaxed": ("native-relaxed", "BN_DOT_I16"), "native-relaxed-i32": ("native-relaxed", "BN_DOT_I32")}
+
+
+@pytest.fixture(params=list(LIBRARY_CASES))
 def lib(request, libs):
-    return libs[request.param]
+    build, form = LIBRARY_CASES[request.param]
+    libs[build].bn_set_dot_form(defines()[form])
+    return libs[build]
 
 
 @pytest.fixture(scope="session")

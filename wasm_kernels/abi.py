@@ -106,6 +106,15 @@ def max_threads() -> int:
     return defines()["BN_MAX_THREADS"]
 
 
+DOT_FORMS = {"BN_DOT_I16": "i16", "BN_DOT_I32": "i32"}
+
+
+def dot_form_name(form: int | None) -> str:
+    """The name of a relaxed dot form (bn_set_dot_form's number, as a browser's info.dotForm), "" for None."""
+    names = {defines()[name]: short for name, short in DOT_FORMS.items()}
+    return "" if form is None else names.get(form, str(form))
+
+
 STOP_REASONS = {"BN_STEP_CONTINUE": "", "BN_STEP_EOS": "eos", "BN_STEP_LENGTH": "length", "BN_STEP_CONTEXT": "context"}
 
 

@@ -45,6 +45,8 @@ static inline int32_t bn_token_sum(const int8_t *q, int in) {
     return bn_i32x4_total(acc) + bn_token_sum_ref(q + i, in - i);
 }
 
+extern int bn_dot_form_in_use; /* dot_form.c: BN_DOT_I16 or BN_DOT_I32 */
+
 #if BN_RELAXED
 /* i16 lane i = a[2i] * b7[2i] + a[2i+1] * b7[2i+1]: the ternary kernels' multiply-add (b7 in 0..127) */
 #ifdef __wasm__
@@ -55,6 +57,17 @@ BN_INLINE v128_t dot_i8_i7_i16(v128_t a, v128_t b7) {
     return wasm_i16x8_add(wasm_i16x8_shuffle(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14), wasm_i16x8_shuffle(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15));
 }
 #endif
+
+
+/* acc += a . b7 in the form's lanes: i16 pairs (sums kept in i16 until widened) or i32 quads */
+BN_INLINE v128_t relaxed_dot(int form, v128_t a, v128_t b7, v128_t acc) {
+    return form == BN_DOT_I32 ? bn_dot_i8_i7_add(a, b7, acc) : wasm_i16x8_add(acc, dot_i8_i7_i16(a, b7));
+}
+
+/* the form's sums as i32 lanes */
+BN_INLINE v128_t relaxed_widen(int form, v128_t acc) {
+    return form == BN_DOT_I32 ? acc : wasm_i32x4_extadd_pairwise_i16x8(acc);
+}
 #endif
 
 /* dst[0..width) = src[0..count) followed by zeros; padded columns then contribute nothing. */

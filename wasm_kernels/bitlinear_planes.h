@@ -16,7 +16,6 @@
 #define PLANE_SUM_CHUNK 64     /* tokens passing over each row tile while it sits in L1 (prefill) */
 #define PLANE_TOKENS 4         /* tokens one decoded row serves at once (relaxed prefill) */
 #define PLANE_PAIR 2           /* rows decoded together (relaxed prefill): one activation load serves both */
-#define PLANE_FLUSH 8          /* blocks per i16 partial sum (relaxed): a lane gains <= 8/bits * 2 * 128 * (2^bits - 1) = 2048 per block */
 
 enum plane_isa { PLANE_SIMD128, PLANE_RELAXED };
 
@@ -57,33 +56,66 @@ BN_INLINE void plane_bitlinear_ref(const uint8_t *w, float wscale, const int8_t 
 }
 
 #if BN_RELAXED
-/* i8 lanes: plane k holds codes 0..mask (the i7 operand of the relaxed dot); i16 partial sums */
-BN_INLINE void plane_block_relaxed(const uint8_t *chunk, const int8_t *a, int bits, v128_t acc[PLANE_ROWS]) {
+/* i16 sums gain <= 8/bits * 128 * (2^bits - 1) = 1024 per block: widened to i32 every PLANE_FLUSH blocks */
+#define PLANE_FLUSH 8
+
+/* sums per row: two chains of i32 dot-adds hide the one instruction's latency; i16 sums need one */
+BN_INLINE int plane_row_sums(int form) { return form == BN_DOT_I32 ? 2 : 1; }
+
+/* total += the form's sums as i32; sums = 0 */
+BN_INLINE void plane_widen(int form, v128_t total[PLANE_ROWS], v128_t sums[2][PLANE_ROWS]) {
+    for (int r = 0; r < PLANE_ROWS; r++)
+        for (int s = 0; s < plane_row_sums(form); s++) {
+            total[r] = wasm_i32x4_add(total[r], relaxed_widen(form, sums[s][r]));
+            sums[s][r] = wasm_i32x4_splat(0);
+        }
+}
+
+/* i8 lanes: plane k holds codes 0..mask (the i7 operand of the relaxed dot) */
+BN_INLINE void plane_block_relaxed(int form, const uint8_t *chunk, const int8_t *a, int bits, v128_t acc[2][PLANE_ROWS]) {
     const v128_t mask = wasm_i8x16_splat((1 << bits) - 1);
     for (int r = 0; r < PLANE_ROWS; r++) {
         v128_t v = wasm_v128_load(chunk + r * PLANE_CHUNK);
         for (int k = 0; k < 8 / bits; k++) {
             v128_t codes = wasm_v128_and(wasm_u16x8_shr(v, bits * k), mask);
-            acc[r] = wasm_i16x8_add(acc[r], dot_i8_i7_i16(wasm_v128_load(a + k * PLANE_CHUNK), codes));
+            v128_t *sum = &acc[k % plane_row_sums(form)][r];
+            *sum = relaxed_dot(form, wasm_v128_load(a + k * PLANE_CHUNK), codes, *sum);
         }
     }
 }
 
+/* code dots of the 4 rows of one tile with one token */
+BN_INLINE void plane_tile_relaxed(int form, const uint8_t *tile, const int8_t *q, int in, int bits, int32_t dots[PLANE_ROWS]) {
+    const int cols = plane_cols(bits), full = in / cols;
+    v128_t total[PLANE_ROWS], sums[2][PLANE_ROWS];
+    for (int r = 0; r < PLANE_ROWS; r++) total[r] = sums[0][r] = sums[1][r] = wasm_i32x4_splat(0);
+    for (int b = 0; b < full; b++) {
+        plane_block_relaxed(form, tile + (size_t)b * PLANE_ROWS * PLANE_CHUNK, q + b * cols, bits, sums);
+        if (form == BN_DOT_I16 && b % PLANE_FLUSH == PLANE_FLUSH - 1) plane_widen(form, total, sums);
+    }
+    if (full * cols < in) {
+        _Alignas(16) int8_t pad[128];
+        bn_pad_tail(pad, q + full * cols, in - full * cols, cols);
+        plane_block_relaxed(form, tile + (size_t)full * PLANE_ROWS * PLANE_CHUNK, pad, bits, sums);
+    }
+    plane_widen(form, total, sums);
+    for (int r = 0; r < PLANE_ROWS; r++) dots[r] = bn_i32x4_total(total[r]);
+}
+
 /* dots[r][t] += sum over `blocks` blocks of the codes of PLANE_PAIR rows (chunk, chunk + PLANE_CHUNK)
  * times token t's activations a[t]. Each row's codes of a block are decoded once and applied to every
- * token (prefill), each activation load serves both rows; the 8 partial sums stay in registers.
- * Exact: the i16 flush bound holds per row and token. */
-BN_INLINE void plane_rows_tokens_relaxed(const uint8_t *chunk, const int8_t *const a[PLANE_TOKENS], int blocks, int bits, int32_t dots[PLANE_PAIR][PLANE_TOKENS]) {
+ * token (prefill), each activation load serves both rows; the 8 sums stay in registers. */
+BN_INLINE void plane_rows_tokens_relaxed(int form, const uint8_t *chunk, const int8_t *const a[PLANE_TOKENS], int blocks, int bits, int32_t dots[PLANE_PAIR][PLANE_TOKENS]) {
     const v128_t mask = wasm_i8x16_splat((1 << bits) - 1);
-    const int cols = plane_cols(bits);
+    const int cols = plane_cols(bits), flush = form == BN_DOT_I32 ? blocks : PLANE_FLUSH;
     v128_t total[PLANE_PAIR][PLANE_TOKENS];
     for (int r = 0; r < PLANE_PAIR; r++)
         for (int t = 0; t < PLANE_TOKENS; t++) total[r][t] = wasm_i32x4_splat(0);
-    for (int b0 = 0; b0 < blocks; b0 += PLANE_FLUSH) {
+    for (int b0 = 0; b0 < blocks; b0 += flush) {
         v128_t part[PLANE_PAIR][PLANE_TOKENS];
         for (int r = 0; r < PLANE_PAIR; r++)
-            for (int t = 0; t < PLANE_TOKENS; t++) part[r][t] = wasm_i16x8_splat(0);
-        for (int b = b0; b < blocks && b < b0 + PLANE_FLUSH; b++) {
+            for (int t = 0; t < PLANE_TOKENS; t++) part[r][t] = wasm_i32x4_splat(0);
+        for (int b = b0; b < blocks && b < b0 + flush; b++) {
             v128_t v[PLANE_PAIR];
             for (int r = 0; r < PLANE_PAIR; r++) v[r] = wasm_v128_load(chunk + (size_t)b * PLANE_ROWS * PLANE_CHUNK + r * PLANE_CHUNK);
             for (int k = 0; k < 8 / bits; k++) {
@@ -91,19 +123,19 @@ BN_INLINE void plane_rows_tokens_relaxed(const uint8_t *chunk, const int8_t *con
                 for (int r = 0; r < PLANE_PAIR; r++) codes[r] = wasm_v128_and(wasm_u16x8_shr(v[r], bits * k), mask);
                 for (int t = 0; t < PLANE_TOKENS; t++) {
                     const v128_t act = wasm_v128_load(a[t] + b * cols + k * PLANE_CHUNK);
-                    for (int r = 0; r < PLANE_PAIR; r++) part[r][t] = wasm_i16x8_add(part[r][t], dot_i8_i7_i16(act, codes[r]));
+                    for (int r = 0; r < PLANE_PAIR; r++) part[r][t] = relaxed_dot(form, act, codes[r], part[r][t]);
                 }
             }
         }
         for (int r = 0; r < PLANE_PAIR; r++)
-            for (int t = 0; t < PLANE_TOKENS; t++) total[r][t] = wasm_i32x4_add(total[r][t], wasm_i32x4_extadd_pairwise_i16x8(part[r][t]));
+            for (int t = 0; t < PLANE_TOKENS; t++) total[r][t] = wasm_i32x4_add(total[r][t], relaxed_widen(form, part[r][t]));
     }
     for (int r = 0; r < PLANE_PAIR; r++)
         for (int t = 0; t < PLANE_TOKENS; t++) dots[r][t] += bn_i32x4_total(total[r][t]);
 }
 
 /* code dots of the 4 rows of one tile with PLANE_TOKENS consecutive tokens of q */
-BN_INLINE void plane_tile_tokens_relaxed(const uint8_t *tile, const int8_t *q, int in, int bits, int32_t dots[PLANE_TOKENS][PLANE_ROWS]) {
+BN_INLINE void plane_tile_tokens_relaxed(int form, const uint8_t *tile, const int8_t *q, int in, int bits, int32_t dots[PLANE_TOKENS][PLANE_ROWS]) {
     const int cols = plane_cols(bits), full = in / cols;
     _Alignas(16) int8_t pad[PLANE_TOKENS][128];
     const int8_t *a[PLANE_TOKENS], *tail[PLANE_TOKENS];
@@ -114,8 +146,8 @@ BN_INLINE void plane_tile_tokens_relaxed(const uint8_t *tile, const int8_t *q, i
     }
     for (int r0 = 0; r0 < PLANE_ROWS; r0 += PLANE_PAIR) {
         int32_t rows[PLANE_PAIR][PLANE_TOKENS] = { { 0 } };
-        plane_rows_tokens_relaxed(tile + r0 * PLANE_CHUNK, a, full, bits, rows);
-        if (full * cols < in) plane_rows_tokens_relaxed(tile + (size_t)full * PLANE_ROWS * PLANE_CHUNK + r0 * PLANE_CHUNK, tail, 1, bits, rows);
+        plane_rows_tokens_relaxed(form, tile + r0 * PLANE_CHUNK, a, full, bits, rows);
+        if (full * cols < in) plane_rows_tokens_relaxed(form, tile + (size_t)full * PLANE_ROWS * PLANE_CHUNK + r0 * PLANE_CHUNK, tail, 1, bits, rows);
         for (int r = 0; r < PLANE_PAIR; r++)
             for (int t = 0; t < PLANE_TOKENS; t++) dots[t][r0 + r] = rows[r][t];
     }
@@ -145,41 +177,24 @@ BN_INLINE void plane_block_simd128(const uint8_t *chunk, const int8_t *a, int bi
     }
 }
 
-BN_INLINE void plane_block(enum plane_isa isa, const uint8_t *chunk, const int8_t *a, int bits, v128_t acc[PLANE_ROWS]) {
+/* code dots of the 4 rows of one tile with one token */
+BN_INLINE void plane_tile(enum plane_isa isa, int form, const uint8_t *tile, const int8_t *q, int in, int bits, int32_t dots[PLANE_ROWS]) {
 #if BN_RELAXED
     if (isa == PLANE_RELAXED) {
-        plane_block_relaxed(chunk, a, bits, acc);
+        plane_tile_relaxed(form, tile, q, in, bits, dots);
         return;
     }
 #endif
-    plane_block_simd128(chunk, a, bits, acc);
-}
-
-/* total += part (widened from i16 for relaxed); part = 0 */
-BN_INLINE void plane_flush(enum plane_isa isa, v128_t total[PLANE_ROWS], v128_t part[PLANE_ROWS]) {
-    for (int r = 0; r < PLANE_ROWS; r++) {
-        total[r] = wasm_i32x4_add(total[r], isa == PLANE_RELAXED ? wasm_i32x4_extadd_pairwise_i16x8(part[r]) : part[r]);
-        part[r] = wasm_i32x4_splat(0);
-    }
-}
-
-/* code dots of the 4 rows of one tile with one token */
-BN_INLINE void plane_tile(enum plane_isa isa, const uint8_t *tile, const int8_t *q, int in, int bits, int32_t dots[PLANE_ROWS]) {
     const int cols = plane_cols(bits), full = in / cols;
-    v128_t total[PLANE_ROWS], part[PLANE_ROWS];
-    for (int r = 0; r < PLANE_ROWS; r++) total[r] = part[r] = wasm_i32x4_splat(0);
-    for (int b0 = 0; b0 < full; b0 += PLANE_FLUSH) {
-        for (int b = b0; b < full && b < b0 + PLANE_FLUSH; b++)
-            plane_block(isa, tile + (size_t)b * PLANE_ROWS * PLANE_CHUNK, q + b * cols, bits, part);
-        plane_flush(isa, total, part);
-    }
+    v128_t acc[PLANE_ROWS];
+    for (int r = 0; r < PLANE_ROWS; r++) acc[r] = wasm_i32x4_splat(0);
+    for (int b = 0; b < full; b++) plane_block_simd128(tile + (size_t)b * PLANE_ROWS * PLANE_CHUNK, q + b * cols, bits, acc);
     if (full * cols < in) {
         _Alignas(16) int8_t pad[128];
         bn_pad_tail(pad, q + full * cols, in - full * cols, cols);
-        plane_block(isa, tile + (size_t)full * PLANE_ROWS * PLANE_CHUNK, pad, bits, part);
-        plane_flush(isa, total, part);
+        plane_block_simd128(tile + (size_t)full * PLANE_ROWS * PLANE_CHUNK, pad, bits, acc);
     }
-    for (int r = 0; r < PLANE_ROWS; r++) dots[r] = bn_i32x4_total(total[r]) >> (isa == PLANE_SIMD128 ? plane_top_shift(bits) : 0);
+    for (int r = 0; r < PLANE_ROWS; r++) dots[r] = bn_i32x4_total(acc[r]) >> plane_top_shift(bits);
 }
 
 /* tokens the next call serves: PLANE_TOKENS at once where the build has the blocked path, else 1 */
@@ -187,16 +202,15 @@ BN_INLINE int plane_tokens(enum plane_isa isa, int left) {
     return BN_RELAXED && isa == PLANE_RELAXED && left >= PLANE_TOKENS ? PLANE_TOKENS : 1;
 }
 
-BN_INLINE void plane_tile_tokens(enum plane_isa isa, const uint8_t *tile, const int8_t *q, int in, int bits, int32_t dots[PLANE_TOKENS][PLANE_ROWS]) {
+BN_INLINE void plane_tile_tokens(enum plane_isa isa, int form, const uint8_t *tile, const int8_t *q, int in, int bits, int32_t dots[PLANE_TOKENS][PLANE_ROWS]) {
 #if BN_RELAXED
-    plane_tile_tokens_relaxed(tile, q, in, bits, dots);
+    plane_tile_tokens_relaxed(form, tile, q, in, bits, dots);
 #endif
 }
 
 /* Row tiles outer: a tile (4 rows, in bytes for MAD) is read from memory once per PLANE_SUM_CHUNK
  * tokens and from L1 for the rest; the relaxed path serves PLANE_TOKENS tokens per decoded row. */
-/* Rows [o0, o1) of y only (the rest untouched), any bounds: the tiles they touch are computed whole. */
-BN_INLINE void plane_bitlinear(enum plane_isa isa, const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, int out, int in, int n, int bits, int o0, int o1) {
+BN_INLINE void plane_bitlinear_in(enum plane_isa isa, int form, const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, int out, int in, int n, int bits, int o0, int o1) {
     const size_t tile_bytes = plane_tile_bytes(in, bits);
     const int first = o0 > 0 ? o0 : 0, last = o1 < out ? o1 : out;
     int32_t act_sum[PLANE_SUM_CHUNK];
@@ -209,15 +223,24 @@ BN_INLINE void plane_bitlinear(enum plane_isa isa, const uint8_t *w, float wscal
                 int32_t dots[PLANE_TOKENS][PLANE_ROWS];
                 const int tokens = plane_tokens(isa, tn - t);
                 if (tokens == PLANE_TOKENS)
-                    plane_tile_tokens(isa, tile, q + (size_t)(t0 + t) * in, in, bits, dots);
+                    plane_tile_tokens(isa, form, tile, q + (size_t)(t0 + t) * in, in, bits, dots);
                 else
-                    plane_tile(isa, tile, q + (size_t)(t0 + t) * in, in, bits, dots[0]);
+                    plane_tile(isa, form, tile, q + (size_t)(t0 + t) * in, in, bits, dots[0]);
                 for (int u = 0; u < tokens; u++, t++)
                     for (int r = o < first ? first - o : 0; r < PLANE_ROWS && o + r < last; r++)
                         y[(size_t)(t0 + t) * out + o + r] = bn_bitlinear_out(plane_weight_sum(dots[u][r], act_sum[t], bits), scale[t0 + t], wscale);
             }
         }
     }
+}
+
+/* Rows [o0, o1) of y only (the rest untouched), any bounds: the tiles they touch are computed whole.
+ * The relaxed path in the dot form in use, each form compiled on its own. */
+BN_INLINE void plane_bitlinear(enum plane_isa isa, const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, int out, int in, int n, int bits, int o0, int o1) {
+    if (BN_RELAXED && isa == PLANE_RELAXED && bn_dot_form_in_use == BN_DOT_I32)
+        plane_bitlinear_in(isa, BN_DOT_I32, w, wscale, q, scale, y, out, in, n, bits, o0, o1);
+    else
+        plane_bitlinear_in(isa, BN_DOT_I16, w, wscale, q, scale, y, out, in, n, bits, o0, o1);
 }
 
 #endif

@@ -60,10 +60,19 @@ BN_API uint32_t bn_stream_read(const uint8_t *buf /*[bytes]*/, int bytes);
 BN_API void bn_checksum(const uint8_t *data /*[bytes]*/, int bytes, uint32_t *sums /*[BN_CHECKSUM_SUMS]*/);
 BN_REF_API void bn_checksum_ref(const uint8_t *data /*[bytes]*/, int bytes, uint32_t *sums /*[BN_CHECKSUM_SUMS]*/);
 
+/* ---- dot_form.c: the relaxed build's int8 dot in one of two forms that give the same sums. An i32
+ * dot-add is one instruction where the CPU has an int8 dot (x86 VNNI, ARM sdot) and three elsewhere,
+ * where an i16 dot summed in i16 is two: the host times both with bn_dot_peak and keeps the faster.
+ * Returns the form in use (the simd128 build has neither and ignores it; I16 until set). ---- */
+#define BN_DOT_I16 0
+#define BN_DOT_I32 1
+#define BN_DOT_FORMS 2
+BN_API int bn_set_dot_form(int form);
+
 /* ---- dot_peak.c: the int8-dot compute roofline of the runtime: `reps` passes over the whole 16-byte
  * vectors of act, each vector multiplied into BN_DOT_PEAK_ROWS weight rows (16 * BN_DOT_PEAK_ROWS
- * multiply-adds) by the build's ternary inner product; returns a fold of the sums ---- */
-#define BN_DOT_PEAK_ROWS 4
+ * multiply-adds) by the build's ternary inner product in the dot form in use; returns a fold of the sums ---- */
+#define BN_DOT_PEAK_ROWS 8
 BN_API uint32_t bn_dot_peak(const int8_t *act /*[bytes]*/, int bytes, int reps);
 
 /* ---- norm.c: y[t] = weight * (x[t] / sqrt(mean(x[t]^2) + eps)) ---- */

@@ -103,32 +103,36 @@ static v128_t dot16_u7(v128_t x, v128_t code, v128_t acc) {
 #endif
 }
 
+#define Q7_SUM_TOKENS 64 /* tokens whose activation sums are taken once per call, not once per row group */
+
 /* four rows at a time, as bn_head_q8_rows; every path sums the same exact int32 */
 void bn_head_q7_rows(const uint8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim, int v0, int v1) {
-    int v = v0 > 0 ? v0 : 0;
-    const int last = v1 < vocab ? v1 : vocab;
-    for (; v + 4 <= last; v += 4) {
-        const uint8_t *e = E + (size_t)v * dim;
-        for (int t = 0; t < n; t++) {
-            const int8_t *x = xq + (size_t)t * dim;
-            v128_t acc[4] = { wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0) };
-            int i = 0;
-            for (; i + 16 <= dim; i += 16) {
-                v128_t xv = wasm_v128_load(x + i);
-                for (int r = 0; r < 4; r++) acc[r] = dot16_u7(xv, wasm_v128_load(e + (size_t)r * dim + i), acc[r]);
-            }
-            const int32_t x_sum = bn_token_sum(x, dim);
-            for (int r = 0; r < 4; r++) {
-                int32_t total = bn_i32x4_total(acc[r]) + dot_i8_u7_ref(x + i, e + (size_t)r * dim + i, dim - i);
-                logits[(size_t)t * vocab + v + r] = q7_logit(total, x_sum, row_scale[v + r], xscale[t]);
+    const int first = v0 > 0 ? v0 : 0, last = v1 < vocab ? v1 : vocab;
+    int32_t x_sum[Q7_SUM_TOKENS];
+    for (int t0 = 0; t0 < n; t0 += Q7_SUM_TOKENS) {
+        const int tn = n - t0 < Q7_SUM_TOKENS ? n - t0 : Q7_SUM_TOKENS;
+        for (int t = 0; t < tn; t++) x_sum[t] = bn_token_sum(xq + (size_t)(t0 + t) * dim, dim);
+        int v = first;
+        for (; v + 4 <= last; v += 4) {
+            const uint8_t *e = E + (size_t)v * dim;
+            for (int t = 0; t < tn; t++) {
+                const int8_t *x = xq + (size_t)(t0 + t) * dim;
+                v128_t acc[4] = { wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0) };
+                int i = 0;
+                for (; i + 16 <= dim; i += 16) {
+                    v128_t xv = wasm_v128_load(x + i);
+                    for (int r = 0; r < 4; r++) acc[r] = dot16_u7(xv, wasm_v128_load(e + (size_t)r * dim + i), acc[r]);
+                }
+                for (int r = 0; r < 4; r++) {
+                    int32_t total = bn_i32x4_total(acc[r]) + dot_i8_u7_ref(x + i, e + (size_t)r * dim + i, dim - i);
+                    logits[(size_t)(t0 + t) * vocab + v + r] = q7_logit(total, x_sum[t], row_scale[v + r], xscale[t0 + t]);
+                }
             }
         }
+        for (; v < last; v++)
+            for (int t = 0; t < tn; t++)
+                logits[(size_t)(t0 + t) * vocab + v] = q7_logit(dot_i8_u7_ref(xq + (size_t)(t0 + t) * dim, E + (size_t)v * dim, dim), x_sum[t], row_scale[v], xscale[t0 + t]);
     }
-    for (; v < last; v++)
-        for (int t = 0; t < n; t++) {
-            const int8_t *x = xq + (size_t)t * dim;
-            logits[(size_t)t * vocab + v] = q7_logit(dot_i8_u7_ref(x, E + (size_t)v * dim, dim), bn_token_sum_ref(x, dim), row_scale[v], xscale[t]);
-        }
 }
 
 void bn_head_q7(const uint8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim) {

@@ -30,6 +30,9 @@ export interface ModelInfo {
   /** Bytes of weight shards. */
   downloadBytes: number;
   simd: "relaxed" | "simd128";
+  /** The relaxed build's int8 dot form the kernels run, the fastest of those timed at load (BN_DOT_I16 = 0,
+   * BN_DOT_I32 = 1 in wasm_kernels/bitnet.h; the same sums either way), or null with simd128. */
+  dotForm: number | null;
   /** Threads actually running inference. */
   threads: number;
   crossOriginIsolated: boolean;

@@ -160,6 +160,35 @@ class Machine {
   }
 }
 
+// The relaxed build's int8 dot comes in forms that give the same sums, and which is faster depends on the
+// engine and the CPU (wasm_kernels/bitnet.h, bn_set_dot_form). Each form the module accepts (a number; it
+// answers another for one it does not have) is run once at start, so that the engine's optimizing tier
+// compiles while the weights load, then timed on the arena's first bytes; the fastest is kept.
+const PROBE = { bytes: 4096, reps: 3000, rounds: 5 };
+
+function dotForms(exports) {
+  const forms = [];
+  for (let form = 0; exports.bn_set_dot_form(form) === form; form++) forms.push(form);
+  return forms;
+}
+
+function runDotForm({ exports, base }, form) {
+  exports.bn_set_dot_form(form);
+  const start = performance.now();
+  exports.bn_dot_peak(base, PROBE.bytes, PROBE.reps);
+  return performance.now() - start;
+}
+
+const warmDotForms = (machine) => dotForms(machine.exports).forEach((form) => runDotForm(machine, form));
+
+function pickDotForm(machine) {
+  const forms = dotForms(machine.exports);
+  const fastest = new Map(forms.map((form) => [form, Infinity]));
+  for (let round = 0; round < PROBE.rounds; round++)
+    for (const form of forms) fastest.set(form, Math.min(fastest.get(form), runDotForm(machine, form)));
+  return machine.exports.bn_set_dot_form(forms.reduce((a, b) => (fastest.get(b) < fastest.get(a) ? b : a)));
+}
+
 class Model {
   // threadsFallback: the page's reason to run one thread (a threaded start of an earlier worker hung)
   static async load({ manifestUrl, threads: requested, simd: requestedSimd, threadsFallback }, signal, progress) {
@@ -169,6 +198,7 @@ class Model {
     progress({ phase: "wasm" });
     const plan = threadsFallback ? { threads: 1, fallback: threadsFallback } : pickThreads(manifest.wasm, manifest.abi.max_threads ?? 1, simd, requested);
     const { machine, threads, fallback } = await start(manifest, manifestUrl, simd, plan, signal, progress);
+    if (simd === "relaxed") warmDotForms(machine);
     let tokenizer = null;
     if (manifest.tokenizer) {
       progress({ phase: "tokenizer" });
@@ -181,10 +211,11 @@ class Model {
       onProgress: (p) => progress(p),
     });
     if (cacheError) console.warn(`bitnet-wasm: ${cacheError}`);
-    return new Model(manifest, machine, tokenizer, { simd, threads, fallback, cacheError, cachedBytes });
+    const dotForm = simd === "relaxed" ? pickDotForm(machine) : null;
+    return new Model(manifest, machine, tokenizer, { simd, dotForm, threads, fallback, cacheError, cachedBytes });
   }
 
-  constructor(manifest, machine, tokenizer, { simd, threads, fallback, cacheError, cachedBytes }) {
+  constructor(manifest, machine, tokenizer, { simd, dotForm, threads, fallback, cacheError, cachedBytes }) {
     this.machine = machine;
     this.exports = machine.exports;
     this.tokenizer = tokenizer;
@@ -204,6 +235,7 @@ class Model {
       bitsPerWeight: manifest.card.bits_per_weight,
       downloadBytes: manifest.card.download_bytes,
       simd,
+      dotForm,
       threads,
       crossOriginIsolated: self.crossOriginIsolated === true,
       threadsFallback: fallback,

@@ -137,7 +137,7 @@ def test_context_defaults_to_model_max_capped_at_2048():
     (BuildOptions(context=301), TINY, "--context 301: must be between 1 and the model's max_position 300"),
     (BuildOptions(context=0), TINY, "--context 0"),
     (BuildOptions(embed="f8"), TINY, "--embed f8: choose one of auto, f16, q8, q7"),
-    (BuildOptions(layout="binary"), TINY, "--layout binary: choose one of auto, mad, lut"),
+    (BuildOptions(layout="binary"), TINY, "--layout binary: choose one of auto, measured, mad, lut"),
     (BuildOptions(layout="auto"), TINY, "--layout auto: no ternary layout for the linear shapes"),
     (BuildOptions(chunk=0), TINY, "chunk 0"),
     (BuildOptions(shard_mb=0), TINY, "--shard-mb 0: must be positive"),

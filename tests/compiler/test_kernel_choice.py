@@ -1,5 +1,5 @@
-"""Kernel selection per matrix shape: measured in wasmtime, cached, recorded in the manifest, and
-never a change of numbers (every layout computes the same int32 sums)."""
+"""Kernel selection per matrix shape: the default layout, or measured in wasmtime and cached, recorded
+in the manifest, and never a change of numbers (every layout computes the same int32 sums)."""
 import json
 
 import numpy as np
@@ -36,7 +36,7 @@ def timings(monkeypatch):
 def test_each_distinct_shape_is_measured_once_per_target_then_cached(tmp_path, timings):
     path = tmp_path / "times.json"
     shapes = list(LINEAR_SHAPES.values())
-    choices = choose(shapes, cache=TimeCache(path))
+    choices = choose(shapes, "measured", cache=TimeCache(path))
     distinct = list(dict.fromkeys(shapes))
     assert [c.shape for c in choices] == distinct and sorted(timings) == sorted(distinct * len(MEASURED_TARGETS))
     for c in choices:
@@ -49,20 +49,23 @@ def test_each_distinct_shape_is_measured_once_per_target_then_cached(tmp_path, t
                            for layout in ("mad", "lut") for o, i in distinct}
 
     mtime, timings[:] = path.stat().st_mtime_ns, []
-    assert choose(shapes, cache=TimeCache(path)) == choices  # a rebuild of the same shapes measures nothing
+    assert choose(shapes, "measured", cache=TimeCache(path)) == choices  # a rebuild of the same shapes measures nothing
     assert timings == [] and path.stat().st_mtime_ns == mtime
-    choose(shapes + [(32, 48)], cache=TimeCache(path))
+    choose(shapes + [(32, 48)], "measured", cache=TimeCache(path))
     assert timings == [(32, 48)] * len(MEASURED_TARGETS)
     assert "48x100" in format_table(choices)
 
 
-def test_forced_and_binary_layouts_measure_nothing(tmp_path, timings):
+def test_default_forced_and_binary_layouts_measure_nothing(tmp_path, timings):
     cache = TimeCache(tmp_path / "times.json")
+    assert {(c.layout, c.how, len(c.ms)) for c in choose(LINEAR_SHAPES.values(), cache=cache)} == {("mad", "default", 0)}
     assert {(c.layout, c.how, len(c.ms)) for c in choose(LINEAR_SHAPES.values(), "lut", cache=cache)} == {("lut", "forced", 0)}
     assert {(c.layout, c.how) for c in choose(LINEAR_SHAPES.values(), binary=True, cache=cache)} == {("binary", "only")}
     with pytest.raises(BuildOptionError, match="--layout mad: the model has 1-bit weights, whose only layout is binary"):
         choose(LINEAR_SHAPES.values(), "mad", binary=True, cache=cache)
-    with pytest.raises(BuildOptionError, match="--layout fast: choose one of auto, mad, lut"):
+    with pytest.raises(BuildOptionError, match="--layout measured: the model has 1-bit weights"):
+        choose(LINEAR_SHAPES.values(), "measured", binary=True, cache=cache)
+    with pytest.raises(BuildOptionError, match="--layout fast: choose one of auto, measured, mad, lut"):
         choose(LINEAR_SHAPES.values(), "fast", cache=cache)
     assert timings == [] and not cache.path.exists()
 
@@ -79,19 +82,19 @@ def seed(cache_dir, layouts: dict):
 
 @pytest.fixture(scope="module")
 def sites(tmp_path_factory):
-    """One checkpoint built with --layout mad, lut, auto (measured here) and auto over a seeded
+    """One checkpoint built with --layout mad, lut, auto, measured (here) and measured over a seeded
     time table that mixes both layouts (with its wasm modules)."""
     root = tmp_path_factory.mktemp("kernel-choice")
     written = write_bitnet_packed(root / "hf", seed=0, **SHAPE)
     built = {}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BITNET_WASM_CACHE", str(root / "cache"))
-        for layout in ("mad", "lut", "auto"):
+        for layout in ("mad", "lut", "auto", "measured"):
             bitnet_wasm.build(written.path, root / layout, layout=layout, wasm=False, progress=False)
             built[layout] = root / layout
         seed(root / "seeded-cache", MIXED)
         mp.setenv("BITNET_WASM_CACHE", str(root / "seeded-cache"))
-        bitnet_wasm.build(written.path, root / "mixed", progress=False)
+        bitnet_wasm.build(written.path, root / "mixed", layout="measured", progress=False)
         built["mixed"] = root / "mixed"
         yield built
 
@@ -105,20 +108,22 @@ def test_every_layout_choice_gives_the_same_logits_bit_for_bit(sites):
     assert {mixed["tensors"][f"layers.1.{role}"]["layout"] for role in LINEAR_SHAPES} == {"mad", "lut"}
     ids = np.random.default_rng(0).integers(0, SHAPE["vocab"], 40)  # > one 32-token chunk
     expected = bitnet_wasm.load(sites["mad"]).logits(ids)
-    for site, backend in [("lut", "native"), ("auto", "native"), ("mixed", "native"), ("mixed", "wasm"), ("mixed", "wasm-relaxed")]:
+    for site, backend in [("lut", "native"), ("auto", "native"), ("measured", "native"), ("mixed", "native"), ("mixed", "wasm"), ("mixed", "wasm-relaxed")]:
         np.testing.assert_array_equal(bitnet_wasm.load(sites[site], backend).logits(ids), expected, err_msg=f"{site} {backend}")
 
 
 def test_manifest_records_the_table_and_how_each_choice_was_made(sites):
-    auto, forced, mixed = manifest(sites["auto"]), manifest(sites["lut"]), manifest(sites["mixed"])
-    table = auto["kernels"]
-    assert table["layout"] == "auto" and table["n"] == 1 and set(table["shapes"]) == {"48x48", "16x48", "100x48", "48x100"}
+    auto, measured, forced, mixed = (manifest(sites[name]) for name in ("auto", "measured", "lut", "mixed"))
+    table = measured["kernels"]
+    assert table["layout"] == "measured" and table["n"] == 1 and set(table["shapes"]) == {"48x48", "16x48", "100x48", "48x100"}
     for role, (out, in_) in LINEAR_SHAPES.items():
         entry = table["shapes"][f"{out}x{in_}"]
-        assert entry["how"] == "measured" and auto["tensors"][f"layers.0.{role}"]["layout"] == entry["choice"]
+        assert entry["how"] == "measured" and measured["tensors"][f"layers.0.{role}"]["layout"] == entry["choice"]
         assert all(ms > 0 for layout in ("mad", "lut") for ms in entry["ms"][layout].values())
-    assert auto["build"]["layout"] == "auto" and "shape_layouts" not in auto["build"]
-    assert auto["build"]["linear_layout"] == "+".join(sorted({e["choice"] for e in table["shapes"].values()}))
+    assert measured["build"]["layout"] == "measured" and "shape_layouts" not in measured["build"]
+    assert measured["build"]["linear_layout"] == "+".join(sorted({e["choice"] for e in table["shapes"].values()}))
+    assert {(e["choice"], e["how"], len(e["ms"])) for e in auto["kernels"]["shapes"].values()} == {("mad", "default", 0)}
+    assert auto["build"]["linear_layout"] == "mad" and auto["kernels"]["rule"].startswith("mad for every shape")
     assert {(e["choice"], e["how"], len(e["ms"])) for e in forced["kernels"]["shapes"].values()} == {("lut", "forced", 0)}
     assert forced["build"]["linear_layout"] == "lut" and forced["kernels"]["layout"] == "lut"
     assert {k: e["choice"] for k, e in mixed["kernels"]["shapes"].items()} == {f"{o}x{i}": layout for (o, i), layout in MIXED.items()}

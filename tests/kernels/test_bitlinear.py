@@ -147,11 +147,11 @@ def test_stream_read_reads_every_byte(lib):
         assert lib.bn_stream_read(buf, size) == stream_hash(buf)
 
 
-def dot_peak_hash(act: np.ndarray, reps: int, relaxed: bool) -> int:
+def dot_peak_hash(act: np.ndarray, reps: int, i16: bool) -> int:
     """bn_dot_peak's fold, exactly: row r's weights are all r + 1, so each lane sums its bytes of every
-    whole vector times (r + 1) * reps, wrapping in i16 lanes (relaxed: byte pairs) or i32 lanes (4 bytes)."""
+    whole vector times (r + 1) * reps, wrapping in i16 lanes (relaxed i16 form: byte pairs) or i32 lanes (4 bytes)."""
     vectors = act[: act.size // 16 * 16].astype(np.int64).reshape(-1, 16)
-    group, bits = (2, 16) if relaxed else (4, 32)
+    group, bits = (2, 16) if i16 else (4, 32)
     lane_sums = vectors.reshape(len(vectors), -1, group).sum(axis=(0, 2))
     h = 0
     for r in range(abi.defines()["BN_DOT_PEAK_ROWS"]):
@@ -163,12 +163,20 @@ def dot_peak_hash(act: np.ndarray, reps: int, relaxed: bool) -> int:
 
 def test_dot_peak_multiplies_every_whole_vector(lib, request):
     rng = np.random.default_rng(6)
-    relaxed = request.node.callspec.params["lib"].endswith("relaxed")
+    i16 = request.node.callspec.params["lib"].endswith("relaxed")  # the relaxed builds in their i16 dot form
     for size, reps in ((16, 1), (100, 3), (4096, 700)):
         act = rng.integers(-128, 128, size, dtype=np.int8)
-        assert lib.bn_dot_peak(act, size, reps) == dot_peak_hash(act, reps, relaxed)
+        assert lib.bn_dot_peak(act, size, reps) == dot_peak_hash(act, reps, i16)
         act[0] ^= 1
-        assert lib.bn_dot_peak(act, size, reps) == dot_peak_hash(act, reps, relaxed)
+        assert lib.bn_dot_peak(act, size, reps) == dot_peak_hash(act, reps, i16)
+
+
+def test_dot_form_is_set_only_to_a_known_form(lib):
+    forms = (abi.defines()["BN_DOT_I16"], abi.defines()["BN_DOT_I32"])
+    for form in forms:
+        assert lib.bn_set_dot_form(form) == form
+    assert lib.bn_set_dot_form(abi.defines()["BN_DOT_FORMS"]) == forms[-1]
+    assert lib.bn_set_dot_form(-1) == forms[-1]
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))

@@ -13,6 +13,7 @@ import pytest
 import bitnet_wasm
 from bitnet_wasm.cli import main as cli
 from bitnet_wasm.compiler.site import model_card
+from bitnet_wasm.wasm_kernels.abi import defines
 
 PROMPT = ("The old lighthouse keeper climbed the stairs every evening before the sun went down. "
           "He carried a small lamp, a book of poems, and a flask of tea.")
@@ -73,6 +74,8 @@ def test_load_reaches_ready_with_sane_info(loaded, manifest, features):
     assert info["bitsPerWeight"] == card["bits_per_weight"] == 1.58
     assert info["downloadBytes"] == sum(s["bytes"] for s in manifest["shards"])
     assert info["simd"] == features.simd  # relaxed where the engine validates the relaxed-SIMD probe
+    forms = {defines()["BN_DOT_I16"], defines()["BN_DOT_I32"]}
+    assert info["dotForm"] in forms if features.simd == "relaxed" else info["dotForm"] is None  # the faster, timed at load
     assert info["vocabSize"] == 320 and info["context"] == manifest["plan"]["context"]
     default_threads = min(page.evaluate("() => navigator.hardwareConcurrency"), 4)  # the default, on an isolated page
     assert info["threads"] == (default_threads if features.threads else 1)
@@ -201,7 +204,8 @@ def test_simd128_module_when_relaxed_is_absent(page, site, served_dir, tmp_path,
     path = plain / "model" / "manifest.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), "wasm": {"simd128": "bitnet.wasm", "relaxed": None}}))
     page.goto(served_dir(plain) + "model/manifest.json")
-    assert page.evaluate(LOAD, [{}])["info"]["simd"] == "simd128"
+    info = page.evaluate(LOAD, [{}])["info"]
+    assert (info["simd"], info["dotForm"]) == ("simd128", None)
     got = page.evaluate(GENERATE, [PROMPT, {"maxNewTokens": 16, "temperature": 0}])
     assert got["tokens"] == python_model.generate(PROMPT, max_new_tokens=16, temperature=0).tokens
 

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from bitnet_wasm.bench import engines
 from bitnet_wasm.serve import ServeError, SiteServer
+from bitnet_wasm.wasm_kernels.abi import dot_form_name
 
 DEFAULT_PROMPT = "The old lighthouse keeper"
 DEFAULT_TOKENS = 32
@@ -102,6 +103,10 @@ def run(site: Path, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAULT_TOKENS, 
     }
 
 
+def dot_form_label(form: int | None) -> str:
+    return f" ({dot_form_name(form)} dot)" if form is not None else ""
+
+
 def table(result: dict) -> str:
     info, limits = result["info"], result["limits"]
     quota = "unknown" if limits["storageQuotaMB"] is None else f"{limits['storageQuotaMB']:,.0f} MB"
@@ -109,7 +114,7 @@ def table(result: dict) -> str:
         f"engine: {result['engine']} ({result['browser']})",
         f"limits: WebAssembly.Memory up to {limits['memoryMiB']:,.0f} MiB, shared {limits['sharedMemoryMiB']:,.0f} MiB"
         f" (SharedArrayBuffer {'yes' if limits['sharedArrayBuffer'] else 'no'}), storage quota {quota}",
-        f"browser: {info.get('simd')} SIMD, {info.get('threads')} thread(s), cross-origin isolated: {info.get('crossOriginIsolated')}"
+        f"browser: {info.get('simd')} SIMD{dot_form_label(info.get('dotForm'))}, {info.get('threads')} thread(s), cross-origin isolated: {info.get('crossOriginIsolated')}"
         + (f" (single thread: {info['threadsFallback']})" if info.get("threadsFallback") else ""),
         f"page load      {result['page_load_s']:8.3f} s",
         f"weight load    {result['weight_load_s']:8.3f} s",
