@@ -21,6 +21,7 @@ from bitnet_wasm.bench.random_model import B2_4T, LARGE, Shape, write_random_bit
 from bitnet_wasm.compiler.loaders import load_checkpoint
 from bitnet_wasm.compiler.writers import tokenizer_json, write_1bitllm
 from bitnet_wasm.models import embedded_model_dir
+from bitnet_wasm.wasm_kernels import abi
 
 TINY = Shape(hidden=64, layers=2, heads=4, kv_heads=2, intermediate=128, vocab=300, max_position=128)
 
@@ -153,6 +154,8 @@ def test_markdown_table_from_results_json():
     assert "4096 bytes of activations in L1, 3 weight rows)" in text  # the kernel's own row count, recorded with the results
     del results["settings"]["dot_peak"]["rows"]
     assert "4096 bytes of activations in L1)" in compare_report.markdown(results)  # results from before it was recorded
+    results["models"][0]["rows"][0]["dot_form"] = abi.defines()["BN_DOT_I32"]  # the form the runtime timed fastest
+    assert "| large | bitnet-wasm | relaxed (i32 dot) | 1 | 40 |" in compare_report.markdown(results)
 
 
 def test_results_from_before_the_prefill_rows_still_render():

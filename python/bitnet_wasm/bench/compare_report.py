@@ -209,7 +209,7 @@ def markdown(results: dict, plot_file: str | None = "benchmark.png") -> str:
         if m.get("error"):
             lines.append(f"| {m['name']} | all | | | not measured: {m['error']} | | | | | |")
         for row in m["rows"]:
-            head = f"| {m['name']} | {row['engine']} | {row.get('simd') or ''}{dot_form_label(row.get('dotForm'))} | {row['threads']} |"
+            head = f"| {m['name']} | {row['engine']} | {row.get('simd') or ''}{dot_form_label(row.get('dot_form'))} | {row['threads']} |"
             if row.get("error"):
                 lines.append(f"{head} not measured: {row['error']} | | | | | |")
             else:
