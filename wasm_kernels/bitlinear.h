@@ -58,7 +58,6 @@ BN_INLINE v128_t dot_i8_i7_i16(v128_t a, v128_t b7) {
 }
 #endif
 
-
 /* acc += a . b7 in the form's lanes: i16 pairs (sums kept in i16 until widened) or i32 quads */
 BN_INLINE v128_t relaxed_dot(int form, v128_t a, v128_t b7, v128_t acc) {
     return form == BN_DOT_I32 ? bn_dot_i8_i7_add(a, b7, acc) : wasm_i16x8_add(acc, dot_i8_i7_i16(a, b7));

@@ -56,7 +56,8 @@ BN_INLINE void plane_bitlinear_ref(const uint8_t *w, float wscale, const int8_t 
 }
 
 #if BN_RELAXED
-/* i16 sums gain <= 8/bits * 128 * (2^bits - 1) = 1024 per block: widened to i32 every PLANE_FLUSH blocks */
+/* an i16 lane gains <= 8/bits planes * 2 products * 128 * (2^bits - 1) <= 3072 per block (one sum per row in
+ * the i16 form): widened to i32 every PLANE_FLUSH blocks, it stays within i16 */
 #define PLANE_FLUSH 8
 
 /* sums per row: two chains of i32 dot-adds hide the one instruction's latency; i16 sums need one */
