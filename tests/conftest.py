@@ -56,8 +56,8 @@ def libs(kernel_builds):
 
 
 # the library fixture's cases: every build, the relaxed ones once per dot form (the same sums either way)
-LIBRARY_CASES = {"wasm": ("wasm", "BN_DOT_I16"), "wasm-relaxed": ("wasm-relaxed", "BN_DOT_I16"), "wasm-relaxed-i32": ("wasm-relaxed", "BN_DOT_I32"),
-                 "native": ("native", "BN_DOT_I16"), "native-relaxed": ("native-relaxed", "BN_DOT_I16"), "native-relaxed-i32": ("native-relaxed", "BN_DOT_I32")}
+LIBRARY_CASES = {**{name: (name, "BN_DOT_I16") for name in LIBRARY_CLASSES},
+                 **{f"{name}-i32": (name, "BN_DOT_I32") for name in LIBRARY_CLASSES if name.endswith("relaxed")}}
 
 
 @pytest.fixture(params=list(LIBRARY_CASES))
