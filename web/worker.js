@@ -7,6 +7,7 @@
 import { Tokenizer } from "./tokenizer.js";
 import { loadShards, sha256Hex } from "./loader.js";
 import { CHECKSUM_SCRATCH_BYTES, wasmChecksum } from "./checksum.js";
+import { pickDotForm, warmDotForms } from "./dot_form.js";
 import { readManifest } from "./manifest.js";
 import { ALIGN, MODULE_RESERVE_BYTES } from "./format.js"; // generated at build
 import { checkMessages, renderChat } from "./chat.js";
@@ -158,35 +159,6 @@ class Machine {
   view(Type, offset, count) {
     return new Type(this.memory.buffer, this.base + offset, count);
   }
-}
-
-// The relaxed build's int8 dot comes in forms that give the same sums, and which is faster depends on the
-// engine and the CPU (wasm_kernels/bitnet.h, bn_set_dot_form). Each form the module accepts (a number; it
-// answers another for one it does not have) is run once at start, so that the engine's optimizing tier
-// compiles while the weights load, then timed on the arena's first bytes; the fastest is kept.
-const PROBE = { bytes: 4096, reps: 3000, rounds: 5 };
-
-function dotForms(exports) {
-  const forms = [];
-  for (let form = 0; exports.bn_set_dot_form(form) === form; form++) forms.push(form);
-  return forms;
-}
-
-function runDotForm({ exports, base }, form) {
-  exports.bn_set_dot_form(form);
-  const start = performance.now();
-  exports.bn_dot_peak(base, PROBE.bytes, PROBE.reps);
-  return performance.now() - start;
-}
-
-const warmDotForms = (machine) => dotForms(machine.exports).forEach((form) => runDotForm(machine, form));
-
-function pickDotForm(machine) {
-  const forms = dotForms(machine.exports);
-  const fastest = new Map(forms.map((form) => [form, Infinity]));
-  for (let round = 0; round < PROBE.rounds; round++)
-    for (const form of forms) fastest.set(form, Math.min(fastest.get(form), runDotForm(machine, form)));
-  return machine.exports.bn_set_dot_form(forms.reduce((a, b) => (fastest.get(b) < fastest.get(a) ? b : a)));
 }
 
 class Model {

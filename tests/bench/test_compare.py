@@ -306,7 +306,7 @@ def test_wllama_rows_run_the_demo_gguf_in_chromium_on_a_profile_on_disk(demo_mod
     from bitnet_wasm.serve import SiteServer
 
     root = tmp_path / "cache"  # laid out as the compare's cache folder: everything the page loads is under the served root
-    shutil.copytree(compare.PAGE_DIR, root / "compare-page")
+    compare._write_page(root)
     shutil.copytree(wllama_esm, root / "wllama")
     shutil.copytree(demo_model.site, root / "demo" / "site")
     shutil.copy(demo_model.gguf, root / "demo" / "model.gguf")
@@ -322,3 +322,23 @@ def test_wllama_rows_run_the_demo_gguf_in_chromium_on_a_profile_on_disk(demo_mod
     for row in rows:
         assert row["new_tokens"] == 8 and row["prompt_tokens"] > 1, row
         assert row["decode_tps"] > 0 and row["prefill_tps"] > 0, row
+
+
+def test_roofline_probes_run_in_chromium(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from bitnet_wasm.bench.chromium import CHROMIUM_ARGS, chromium_executable
+    from bitnet_wasm.serve import SiteServer
+    from bitnet_wasm.wasm_kernels.toolchain import build_kernels
+
+    root = tmp_path / "cache"
+    compare._write_page(root)
+    with SiteServer(root, "127.0.0.1", 0, quiet=True) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_executable(p), args=CHROMIUM_ARGS, headless=True)
+        try:
+            session = compare._Session(browser, server.url, root, p)
+            libraries = {name: session.url(path) for name, path in build_kernels(root / "kernels", ["wasm", "wasm-relaxed"]).items()}
+            bandwidth, compute = compare._bandwidth(session, libraries["wasm"], 1), compare._compute(session, libraries["wasm-relaxed"], 1)
+        finally:
+            browser.close()
+    assert 0.1 < bandwidth["gbps"] < 1000 and 0.1 < compute["gops"] < 10_000, (bandwidth, compute)

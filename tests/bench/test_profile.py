@@ -10,6 +10,7 @@ from bitnet_wasm.bench.browser import BrowserBenchError
 from bitnet_wasm.compiler.site_format import read_manifest
 from bitnet_wasm.compiler.sources import site_sources
 from bitnet_wasm.compiler.writers import write_bitnet_packed
+from bitnet_wasm.wasm_kernels.abi import dot_form_name
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +33,9 @@ def test_profile_times_every_op_of_the_forward_pass(site, threads):
     assert len(result["decode"]) == len(result["prefill"]) == len(calls)
     assert all(ms >= 0 for ms in result["decode"] + result["prefill"]) and sum(result["decode"]) > 0
     assert sum(result["decode"]) <= result["decodeMsPerToken"] * 1.001  # the ops run inside the measured step
+    assert result["dotForm"] in (0, 1)  # relaxed SIMD: the form the runtime's dot_form.js picked
     text = profile.table(result)
-    assert "head_f16 embed" in text and f"{threads} thread(s)" in text
+    assert "head_f16 embed" in text and f"relaxed SIMD ({dot_form_name(result['dotForm'])} dot), {threads} thread(s)" in text
 
 
 def test_profile_refuses_what_it_cannot_run(site, tmp_path):

@@ -34,6 +34,7 @@ from bitnet_wasm.runtime import Generation
 from bitnet_wasm.serve import SiteServer
 from bitnet_wasm.wasm_kernels import abi
 from bitnet_wasm.wasm_kernels.toolchain import build_kernels
+from bitnet_wasm.web import WEB_DIR
 
 DEFAULT_PROMPT = ("The old lighthouse keeper climbed the stairs every evening before the sun went down. He carried a "
                   "small lamp, a book of poems, and a flask of tea that his daughter had made for him.")
@@ -400,9 +401,7 @@ def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAU
 
     prepared, results_models = _prepare(models, cache, log)
     peers = _install_peers(cache / "npm", log)
-    page_dir = cache / "compare-page"
-    shutil.rmtree(page_dir, ignore_errors=True)
-    shutil.copytree(PAGE_DIR, page_dir, ignore=shutil.ignore_patterns("__pycache__"))
+    _write_page(cache)
 
     bandwidth, compute = [], []
     with SiteServer(cache, "127.0.0.1", 0, quiet=True) as server, sync_playwright() as p:
@@ -442,6 +441,14 @@ def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAU
         "models": results_models,
         "notes": NOTES + load_memory.NOTES + _model_notes(results_models),
     }
+
+
+def _write_page(cache: Path) -> None:
+    """The compare page into the cache folder, with the runtime's own enumeration of the dot forms."""
+    page_dir = cache / "compare-page"
+    shutil.rmtree(page_dir, ignore_errors=True)
+    shutil.copytree(PAGE_DIR, page_dir, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(WEB_DIR / "dot_form.js", page_dir)
 
 
 def _bandwidth(session: _Session, wasm_url: str, threads: int) -> dict:

@@ -1,6 +1,8 @@
 // One thread of the roofline probes: its own instance of a bitnet-wasm kernel library, then either
 // its own buffer read with bn_stream_read (v128 loads) or bn_dot_peak's multiply-adds on 4 KB in L1,
 // again and again for a fixed time once told to start.
+import { dotForms } from "./dot_form.js";
+
 let exports = null;
 let base = 0;
 
@@ -36,8 +38,7 @@ function read({ bytes, seconds }) {
 
 // Each int8 dot form the library has (bn_set_dot_form; the runtime keeps the faster) for a share of the time.
 function dot({ bytes, reps, seconds }) {
-  const forms = [];
-  for (let form = 0; exports.bn_set_dot_form(form) === form; form++) forms.push(form);
+  const forms = dotForms(exports);
   const times = forms.map((form) => (exports.bn_set_dot_form(form), fastest(() => exports.bn_dot_peak(base, bytes, reps), seconds / forms.length)));
   return { seconds: Math.min(...times) };
 }
