@@ -62,12 +62,17 @@ BN_REF_API void bn_checksum_ref(const uint8_t *data /*[bytes]*/, int bytes, uint
 
 /* ---- dot_form.c: the relaxed build's int8 dot in one of two forms that give the same sums. An i32
  * dot-add is one instruction where the CPU has an int8 dot (x86 VNNI, ARM sdot) and three elsewhere,
- * where an i16 dot summed in i16 is two: the host times both with bn_dot_peak and keeps the faster.
+ * where an i16 dot summed in i16 is two: the host times both with bn_dot_form_probe and keeps the faster.
  * Returns the form in use (the simd128 build has neither and ignores it; I16 until set). ---- */
 #define BN_DOT_I16 0
 #define BN_DOT_I32 1
 #define BN_DOT_FORMS 2
 BN_API int bn_set_dot_form(int form);
+/* the MAD kernel's decode step in the form in use, `reps` times on one 4-row tile of 1024 columns in
+ * BN_DOT_FORM_PROBE_BYTES of mem (any content: codes, then activations); returns a fold of the sums
+ * (kernels' work, not bn_dot_peak's bare dots: there the two forms can tie where the kernels differ) */
+#define BN_DOT_FORM_PROBE_BYTES 2112
+BN_API uint32_t bn_dot_form_probe(const uint8_t *mem /*[BN_DOT_FORM_PROBE_BYTES]*/, int reps);
 
 /* ---- dot_peak.c: the int8-dot compute roofline of the runtime: `reps` passes over the whole 16-byte
  * vectors of act, each vector multiplied into BN_DOT_PEAK_ROWS weight rows (16 * BN_DOT_PEAK_ROWS

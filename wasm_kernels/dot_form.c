@@ -1,9 +1,27 @@
 /* Which of the relaxed dot's two forms the kernels use (bitnet.h): a host's choice, by speed only. */
-#include "bitlinear.h"
+#include "bitlinear_planes.h"
 
 int bn_dot_form_in_use = BN_DOT_I16;
 
 int bn_set_dot_form(int form) {
     if (form >= 0 && form < BN_DOT_FORMS) bn_dot_form_in_use = form;
     return bn_dot_form_in_use;
+}
+
+#define PROBE_COLS 1024
+#define PROBE_TILE_BYTES (PROBE_COLS / 4)  /* per row: 2-bit codes */
+#define PROBE_BLOCK_BYTES (PLANE_ROWS * PLANE_CHUNK)
+_Static_assert(PLANE_ROWS * PROBE_TILE_BYTES + PROBE_BLOCK_BYTES + PROBE_COLS == BN_DOT_FORM_PROBE_BYTES, "bitnet.h's probe size");
+
+/* Odd reps read the tile one block further on, so no rep repeats the one before it (nothing to hoist). */
+uint32_t bn_dot_form_probe(const uint8_t *mem, int reps) {
+    const enum plane_isa isa = BN_RELAXED ? PLANE_RELAXED : PLANE_SIMD128;
+    const int8_t *act = (const int8_t *)mem + PLANE_ROWS * PROBE_TILE_BYTES + PROBE_BLOCK_BYTES;
+    uint32_t digest = 0;
+    for (int rep = 0; rep < reps; rep++) {
+        int32_t dots[PLANE_ROWS];
+        plane_tile(isa, bn_dot_form_in_use, mem + (rep & 1) * PROBE_BLOCK_BYTES, act, PROBE_COLS, 2, dots);
+        for (int r = 0; r < PLANE_ROWS; r++) digest = digest * 31u + (uint32_t)dots[r];
+    }
+    return digest;
 }

@@ -1,8 +1,9 @@
 // The relaxed build's int8 dot comes in forms that give the same sums, and which is faster depends on the
 // engine and the CPU (wasm_kernels/bitnet.h, bn_set_dot_form). Each form the module accepts (a number; it
 // answers another for one it does not have) is run once at start, so that the engine's optimizing tier
-// compiles while the weights load, then timed on the memory at `base`; the fastest is kept.
-const PROBE = { bytes: 4096, reps: 3000, rounds: 5 };
+// compiles while the weights load, then timed on the memory at `base` (bn_dot_form_probe: the kernels' own
+// step); the fastest is kept. Many short rounds: on a busy machine each form gets some the OS does not interrupt.
+const PROBE = { reps: 8000, rounds: 11 };
 
 export function dotForms(exports) {
   const forms = [];
@@ -13,7 +14,7 @@ export function dotForms(exports) {
 function runDotForm({ exports, base }, form) {
   exports.bn_set_dot_form(form);
   const start = performance.now();
-  exports.bn_dot_peak(base, PROBE.bytes, PROBE.reps);
+  exports.bn_dot_form_probe(base, PROBE.reps);
   return performance.now() - start;
 }
 

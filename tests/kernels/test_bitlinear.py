@@ -171,6 +171,30 @@ def test_dot_peak_multiplies_every_whole_vector(lib, request):
         assert lib.bn_dot_peak(act, size, reps) == dot_peak_hash(act, reps, i16)
 
 
+def dot_form_probe_digest(mem: np.ndarray, reps: int) -> int:
+    """bn_dot_form_probe's fold, exactly: per rep, the code dots of the 4-row MAD tile of 1024 columns at
+    mem (one block further on in odd reps) with the 1024 activations after the tiles."""
+    act = mem[-1024:].view(np.int8).astype(np.int64)
+    dots = []
+    for start in (0, 64):
+        tile = mem[start:start + 1024].reshape(16, 4, 16)  # block, row, byte j
+        codes = np.stack([(tile >> (2 * k)) & 3 for k in range(4)], axis=2)  # plane k of byte j: column 64 block + 16 k + j
+        dots.append(codes.transpose(1, 0, 2, 3).reshape(4, 1024).astype(np.int64) @ act)
+    digest = 0
+    for rep in range(reps):
+        for dot in dots[rep & 1]:
+            digest = (digest * 31 + int(dot)) % 2**32
+    return digest
+
+
+def test_dot_form_probe_runs_the_mad_tile(lib):
+    mem = np.random.default_rng(7).integers(0, 256, abi.defines()["BN_DOT_FORM_PROBE_BYTES"], dtype=np.uint8)
+    for reps in (1, 2, 5):
+        assert lib.bn_dot_form_probe(mem, reps) == dot_form_probe_digest(mem, reps)
+    mem[-1] ^= 0x80
+    assert lib.bn_dot_form_probe(mem, 3) == dot_form_probe_digest(mem, 3)
+
+
 def test_dot_form_is_set_only_to_a_known_form(lib):
     forms = (abi.defines()["BN_DOT_I16"], abi.defines()["BN_DOT_I32"])
     for form in forms:
