@@ -148,7 +148,8 @@ BN_API void bn_embed_q4(const uint8_t *table /*[vocab*q4_row_bytes(dim)]*/, cons
  *   of the ternary kernels in the relaxed builds (the same exact int32 in every build).
  * 4-bit rows: per group g of the row, the exact int32 d_g = dot(xq[t], codes) - BN_Q4_ZERO * sum(xq[t])
  *   over the group's columns; acc = 0.0f, then acc = acc + (float)d_g * group_scale[v][g] for g in
- *   order (f32, no fused multiply-add); logits = acc / xscale[t]. Relaxed dot or i16 dots as 7-bit rows. */
+ *   order (f32, no fused multiply-add); logits = acc / xscale[t]; the dots in the relaxed dot form in use
+ *   (bn_set_dot_form), i16 dots in the SIMD128 builds. */
 BN_API void bn_head_f16(const uint16_t *E /*[vocab*dim]*/, const float *x /*[n*dim]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 BN_REF_API void bn_head_f16_ref(const uint16_t *E /*[vocab*dim]*/, const float *x /*[n*dim]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 BN_API void bn_head_q8(const int8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
