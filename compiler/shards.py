@@ -42,6 +42,7 @@ def q7_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 Q4_ZERO, Q4_GROUP, Q4_CHUNK = (defines()[f"BN_Q4_{name}"] for name in ("ZERO", "GROUP", "CHUNK"))
+Q4_STEPS = Q4_ZERO - 1  # q in -Q4_STEPS..Q4_STEPS: codes 1..15
 
 
 def q4_groups(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -51,8 +52,8 @@ def q4_groups(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     grouped = np.zeros((vocab, -(-dim // Q4_GROUP), Q4_GROUP), np.float32)  # a shorter last group padded with zeros
     grouped.reshape(vocab, -1)[:, :dim] = table
     amax = np.abs(grouped).max(axis=2)
-    group_scale = np.where(amax > 0, amax / 7, 1).astype(np.float32)
-    q = np.clip(np.rint(np.divide(grouped, group_scale[:, :, None], out=grouped), out=grouped), -7, 7, out=grouped)
+    group_scale = np.where(amax > 0, amax / Q4_STEPS, 1).astype(np.float32)
+    q = np.clip(np.rint(np.divide(grouped, group_scale[:, :, None], out=grouped), out=grouped), -Q4_STEPS, Q4_STEPS, out=grouped)
     return (q.reshape(vocab, -1)[:, :dim] + Q4_ZERO).astype(np.uint8), group_scale
 
 
