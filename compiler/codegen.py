@@ -24,6 +24,7 @@ CALLS = {
     "embed_f16": "bn_embed_f16({W0}, {r0}, {w0}, n, {dim}, {vocab})",
     "embed_q8": "bn_embed_q8({W0}, {W1}, {r0}, {w0}, n, {dim}, {vocab})",
     "embed_q7": "bn_embed_q7({W0}, {W1}, {r0}, {w0}, n, {dim}, {vocab})",
+    "embed_q4": "bn_embed_q4({W0}, {W1}, {r0}, {w0}, n, {dim}, {vocab})",
     "rmsnorm": "bn_rmsnorm({r0}, {W0}, {w0}, n, {dim}, {eps})",
     "quantize": "bn_quantize_rows({r0}, {w0}, {w1}, n, {dim})",
     "bitlinear": "bn_bitlinear_parallel({layout}, {W0}, {W1}, {r0}, {r1}, {w0}, {scratch}, {out_dim}, {in_dim}, n)",
@@ -38,6 +39,7 @@ CALLS = {
     "head_f16": "bn_head_f16_parallel({W0}, {r0} + (n - rows) * {dim}, {w0}, rows, {vocab}, {dim})",
     "head_q8": "bn_head_q8_parallel({W0}, {W1}, {r0} + (n - rows) * {dim}, {r1} + (n - rows), {w0}, rows, {vocab}, {dim})",
     "head_q7": "bn_head_q7_parallel({W0}, {W1}, {r0} + (n - rows) * {dim}, {r1} + (n - rows), {w0}, rows, {vocab}, {dim})",
+    "head_q4": "bn_head_q4_parallel({W0}, {W1}, {r0} + (n - rows) * {dim}, {r1} + (n - rows), {w0}, rows, {vocab}, {dim})",
 }
 PART = "{W0}, {W1}, {w0}, {out_dim}"  # one linear of a bitlinearN call
 MAX_FUSED = 3  # linears one call runs (parallel.c's MAX_PARTS)

@@ -36,6 +36,7 @@ import gguf
 import numpy as np
 
 from bitnet_wasm.compiler.loaders.gguf_tokenizer import LLAMA3_REGEX
+from bitnet_wasm.compiler.shards import Q4_GROUP, Q4_ZERO, Q7_ZERO, q4_unpack
 from bitnet_wasm.compiler.site_format import SiteError, read_json_file, read_manifest, read_shard
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
@@ -74,7 +75,19 @@ CODE_TYPES = {
     "f16": CodeType(Q.F16, lambda w: w.astype(np.float16)),
 }
 WEIGHT_TYPES = {"tq2_0": gguf.LlamaFileType.MOSTLY_TQ2_0, "tq1_0": gguf.LlamaFileType.MOSTLY_TQ1_0}  # --type -> general.file_type
-QUANTIZED_TABLES = {"q8": (np.int8, 0), "q7": (np.uint8, 64)}  # site table layout -> (code dtype, zero code: bitnet.h BN_Q7_ZERO)
+
+
+def _per_row(dtype, zero: int):
+    return lambda site, name, data, shape: (data.view(dtype).reshape(shape).astype(np.float32) - zero) * site.array(name + ".row_scale")[:, None]
+
+
+def _per_group(site, name, data, shape):
+    codes = q4_unpack(data.reshape(shape[0], -1), shape[1]).astype(np.float32) - Q4_ZERO
+    return codes * np.repeat(site.array(name + ".group_scale"), Q4_GROUP, axis=1)[:, :shape[1]]
+
+
+# site table layout -> (site weights, tensor name, its bytes, its shape) -> its values as f32, as the embedding kernels give them
+QUANTIZED_TABLES = {"q8": _per_row(np.int8, 0), "q7": _per_row(np.uint8, Q7_ZERO), "q4": _per_group}
 FALLBACKS = ("q8_0", "f16")  # for rows the requested type's block does not divide, in order of size
 
 LINEAR_NAMES = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
@@ -130,16 +143,15 @@ class SiteWeights:
         return np.frombuffer(self.weights, np.uint8, end - start, start)
 
     def array(self, name: str) -> np.ndarray:
-        """A stored tensor decoded: f32 norms and scales, f16, q8 or q7 tables as f32, linears as int8 codes."""
+        """A stored tensor decoded: f32 norms and scales, f16, q8, q7 or q4 tables as f32, linears as int8 codes."""
         entry = self._entry(name)
         shape, layout = tuple(entry["shape"]), entry["layout"]
         data = self.raw(name)
         if layout in LAYOUTS:
             return LAYOUTS[layout].unpack(data, *shape)
         if layout in QUANTIZED_TABLES:
-            codes = data.view(QUANTIZED_TABLES[layout][0]).reshape(shape).astype(np.float32) - QUANTIZED_TABLES[layout][1]
-            return codes * self.array(name + ".row_scale")[:, None]
-        return data.view({"f32": "<f4", "q8_scale": "<f4", "q7_scale": "<f4", "wscale": "<f4", "f16": "<f2"}[layout]).reshape(shape).astype(np.float32)
+            return QUANTIZED_TABLES[layout](self, name, data, shape)
+        return data.view({"f32": "<f4", "q8_scale": "<f4", "q7_scale": "<f4", "q4_scale": "<f4", "wscale": "<f4", "f16": "<f2"}[layout]).reshape(shape).astype(np.float32)
 
 
 # ---- tokenizer -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from bitnet_wasm.compiler.architectures import Architecture, architecture, linear_shapes
 from bitnet_wasm.compiler.checkpoint import ModelConfig
-from bitnet_wasm.wasm_kernels.abi import attention_scratch, defines, max_threads
+from bitnet_wasm.wasm_kernels.abi import attention_scratch, defines, max_threads, q4_groups, q4_row_bytes
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 N = "n"  # symbolic row count of activations: the tokens of the current step
@@ -40,8 +40,13 @@ EMBEDDINGS = {
     "f16": EmbeddingFormat("embed_f16", "head_f16", (("", "f16", "f16"),), head_reads_quantized=False),
     "q8": EmbeddingFormat("embed_q8", "head_q8", (("", "q8", "i8"), (".row_scale", "q8_scale", "f32")), head_reads_quantized=True),
     "q7": EmbeddingFormat("embed_q7", "head_q7", (("", "q7", "u8"), (".row_scale", "q7_scale", "f32")), head_reads_quantized=True),
+    "q4": EmbeddingFormat("embed_q4", "head_q4", (("", "q4", "u8"), (".group_scale", "q4_scale", "f32")), head_reads_quantized=True),
 }
-ROW_SCALES = {"q8_scale", "q7_scale"}  # packings of a quantized table's per-row scale: shape (vocab,)
+# packings of a quantized table's scales -> their shape, from the (vocab, dim) of the table they scale
+TABLE_SCALES = {"q8_scale": lambda vocab, dim: (vocab,), "q7_scale": lambda vocab, dim: (vocab,),
+                "q4_scale": lambda vocab, dim: (vocab, q4_groups(dim))}
+# packings of a (vocab, dim) table that are not one dtype element per value -> their bytes (bitnet.h's 4-bit rows)
+TABLE_BYTES = {"q4": lambda vocab, dim: vocab * q4_row_bytes(dim)}
 # --embed auto: the 7-bit table from this vocabulary size on, where the head is a large share of a
 # token's reads (on the shipped demo models it moves the loss by < 0.01 nats: tests/train/test_head_quality.py), f16 below.
 Q7_FROM_VOCAB = 16384
@@ -122,7 +127,7 @@ class Value:
 class Weight:
     name: str                 # arena name: "embed", "embed.row_scale", "layers.0.q_proj", ...
     source: str               # the checkpoint tensor or linear it is packed from
-    packing: str              # "f32" | "f16" | "q8" | "q7" | one of ROW_SCALES | "wscale" | a kernels.layouts name
+    packing: str              # "f32" | "f16" | "q8" | "q7" | "q4" | one of TABLE_SCALES | "wscale" | a kernels.layouts name
     dtype: str
     shape: tuple[int, ...]
     nbytes: int
@@ -278,8 +283,12 @@ def _weights(c: ModelConfig, arch: Architecture, embedding: EmbeddingFormat, lay
         weights.append(Weight(name, source, packing, dtype, shape, math.prod(shape) * DTYPE_BYTES[dtype]))
 
     def table(name):
+        V, H = c.vocab_size, c.hidden_size
         for suffix, packing, dtype in embedding.tensors:
-            tensor(name + suffix, name, packing, dtype, (c.vocab_size, c.hidden_size) if packing not in ROW_SCALES else (c.vocab_size,))
+            if packing in TABLE_BYTES:
+                weights.append(Weight(name + suffix, name, packing, dtype, (V, H), TABLE_BYTES[packing](V, H)))
+            else:
+                tensor(name + suffix, name, packing, dtype, TABLE_SCALES[packing](V, H) if packing in TABLE_SCALES else (V, H))
 
     table("embed")
     for i in range(c.num_layers):

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from bitnet_wasm.compiler.checkpoint import Checkpoint
-from bitnet_wasm.compiler.graph import ROW_SCALES, Graph, Weight
+from bitnet_wasm.compiler.graph import TABLE_SCALES, Graph, Weight
 from bitnet_wasm.compiler.plan import MemoryPlan
+from bitnet_wasm.wasm_kernels.abi import defines
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 F16_MAX = float(np.finfo(np.float16).max)
@@ -29,7 +30,7 @@ def q8_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q, row_scale
 
 
-Q7_ZERO = 64  # wasm_kernels/bitnet.h BN_Q7_ZERO
+Q7_ZERO = defines()["BN_Q7_ZERO"]
 
 
 def q7_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -38,6 +39,38 @@ def q7_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     row_scale = np.where(amax > 0, amax / 63, 1).astype(np.float32)
     q = np.clip(np.rint(table / row_scale[:, None]), -63, 63).astype(np.int16)
     return (q + Q7_ZERO).astype(np.uint8), row_scale
+
+
+Q4_ZERO, Q4_GROUP, Q4_CHUNK = (defines()[f"BN_Q4_{name}"] for name in ("ZERO", "GROUP", "CHUNK"))
+Q4_STEPS = Q4_ZERO - 1  # q in -Q4_STEPS..Q4_STEPS: codes 1..15
+
+
+def q4_groups(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric 4-bit per group of Q4_GROUP columns of a row (the last group may be shorter), codes
+    q + Q4_ZERO in 1..15: table ~= (codes - Q4_ZERO) * group_scale repeated over each group's columns."""
+    vocab, dim = table.shape
+    grouped = np.zeros((vocab, -(-dim // Q4_GROUP), Q4_GROUP), np.float32)  # a shorter last group padded with zeros
+    grouped.reshape(vocab, -1)[:, :dim] = table
+    amax = np.abs(grouped).max(axis=2)
+    group_scale = np.where(amax > 0, amax / Q4_STEPS, 1).astype(np.float32)
+    q = np.clip(np.rint(np.divide(grouped, group_scale[:, :, None], out=grouped), out=grouped), -Q4_STEPS, Q4_STEPS, out=grouped)
+    return (q.reshape(vocab, -1)[:, :dim] + Q4_ZERO).astype(np.uint8), group_scale
+
+
+def q4_pack(codes: np.ndarray) -> np.ndarray:
+    """Codes [vocab, dim] in bitnet.h's 4-bit rows: whole chunks of Q4_CHUNK columns padded with
+    Q4_ZERO, byte j of chunk m holding column Q4_CHUNK*m + j (low nibble) and Q4_CHUNK*m + Q4_CHUNK/2 + j (high)."""
+    vocab, dim = codes.shape
+    padded = np.full((vocab, -(-dim // Q4_CHUNK) * Q4_CHUNK), Q4_ZERO, np.uint8)
+    padded[:, :dim] = codes
+    planes = padded.reshape(vocab, -1, 2, Q4_CHUNK // 2)
+    return (planes[:, :, 0] | planes[:, :, 1] << 4).reshape(vocab, -1)
+
+
+def q4_unpack(packed: np.ndarray, dim: int) -> np.ndarray:
+    """The codes [vocab, dim] of q4_pack's rows."""
+    planes = packed.reshape(packed.shape[0], -1, 1, Q4_CHUNK // 2)
+    return np.concatenate([planes & 0x0F, planes >> 4], axis=2).reshape(packed.shape[0], -1)[:, :dim]
 
 
 def _f16(name: str, a: np.ndarray) -> np.ndarray:
@@ -53,6 +86,8 @@ TENSOR_PACKERS = {
     "q8_scale": lambda name, a: q8_rows(a)[1],
     "q7": lambda name, a: q7_rows(a)[0],
     "q7_scale": lambda name, a: q7_rows(a)[1],
+    "q4": lambda name, a: q4_pack(q4_groups(a)[0]),
+    "q4_scale": lambda name, a: q4_groups(a)[1],
 }
 
 
@@ -60,7 +95,7 @@ def _tensor(weight: Weight, checkpoint: Checkpoint) -> np.ndarray:
     source = checkpoint.tensors.get(weight.source)
     if source is None:
         raise PackError(f"{checkpoint.source}: tensor {weight.source} is missing")
-    expected = weight.shape if weight.packing not in ROW_SCALES else weight.shape + (checkpoint.config.hidden_size,)
+    expected = weight.shape if weight.packing not in TABLE_SCALES else (weight.shape[0], checkpoint.config.hidden_size)
     if source.shape != expected:
         raise PackError(f"{checkpoint.source}: tensor {weight.source} has shape {source.shape}, expected {expected}")
     values = np.asarray(source, np.float32)

@@ -18,7 +18,7 @@ from bitnet_wasm.web import WEB_DIR
 RUNTIME_GLOBS = ("*.js", "*.d.ts", "*.css")
 TEMPLATE = "index.html.j2"
 BITS_PER_WEIGHT = {"mad": 1.58, "lut": 1.58, "binary": 1}  # the nominal bits of the model's linear layers
-NOT_PARAMETERS = {"wscale", "q8_scale", "q7_scale"}       # per-tensor scales
+NOT_PARAMETERS = {"wscale", "q8_scale", "q7_scale", "q4_scale"}  # per-tensor, per-row and per-group scales
 FORMAT_MODULE = "format.js"  # the site format's constants for the browser runtime, generated from site_format.py
 PACKAGE_JSON = "package.json"  # web/package.json: the npm package of the runtime, less its version
 

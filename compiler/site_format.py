@@ -10,7 +10,7 @@ import math
 import re
 from pathlib import Path
 
-from bitnet_wasm.compiler.graph import DTYPE_BYTES, REGIONS
+from bitnet_wasm.compiler.graph import DTYPE_BYTES, REGIONS, TABLE_BYTES
 from bitnet_wasm.wasm_kernels.abi import defines, step_abi
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
@@ -22,6 +22,8 @@ MANIFEST = "manifest.json"
 SHARD_FILE = re.compile(r"weights-\d{5}\.bin")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")
+# a tensor layout whose bytes are not its shape's elements -> its bytes from its 2-D shape
+PACKED_BYTES = {**{name: layout.packed_bytes for name, layout in LAYOUTS.items()}, **TABLE_BYTES}
 
 
 class SiteError(ValueError):
@@ -298,10 +300,10 @@ def _check_weights(c: _Check, m: dict, weights: tuple[int, int]) -> None:
         dtype = c.get(tensor, "dtype", where, (str,))
         if dtype not in DTYPE_BYTES:
             c.fail(f"{where}dtype", f"{dtype!r} is not one of {', '.join(DTYPE_BYTES)}")
-        layout = LAYOUTS.get(tensor["layout"])
-        if layout is not None and len(shape) != 2:
+        packed_bytes = PACKED_BYTES.get(tensor["layout"])
+        if packed_bytes is not None and len(shape) != 2:
             c.fail(f"{where}shape", f"{shape} is not (out, in) of a {tensor['layout']} matrix")
-        needed = layout.packed_bytes(*shape) if layout is not None else math.prod(shape) * DTYPE_BYTES[dtype]
+        needed = packed_bytes(*shape) if packed_bytes is not None else math.prod(shape) * DTYPE_BYTES[dtype]
         if end - start != needed:
             c.fail(f"{where}bytes", f"is {end - start}, its shape {shape} as {tensor['layout']} takes {needed}")
     spans.sort()

@@ -135,10 +135,22 @@ def attention_scratch(heads: int, kv_heads: int, head_dim: int, positions: int) 
     return group * (positions + 1) + 4 * head_dim
 
 
+def q4_groups(dim: int) -> int:
+    """Scales of one row of a 4-bit table: bn_q4_groups in bitnet.h."""
+    return -(-dim // defines()["BN_Q4_GROUP"])
+
+
+def q4_row_bytes(dim: int) -> int:
+    """Bytes of one row of a 4-bit table, padded to whole chunks: bn_q4_row_bytes in bitnet.h."""
+    chunk = defines()["BN_Q4_CHUNK"]
+    return -(-dim // chunk) * (chunk // 2)
+
+
 def _size_functions() -> dict:
     from bitnet_wasm.wasm_kernels import layouts
 
-    return {"attention_scratch": attention_scratch, **{name: getattr(layouts, name) for name in layouts.SIZE_FUNCTIONS}}
+    return {"attention_scratch": attention_scratch, "q4_groups": q4_groups, "q4_row_bytes": q4_row_bytes,
+            **{name: getattr(layouts, name) for name in layouts.SIZE_FUNCTIONS}}
 
 
 def check_call(sig: Signature, args: tuple) -> dict[str, int]:

@@ -5,7 +5,7 @@
  * - Pointer arguments carry their element count as a bracketed comment, e.g. float *y [n*dim].
  *   The Python binding (wasm_kernels/abi.py) reads those to check every array before a call, so C
  *   never reads or writes past what it was given. Names in brackets are the scalar arguments
- *   or size functions of bitnet_wasm.kernels.layouts.
+ *   or size functions of wasm_kernels/abi.py and layouts.py.
  * - Matrices are row-major; n is the number of tokens (rows of activations).
  * - f16 and bf16 values travel as uint16_t bit patterns.
  */
@@ -124,25 +124,50 @@ BN_API void bn_embed_f32(const float *table /*[vocab*dim]*/, const int32_t *ids 
 BN_API void bn_embed_f16(const uint16_t *table /*[vocab*dim]*/, const int32_t *ids /*[n]*/, float *y /*[n*dim]*/, int n, int dim, int vocab);
 BN_API void bn_embed_bf16(const uint16_t *table /*[vocab*dim]*/, const int32_t *ids /*[n]*/, float *y /*[n*dim]*/, int n, int dim, int vocab);
 BN_API void bn_embed_q8(const int8_t *table /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int32_t *ids /*[n]*/, float *y /*[n*dim]*/, int n, int dim, int vocab); /* q * row_scale */
-#define BN_Q7_ZERO 64  /* 7-bit tables store q + BN_Q7_ZERO, q in -63..63 */
+/* 7-bit tables store q + BN_Q7_ZERO, q in -63..63 */
+#define BN_Q7_ZERO 64
 BN_API void bn_embed_q7(const uint8_t *table /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int32_t *ids /*[n]*/, float *y /*[n*dim]*/, int n, int dim, int vocab); /* (code - BN_Q7_ZERO) * row_scale */
+/* 4-bit tables: codes q + BN_Q4_ZERO in 1..15 (q in -7..7), two per byte, and an f32 scale per
+ * group of BN_Q4_GROUP columns of a row (the last group of a row may be shorter): value = q * scale.
+ * A row is whole chunks of BN_Q4_CHUNK columns in BN_Q4_CHUNK / 2 bytes, padded with BN_Q4_ZERO
+ * (weight 0); byte j of chunk m holds column BN_Q4_CHUNK*m + j in its low nibble and
+ * BN_Q4_CHUNK*m + BN_Q4_CHUNK/2 + j in its high one, so each nibble plane meets 16 consecutive
+ * activations. Sizes: q4_row_bytes(dim) bytes and q4_groups(dim) scales a row (abi.py). */
+#define BN_Q4_ZERO 8
+#define BN_Q4_GROUP 64
+#define BN_Q4_CHUNK 32
+_Static_assert(BN_Q4_CHUNK == 32 && BN_Q4_GROUP % BN_Q4_CHUNK == 0, "kernels read a chunk as one v128, a group as whole chunks");
+static inline int bn_q4_groups(int dim) { return (dim + BN_Q4_GROUP - 1) / BN_Q4_GROUP; }
+static inline int bn_q4_row_bytes(int dim) { return (dim + BN_Q4_CHUNK - 1) / BN_Q4_CHUNK * (BN_Q4_CHUNK / 2); }
+static inline int bn_q4_code(const uint8_t *row, int i) {  /* column i's code: the layout above, one element at a time */
+    const uint8_t byte = row[i / BN_Q4_CHUNK * (BN_Q4_CHUNK / 2) + i % (BN_Q4_CHUNK / 2)];
+    return i % BN_Q4_CHUNK < BN_Q4_CHUNK / 2 ? byte & 0x0F : byte >> 4;
+}
+BN_API void bn_embed_q4(const uint8_t *table /*[vocab*q4_row_bytes(dim)]*/, const float *group_scale /*[vocab*q4_groups(dim)]*/, const int32_t *ids /*[n]*/, float *y /*[n*dim]*/, int n, int dim, int vocab); /* (code - BN_Q4_ZERO) * its group's scale */
 
 /* ---- head.c: logits[t, v] = x[t] . E[v] ----
  * f16 rows: f32 products summed in the four-lane order of simd.h; E must be finite (no inf/nan:
  *   the SIMD path converts only finite halves, as the build guarantees).
  * int8 rows: exact int32 dot of quantized x with E, logits = acc * row_scale[v] / xscale[t].
  * 7-bit rows: the same with acc = dot(xq[t], E[v] - BN_Q7_ZERO), through the relaxed i8 x i7 dot
- *   of the ternary kernels in the relaxed builds (the same exact int32 in every build). */
+ *   of the ternary kernels in the relaxed builds (the same exact int32 in every build).
+ * 4-bit rows: per group g of the row, the exact int32 d_g = dot(xq[t], codes) - BN_Q4_ZERO * sum(xq[t])
+ *   over the group's columns; acc = 0.0f, then acc = acc + (float)d_g * group_scale[v][g] for g in
+ *   order (f32, no fused multiply-add); logits = acc / xscale[t]; the dots in the relaxed dot form in use
+ *   (bn_set_dot_form), i16 dots in the SIMD128 builds. */
 BN_API void bn_head_f16(const uint16_t *E /*[vocab*dim]*/, const float *x /*[n*dim]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 BN_REF_API void bn_head_f16_ref(const uint16_t *E /*[vocab*dim]*/, const float *x /*[n*dim]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 BN_API void bn_head_q8(const int8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 BN_REF_API void bn_head_q8_ref(const int8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 BN_API void bn_head_q7(const uint8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 BN_REF_API void bn_head_q7_ref(const uint8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
+BN_API void bn_head_q4(const uint8_t *E /*[vocab*q4_row_bytes(dim)]*/, const float *group_scale /*[vocab*q4_groups(dim)]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
+BN_REF_API void bn_head_q4_ref(const uint8_t *E /*[vocab*q4_row_bytes(dim)]*/, const float *group_scale /*[vocab*q4_groups(dim)]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 /* _rows: only the vocabulary rows v0 <= v < v1 */
 BN_API void bn_head_f16_rows(const uint16_t *E /*[vocab*dim]*/, const float *x /*[n*dim]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim, int v0, int v1);
 BN_API void bn_head_q8_rows(const int8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim, int v0, int v1);
 BN_API void bn_head_q7_rows(const uint8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim, int v0, int v1);
+BN_API void bn_head_q4_rows(const uint8_t *E /*[vocab*q4_row_bytes(dim)]*/, const float *group_scale /*[vocab*q4_groups(dim)]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim, int v0, int v1);
 
 /* ---- parallel.c: the ops the forward pass splits among threads ----
  * The threaded wasm builds (BN_THREADS=1) run the caller (the leader) and threads-1 followers over
@@ -161,6 +186,7 @@ BN_API void bn_bitlinear3_parallel(int layout, const uint8_t *w0 /*[layout_bytes
 BN_API void bn_head_f16_parallel(const uint16_t *E /*[vocab*dim]*/, const float *x /*[n*dim]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 BN_API void bn_head_q8_parallel(const int8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 BN_API void bn_head_q7_parallel(const uint8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
+BN_API void bn_head_q4_parallel(const uint8_t *E /*[vocab*q4_row_bytes(dim)]*/, const float *group_scale /*[vocab*q4_groups(dim)]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 BN_API void bn_attention_parallel(const float *q /*[n*heads*head_dim]*/, const uint16_t *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const uint16_t *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[BN_MAX_THREADS*attention_scratch(heads, kv_heads, head_dim, pos0+n)]*/, int n, int heads, int kv_heads, int head_dim, int pos0);
 BN_API void bn_attention_f32_parallel(const float *q /*[n*heads*head_dim]*/, const float *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const float *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[BN_MAX_THREADS*attention_scratch(heads, kv_heads, head_dim, pos0+n)]*/, int n, int heads, int kv_heads, int head_dim, int pos0);
 

@@ -80,3 +80,28 @@ void bn_embed_q7(const uint8_t *table, const float *row_scale, const int32_t *id
         for (; i < dim; i++) y[i] = (float)(row[i] - BN_Q7_ZERO) * s;
     }
 }
+
+/* y[0..16) = q (16 x i8) * scale */
+static void store_q16(float *y, v128_t q, v128_t scale) {
+    const v128_t lo = wasm_i16x8_extend_low_i8x16(q), hi = wasm_i16x8_extend_high_i8x16(q);
+    wasm_v128_store(y, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(lo)), scale));
+    wasm_v128_store(y + 4, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(lo)), scale));
+    wasm_v128_store(y + 8, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(hi)), scale));
+    wasm_v128_store(y + 12, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(hi)), scale));
+}
+
+void bn_embed_q4(const uint8_t *table, const float *group_scale, const int32_t *ids, float *y, int n, int dim, int vocab) {
+    const int row_bytes = bn_q4_row_bytes(dim), groups = bn_q4_groups(dim), whole = dim / BN_Q4_CHUNK;
+    const v128_t nibble = wasm_i8x16_splat(0x0F), zero = wasm_i8x16_splat(BN_Q4_ZERO);
+    for (int t = 0; t < n; t++, y += dim) {
+        if (!in_vocab(ids[t], vocab)) { zero_row(y, dim); continue; }
+        const uint8_t *row = table + (size_t)ids[t] * row_bytes;
+        const float *scale = group_scale + (size_t)ids[t] * groups;
+        for (int m = 0; m < whole; m++) {  /* one chunk: its two nibble planes, 16 columns each */
+            const v128_t codes = wasm_v128_load(row + m * (BN_Q4_CHUNK / 2)), s = wasm_f32x4_splat(scale[m * BN_Q4_CHUNK / BN_Q4_GROUP]);
+            store_q16(y + m * BN_Q4_CHUNK, wasm_i8x16_sub(wasm_v128_and(codes, nibble), zero), s);
+            store_q16(y + m * BN_Q4_CHUNK + BN_Q4_CHUNK / 2, wasm_i8x16_sub(wasm_v128_and(wasm_u16x8_shr(codes, 4), nibble), zero), s);
+        }
+        for (int i = whole * BN_Q4_CHUNK; i < dim; i++) y[i] = (float)(bn_q4_code(row, i) - BN_Q4_ZERO) * scale[i / BN_Q4_GROUP];
+    }
+}

@@ -1,4 +1,4 @@
-/* The LM head: logits[t, v] = x[t] . E[v] over an f16, int8 or 7-bit embedding matrix (tied weights). */
+/* The LM head: logits[t, v] = x[t] . E[v] over an f16, int8, 7-bit or 4-bit embedding matrix (tied weights). */
 #include "bitnet.h"
 #include "bitlinear.h"
 #include "dot_f16.h"
@@ -137,4 +137,138 @@ void bn_head_q7_rows(const uint8_t *E, const float *row_scale, const int8_t *xq,
 
 void bn_head_q7(const uint8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim) {
     bn_head_q7_rows(E, row_scale, xq, xscale, logits, n, vocab, dim, 0, vocab);
+}
+
+/* 4-bit rows (bitnet.h): group by group, an exact int32 of codes less BN_Q4_ZERO per activation,
+ * scaled and summed in f32 in group order; every path does those f32 steps in that order. */
+static int32_t q4_group_dot_ref(const uint8_t *row, const int8_t *x, int begin, int end) {
+    int32_t dot = 0, sum = 0;
+    for (int i = begin; i < end; i++) {
+        dot += (int32_t)x[i] * bn_q4_code(row, i);
+        sum += x[i];
+    }
+    return dot - BN_Q4_ZERO * sum;
+}
+
+static float q4_logit_ref(const uint8_t *row, const float *group_scale, const int8_t *x, float xscale, int dim) {
+    float acc = 0.0f;
+    for (int g = 0, begin = 0; begin < dim; g++, begin += BN_Q4_GROUP) {
+        const int end = begin + BN_Q4_GROUP < dim ? begin + BN_Q4_GROUP : dim;
+        acc = acc + (float)q4_group_dot_ref(row, x, begin, end) * group_scale[g];
+    }
+    return acc / xscale;
+}
+
+static void q4_rows_ref(const uint8_t *E, const float *group_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim, int v0, int v1) {
+    const int row_bytes = bn_q4_row_bytes(dim), groups = bn_q4_groups(dim);
+    for (int v = v0; v < v1; v++)
+        for (int t = 0; t < n; t++)
+            logits[(size_t)t * vocab + v] = q4_logit_ref(E + (size_t)v * row_bytes, group_scale + (size_t)v * groups, xq + (size_t)t * dim, xscale[t], dim);
+}
+
+void bn_head_q4_ref(const uint8_t *E, const float *group_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim) {
+    q4_rows_ref(E, group_scale, xq, xscale, logits, n, vocab, dim, 0, vocab);
+}
+
+/* The SIMD paths sum a group's exact dot(x, codes) in the build's dot form: codes 0..15 are 7-bit
+ * operands of the relaxed dot. In the i16 form each lane takes 2 * Q4_CHUNKS_PER_GROUP pair sums of
+ * at most 2 * 128 * 15: within i16 for one group, widened to i32 at its end. */
+#define Q4_CHUNKS_PER_GROUP (BN_Q4_GROUP / BN_Q4_CHUNK)
+_Static_assert(2 * Q4_CHUNKS_PER_GROUP * 2 * 128 * 15 <= 32767, "a group's i16 sums fit in i16");
+#if BN_RELAXED
+BN_INLINE v128_t q4_dot(int form, v128_t x, v128_t codes, v128_t acc) { return relaxed_dot(form, x, codes, acc); }
+BN_INLINE v128_t q4_widen(int form, v128_t acc) { return relaxed_widen(form, acc); }
+#else /* i16 dots into i32 lanes (the widened x shared by the four rows once inlined) */
+BN_INLINE v128_t q4_dot(int form, v128_t x, v128_t codes, v128_t acc) {
+    return dot16_i8(wasm_i16x8_extend_low_i8x16(x), wasm_i16x8_extend_high_i8x16(x), codes, acc);
+}
+BN_INLINE v128_t q4_widen(int form, v128_t acc) { return acc; }
+#endif
+
+/* lane r = the total of acc[r]'s lanes (integers: exact in any order) */
+BN_INLINE v128_t i32x4_totals(const v128_t acc[4]) {
+    const v128_t ab = wasm_i32x4_add(wasm_i32x4_shuffle(acc[0], acc[1], 0, 4, 1, 5), wasm_i32x4_shuffle(acc[0], acc[1], 2, 6, 3, 7));
+    const v128_t cd = wasm_i32x4_add(wasm_i32x4_shuffle(acc[2], acc[3], 0, 4, 1, 5), wasm_i32x4_shuffle(acc[2], acc[3], 2, 6, 3, 7));
+    return wasm_i32x4_add(wasm_i32x4_shuffle(ab, cd, 0, 1, 4, 5), wasm_i32x4_shuffle(ab, cd, 2, 3, 6, 7));
+}
+
+/* acc[r] += the dots of chunk m of row r (at e + r * row_bytes) with its 32 activations x */
+BN_INLINE void q4_chunk(int form, const uint8_t *e, size_t row_bytes, int m, const int8_t *x, v128_t acc[4]) {
+    const v128_t nibble = wasm_i8x16_splat(0x0F), x_low = wasm_v128_load(x), x_high = wasm_v128_load(x + BN_Q4_CHUNK / 2);
+    for (int r = 0; r < 4; r++) {
+        const v128_t codes = wasm_v128_load(e + r * row_bytes + (size_t)m * (BN_Q4_CHUNK / 2));
+        acc[r] = q4_dot(form, x_low, wasm_v128_and(codes, nibble), acc[r]);
+        acc[r] = q4_dot(form, x_high, wasm_v128_and(wasm_u16x8_shr(codes, 4), nibble), acc[r]);
+    }
+}
+
+/* logit = logit + (float)(group dots - zero_sum) * the rows' scales of group g: the reference's step, lane r for row r */
+BN_INLINE v128_t q4_group_step(int form, v128_t logit, v128_t acc[4], int32_t zero_sum, const float *s, int groups, int g) {
+    for (int r = 0; r < 4; r++) acc[r] = q4_widen(form, acc[r]);
+    const v128_t d = wasm_i32x4_sub(i32x4_totals(acc), wasm_i32x4_splat(zero_sum));
+    const v128_t scale = wasm_f32x4_make(s[g], s[groups + g], s[2 * groups + g], s[3 * groups + g]);
+    return wasm_f32x4_add(logit, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(d), scale));
+}
+
+/* logits of rows e[0..4) (scales s) for one token: whole groups of whole chunks, then the last group
+ * (its chunks past `whole` read the zero-padded tail of x) */
+BN_INLINE v128_t q4_rows4(int form, const uint8_t *e, const float *s, int row_bytes, int dim, const int8_t *x, const int8_t *tail, const int32_t *zero_sum) {
+    const int groups = bn_q4_groups(dim), whole = dim / BN_Q4_CHUNK, whole_groups = dim / BN_Q4_GROUP;
+    v128_t logit = wasm_f32x4_splat(0.0f);
+    for (int g = 0; g < whole_groups; g++) {
+        v128_t acc[4] = { wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0) };
+        for (int c = 0; c < Q4_CHUNKS_PER_GROUP; c++) {
+            const int m = g * Q4_CHUNKS_PER_GROUP + c;
+            q4_chunk(form, e, (size_t)row_bytes, m, x + m * BN_Q4_CHUNK, acc);
+        }
+        logit = q4_group_step(form, logit, acc, zero_sum[g], s, groups, g);
+    }
+    if (whole_groups < groups) {
+        v128_t acc[4] = { wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0) };
+        for (int m = whole_groups * Q4_CHUNKS_PER_GROUP; m * BN_Q4_CHUNK < dim; m++)
+            q4_chunk(form, e, (size_t)row_bytes, m, m < whole ? x + m * BN_Q4_CHUNK : tail, acc);
+        logit = q4_group_step(form, logit, acc, zero_sum[whole_groups], s, groups, whole_groups);
+    }
+    return logit;
+}
+
+#define Q4_TOKENS 64        /* tokens whose group sums and last partial chunk are taken once per call */
+#define Q4_SUM_WORDS 4096   /* group sums those tokens may hold (16 KB of stack): wider rows than 262144 take the reference path */
+
+/* four rows at a time, as bn_head_q7_rows, each token's group sums taken once */
+BN_INLINE void q4_rows(int form, const uint8_t *E, const float *group_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim, int first, int last) {
+    const int groups = bn_q4_groups(dim), row_bytes = bn_q4_row_bytes(dim), whole = dim / BN_Q4_CHUNK;
+    const int block = Q4_SUM_WORDS / groups < Q4_TOKENS ? Q4_SUM_WORDS / groups : Q4_TOKENS;
+    int32_t zero_sum[Q4_SUM_WORDS];         /* BN_Q4_ZERO * sum(x) over each group of each token of the block */
+    int8_t tail[Q4_TOKENS][BN_Q4_CHUNK];    /* each token's last partial chunk, zero-padded */
+    for (int t0 = 0; t0 < n; t0 += block) {
+        const int tn = n - t0 < block ? n - t0 : block;
+        for (int t = 0; t < tn; t++) {
+            const int8_t *x = xq + (size_t)(t0 + t) * dim;
+            for (int g = 0, begin = 0; g < groups; g++, begin += BN_Q4_GROUP)
+                zero_sum[t * groups + g] = BN_Q4_ZERO * bn_token_sum(x + begin, (begin + BN_Q4_GROUP < dim ? begin + BN_Q4_GROUP : dim) - begin);
+            if (whole * BN_Q4_CHUNK < dim) bn_pad_tail(tail[t], x + whole * BN_Q4_CHUNK, dim - whole * BN_Q4_CHUNK, BN_Q4_CHUNK);
+        }
+        int v = first;
+        for (; v + 4 <= last; v += 4)
+            for (int t = 0; t < tn; t++) {
+                const v128_t logit = q4_rows4(form, E + (size_t)v * row_bytes, group_scale + (size_t)v * groups, row_bytes, dim,
+                                              xq + (size_t)(t0 + t) * dim, tail[t], zero_sum + t * groups);
+                float out[4];
+                wasm_v128_store(out, wasm_f32x4_div(logit, wasm_f32x4_splat(xscale[t0 + t])));
+                for (int r = 0; r < 4; r++) logits[(size_t)(t0 + t) * vocab + v + r] = out[r];
+            }
+        q4_rows_ref(E, group_scale, xq + (size_t)t0 * dim, xscale + t0, logits + (size_t)t0 * vocab, tn, vocab, dim, v, last);
+    }
+}
+
+void bn_head_q4_rows(const uint8_t *E, const float *group_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim, int v0, int v1) {
+    const int first = v0 > 0 ? v0 : 0, last = v1 < vocab ? v1 : vocab;
+    if (bn_q4_groups(dim) > Q4_SUM_WORDS) q4_rows_ref(E, group_scale, xq, xscale, logits, n, vocab, dim, first, last);
+    else if (BN_RELAXED && bn_dot_form_in_use == BN_DOT_I32) q4_rows(BN_DOT_I32, E, group_scale, xq, xscale, logits, n, vocab, dim, first, last);
+    else q4_rows(BN_DOT_I16, E, group_scale, xq, xscale, logits, n, vocab, dim, first, last);
+}
+
+void bn_head_q4(const uint8_t *E, const float *group_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim) {
+    bn_head_q4_rows(E, group_scale, xq, xscale, logits, n, vocab, dim, 0, vocab);
 }

@@ -125,6 +125,10 @@ static void head_q7_rows(const Job *j, int begin, int end, int thread) {
     bn_head_q7_rows(j->head.E, j->head.row_scale, j->head.x, j->head.xscale, j->head.logits, j->head.n, j->head.vocab, j->head.dim, begin, end);
 }
 
+static void head_q4_rows(const Job *j, int begin, int end, int thread) {
+    bn_head_q4_rows(j->head.E, j->head.row_scale, j->head.x, j->head.xscale, j->head.logits, j->head.n, j->head.vocab, j->head.dim, begin, end);
+}
+
 static float *attention_scratch(const Job *j, int thread) {
     return j->attention.scratch + (size_t)thread * bn_attention_scratch(j->attention.heads, j->attention.kv_heads, j->attention.head_dim, j->attention.pos0 + j->attention.n);
 }
@@ -180,6 +184,10 @@ void bn_head_q8_parallel(const int8_t *E, const float *row_scale, const int8_t *
 
 void bn_head_q7_parallel(const uint8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim) {
     dispatch((Job){ .run = head_q7_rows, .count = vocab, .grain = VOCAB_GRAIN, .head = { E, row_scale, xq, xscale, logits, n, vocab, dim } }, (long long)vocab * dim * n);
+}
+
+void bn_head_q4_parallel(const uint8_t *E, const float *group_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim) {
+    dispatch((Job){ .run = head_q4_rows, .count = vocab, .grain = VOCAB_GRAIN, .head = { E, group_scale, xq, xscale, logits, n, vocab, dim } }, (long long)vocab * dim * n);
 }
 
 /* query heads per kv head: a chunk of whole groups converts each cache row once (attention.c) */

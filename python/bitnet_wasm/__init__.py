@@ -8,7 +8,7 @@ __all__ = ["build", "load"]
 
 def build(model_path, out_dir, **options):
     """Compile a checkpoint directory into a site in out_dir; returns the manifest's path.
-    options: context, shard_mb, embed ("auto" | "f16" | "q8" | "q7"), layout ("auto" | "mad" | "lut"), chunk, wasm, progress."""
+    options: context, shard_mb, embed ("auto" | "f16" | "q8" | "q7" | "q4"), layout ("auto" | "mad" | "lut"), chunk, wasm, progress."""
     from bitnet_wasm.compiler.pipeline import build as build_site
 
     return build_site(model_path, out_dir, **options)

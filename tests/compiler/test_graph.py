@@ -107,6 +107,11 @@ def test_options_choose_kernels_and_layouts():
     q7 = build_graph(TINY, BuildOptions(embed="q7"))
     assert [op.kind for op in q7.prologue] == ["embed_q7"] and [op.kind for op in q7.epilogue] == ["rmsnorm", "quantize", "head_q7"]
     assert q7.weights["embed"].dtype == "u8" and q7.weights["embed.row_scale"].packing == "q7_scale"
+    q4 = build_graph(TINY, BuildOptions(embed="q4"))
+    assert [op.kind for op in q4.prologue] == ["embed_q4"] and [op.kind for op in q4.epilogue] == ["rmsnorm", "quantize", "head_q4"]
+    # 48 columns: one group of 48 (a shorter last group), two chunks of 32 (the second padded)
+    assert (q4.weights["embed"].shape, q4.weights["embed"].nbytes) == ((97, 48), 97 * 32)
+    assert (q4.weights["embed.group_scale"].packing, q4.weights["embed.group_scale"].shape) == ("q4_scale", (97, 1))
     binary = build_graph(TINY, binary=True)
     assert binary.linear_layout == "binary" and binary.weights["layers.0.k_proj"].packing == "binary"
 
@@ -136,7 +141,7 @@ def test_context_defaults_to_model_max_capped_at_2048():
 @pytest.mark.parametrize("options, config, message", [
     (BuildOptions(context=301), TINY, "--context 301: must be between 1 and the model's max_position 300"),
     (BuildOptions(context=0), TINY, "--context 0"),
-    (BuildOptions(embed="f8"), TINY, "--embed f8: choose one of auto, f16, q8, q7"),
+    (BuildOptions(embed="f8"), TINY, "--embed f8: choose one of auto, f16, q8, q7, q4"),
     (BuildOptions(layout="binary"), TINY, "--layout binary: choose one of auto, measured, mad, lut"),
     (BuildOptions(layout="auto"), TINY, "--layout auto: no ternary layout for the linear shapes"),
     (BuildOptions(chunk=0), TINY, "chunk 0"),

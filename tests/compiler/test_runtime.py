@@ -75,13 +75,23 @@ def test_logits_and_greedy_tokens_match_the_reference(tmp_path, family, seed):
     assert result.tokens == reference_greedy(written.path, ids[:6], GREEDY_STEPS)
 
 
-@pytest.mark.parametrize("embed, steps", [("q8", 127), ("q7", 63)])
-def test_quantized_embeddings_with_lut_layout_match_the_reference(tmp_path, embed, steps):
-    written = write_bitnet_packed(tmp_path / "hf", seed=4, dtype="float32", tied=False, **SHAPE_A)
+def representable(table, steps, group):
+    """table rounded to `steps` steps each side of zero per group of columns (the last group shorter)."""
+    vocab, dim = table.shape
+    grouped = np.zeros((vocab, -(-dim // group), group), np.float32)
+    grouped.reshape(vocab, -1)[:, :dim] = table
+    scale = np.abs(grouped).max(axis=2, keepdims=True) / steps
+    return (np.rint(grouped / scale) * scale).astype(np.float32).reshape(vocab, -1)[:, :dim]
+
+
+# q4's scales per group of 64 columns: a hidden size of one whole group and a shorter one (80 = 64 + 16)
+@pytest.mark.parametrize("embed, steps, group, shape", [("q8", 127, None, SHAPE_A), ("q7", 63, None, SHAPE_A),
+                                                         ("q4", 7, 64, dict(SHAPE_A, hidden=80, heads=5))])
+def test_quantized_embeddings_with_lut_layout_match_the_reference(tmp_path, embed, steps, group, shape):
+    written = write_bitnet_packed(tmp_path / "hf", seed=4, dtype="float32", tied=False, **shape)
     for name in ("model.embed_tokens.weight", "lm_head.weight"):  # tables the format represents exactly
         t = written.tensors[name]
-        scale = np.abs(t).max(axis=1, keepdims=True) / steps
-        written.tensors[name] = (np.rint(t / scale) * scale).astype(np.float32)
+        written.tensors[name] = representable(t, steps, group or t.shape[1])
     write_safetensors(written.path, {n: ("uint8" if t.dtype == np.uint8 else "float32", t) for n, t in written.tensors.items()})
     bitnet_wasm.build(written.path, tmp_path / "site", embed=embed, layout="lut", chunk=8, wasm=False, progress=False)
     manifest = json.loads((tmp_path / "site/model/manifest.json").read_text())

@@ -8,7 +8,8 @@ import pytest
 from bitnet_wasm.compiler.checkpoint import BitLinear, Checkpoint, ModelConfig
 from bitnet_wasm.compiler.graph import BuildOptions, build_graph
 from bitnet_wasm.compiler.plan import plan_memory
-from bitnet_wasm.compiler.shards import PackError, ShardWriter, pack_weight, q7_rows, q8_rows, write_shards
+from bitnet_wasm.compiler.shards import PackError, ShardWriter, pack_weight, q4_groups, q4_pack, q4_unpack, q7_rows, q8_rows, write_shards
+from bitnet_wasm.wasm_kernels.abi import q4_row_bytes
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 TINY = ModelConfig("bitnet", vocab_size=50, hidden_size=32, intermediate_size=40, num_layers=2, num_heads=2,
@@ -76,6 +77,47 @@ def test_q7_rows_are_codes_of_63_steps_each_side_of_zero():
     assert codes.dtype == np.uint8 and codes.min() >= 1 and codes.max() <= 127 and np.abs(q).max() == 63
     assert np.all(np.abs(q * scale[:, None] - table) <= 0.5 * scale[:, None] + 1e-7)
     assert np.all(codes[3] == 64) and scale[3] == 1
+
+
+def test_q4_groups_are_codes_of_7_steps_each_side_of_zero_per_group_of_64():
+    table = np.random.default_rng(2).standard_normal((20, 70)).astype(np.float32)
+    table[3] = 0
+    table[5, 64:] = 0  # a zero last group (6 columns: shorter than the others)
+    table[6, 10] = 50  # an outlier moves only its own group's scale
+    codes, scale = q4_groups(table)
+    q = codes.astype(np.int32) - 8
+    assert codes.dtype == np.uint8 and codes.min() >= 1 and codes.max() <= 15 and scale.shape == (20, 2)
+    per_column = np.repeat(scale, 64, axis=1)[:, :70]
+    assert np.all(np.abs(q * per_column - table) <= 0.5 * per_column + 1e-6)
+    assert np.abs(q[:, :64]).max(axis=1).tolist() == [0 if v == 3 else 7 for v in range(20)]
+    assert np.all(codes[3] == 8) and np.all(scale[3] == 1) and scale[5, 1] == 1 and np.all(codes[5, 64:] == 8)
+    assert scale[6, 0] == np.float32(50) / 7 and scale[6, 1] == np.abs(table[6, 64:]).max() / np.float32(7)
+
+
+def test_q4_pack_lays_out_rows_as_bitnet_h_states():
+    """Byte j of a row's 16-byte chunk m: column 32m + j in the low nibble, 32m + 16 + j in the high one;
+    the row padded to whole chunks with code 8 (weight 0)."""
+    codes = np.random.default_rng(3).integers(1, 16, (5, 70), dtype=np.uint8)
+    packed = q4_pack(codes)
+    assert packed.dtype == np.uint8 and packed.shape == (5, q4_row_bytes(70)) == (5, 48)
+    padded = np.concatenate([codes, np.full((5, 96 - 70), 8, np.uint8)], axis=1)
+    for column in range(96):
+        byte = packed[:, column // 32 * 16 + column % 16]
+        assert np.array_equal(byte & 0x0F if column % 32 < 16 else byte >> 4, padded[:, column]), column
+    assert np.array_equal(q4_unpack(packed, 70), codes)
+
+
+def test_q4_table_packs_to_the_planned_bytes_and_names_a_bad_shape():
+    graph = build_graph(TINY, BuildOptions(embed="q4"))
+    table, scale = graph.weights["embed"], graph.weights["embed.group_scale"]
+    assert (table.shape, table.nbytes, scale.shape, scale.nbytes) == ((50, 32), 50 * 16, (50, 1), 50 * 4)
+    ckpt = checkpoint()
+    packed = pack_weight(table, ckpt).reshape(50, 16)
+    codes, group_scale = q4_groups(ckpt.tensors["embed"])
+    assert np.array_equal(packed, q4_pack(codes)) and pack_weight(scale, ckpt).view("<f4").tolist() == group_scale[:, 0].tolist()
+    ckpt.tensors["embed"] = ckpt.tensors["embed"][:, :31]
+    with pytest.raises(PackError, match=r"memory: tensor embed has shape \(50, 31\), expected \(50, 32\)"):
+        pack_weight(scale, ckpt)
 
 
 @pytest.mark.parametrize("breakage, message", [

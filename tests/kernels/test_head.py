@@ -1,7 +1,9 @@
-"""bn_head_f16 / bn_head_q8 / bn_head_q7 (logits = x . E[v]) against numpy: f16 in float64 with a
-dot-product error bound, int8 and 7-bit exactly."""
+"""bn_head_f16 / bn_head_q8 / bn_head_q7 / bn_head_q4 (logits = x . E[v]) against numpy: f16 in
+float64 with a dot-product error bound, int8, 7-bit and 4-bit exactly."""
 import numpy as np
 import pytest
+
+from bitnet_wasm.compiler.shards import Q4_GROUP, Q4_ZERO, q4_pack  # the table as the compiler writes it (its layout: test_shards.py)
 
 # (n, vocab, dim)
 SHAPES = [(1, 1, 1), (1, 3, 17), (2, 17, 3), (3, 100, 129), (1, 129, 100), (2, 64, 2560)]
@@ -47,6 +49,37 @@ def make_q7(rng, n, vocab, dim):
 
 def reference_q7(codes, row_scale, xq, xscale):
     return reference_q8(codes.astype(np.int32) - Q7_ZERO, row_scale, xq, xscale)
+
+
+# beyond SHAPES: groups whole and not, chunks whole and not, more tokens than one block of sums, and rows
+# whose group sums take the whole stack buffer (262144: one token a block) or more (the reference path)
+Q4_SHAPES = SHAPES + [(2, 7, 515), (3, 9, 64), (2, 6, 96), (3, 5, 160), (70, 5, 40), (3, 5, 262144), (2, 5, 262144 + 64)]
+
+
+
+def make_q4(rng, n, vocab, dim):
+    """(codes, group scales, xq, xscale): q4_pack(codes) is the kernels' table."""
+    _, _, xq, xscale = make_q8(rng, n, vocab, dim)
+    codes = rng.integers(1, 16, (vocab, dim), dtype=np.uint8)
+    return codes, rng.uniform(1e-3, 1e-1, (vocab, -(-dim // Q4_GROUP))).astype(np.float32), xq, xscale
+
+
+def run_q4(lib, name, codes, group_scale, xq, xscale):
+    (vocab, dim), n = codes.shape, xq.shape[0]
+    logits = np.zeros((n, vocab), np.float32)
+    getattr(lib, name)(q4_pack(codes), group_scale, xq, xscale, logits, n, vocab, dim)
+    return logits
+
+
+def reference_q4(codes, group_scale, xq, xscale):
+    """bitnet.h's steps: an exact integer per group, then acc + d * scale in float32 group by group
+    (numpy's float32 * and + round each op as C does), then / xscale."""
+    acc = np.zeros((xq.shape[0], codes.shape[0]), np.float32)
+    for g, begin in enumerate(range(0, xq.shape[1], Q4_GROUP)):
+        columns = slice(begin, begin + Q4_GROUP)
+        d = xq[:, columns].astype(np.int64) @ (codes[:, columns].astype(np.int64) - Q4_ZERO).T
+        acc = acc + d.astype(np.float32) * group_scale[None, :, g]
+    return acc / xscale[:, None]
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -106,3 +139,21 @@ def test_head_q8_extreme_values_stay_exact(lib):
     xq = np.full((1, dim), -128, np.int8)  # acc = 128 * 128 * 4099 needs int32 all the way
     got = run_q8(lib, "bn_head_q8", E, np.ones(5, np.float32), xq, np.ones(1, np.float32))
     np.testing.assert_array_equal(got, np.full((1, 5), np.float32(128 * 128 * dim)))
+
+
+@pytest.mark.parametrize("shape", Q4_SHAPES)
+def test_head_q4_exact(lib, shape):
+    args = make_q4(np.random.default_rng(sum(shape)), *shape)
+    want = reference_q4(*args)
+    for name in ("bn_head_q4", "bn_head_q4_ref"):
+        np.testing.assert_array_equal(run_q4(lib, name, *args).view(np.uint32), want.view(np.uint32), err_msg=name)
+
+
+@pytest.mark.parametrize("code", [1, 15])
+def test_head_q4_extreme_values_stay_exact(lib, code):
+    """The largest products (-128 * 15) through the dot, and every group's exact sum in a long row."""
+    dim = 4099
+    codes = np.full((5, dim), code, np.uint8)
+    xq = np.full((2, dim), -128, np.int8)
+    got = run_q4(lib, "bn_head_q4", codes, np.ones((5, -(-dim // Q4_GROUP)), np.float32), xq, np.ones(2, np.float32))
+    np.testing.assert_array_equal(got, np.full((2, 5), np.float32(-128 * (code - Q4_ZERO) * dim)))

@@ -4,6 +4,7 @@ nothing outside its range, in every build. Threaded runs are tested in Chromium 
 import numpy as np
 import pytest
 
+from bitnet_wasm.compiler.shards import Q4_GROUP, q4_pack
 from bitnet_wasm.wasm_kernels.abi import attention_scratch
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS, layout_id
 
@@ -55,10 +56,12 @@ def test_head_rows_pieces_equal_the_whole(lib):
     row_scale = rng.uniform(1e-3, 1e-1, OUT).astype(np.float32)
     xq = rng.integers(-128, 128, (N, IN), dtype=np.int8)
     xscale = rng.uniform(1, 200, N).astype(np.float32)
+    group_scale = rng.uniform(1e-3, 1e-1, (OUT, -(-IN // Q4_GROUP))).astype(np.float32)
     heads = {
         "f16": lambda logits, *extra: (E16, x, logits, N, OUT, IN, *extra),
         "q8": lambda logits, *extra: (E8, row_scale, xq, xscale, logits, N, OUT, IN, *extra),
         "q7": lambda logits, *extra: (E8.view(np.uint8) >> 1, row_scale, xq, xscale, logits, N, OUT, IN, *extra),
+        "q4": lambda logits, *extra: (q4_pack(E8.view(np.uint8) % 15 + 1), group_scale, xq, xscale, logits, N, OUT, IN, *extra),
     }
     for kind, args_of in heads.items():
         expected = np.zeros((N, OUT), np.float32)

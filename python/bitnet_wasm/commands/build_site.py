@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context", type=int, help="KV cache length in tokens (default: min(model max, 2048))")
     parser.add_argument("--shard-mb", type=float, default=32, help="weight shard size in MiB (default 32)")
     parser.add_argument("--embed", choices=list(EMBED_CHOICES), default=AUTO,
-                        help=f"embedding/head storage: f16, q8 (int8, half the bytes), q7 (7-bit through the relaxed dot, fastest); "
+                        help=f"embedding/head storage: f16, q8 (int8, half the bytes), q7 (7-bit through the relaxed dot), "
+                        f"q4 (4-bit, a scale per 64 columns: a quarter of the bytes, moves the loss more; opt-in); "
                         f"auto (default): q7 from a vocabulary of {Q7_FROM_VOCAB} on, else f16")
     parser.add_argument("--kv", choices=list(KV_CACHES), default="f16",
                         help="KV cache type: f16 (default, half the memory) or f32 (exact: logits as transformers float32)")
