@@ -14,14 +14,19 @@ int bn_set_dot_form(int form) {
 _Static_assert(PLANE_ROWS * PROBE_TILE_BYTES + PROBE_BLOCK_BYTES + PROBE_COLS == BN_DOT_FORM_PROBE_BYTES, "bitnet.h's probe size");
 
 /* Odd reps read the tile one block further on, so no rep repeats the one before it (nothing to hoist). */
-uint32_t bn_dot_form_probe(const uint8_t *mem, int reps) {
+BN_INLINE uint32_t probe_in_form(int form, const uint8_t *mem, int reps) {
     const enum plane_isa isa = BN_RELAXED ? PLANE_RELAXED : PLANE_SIMD128;
     const int8_t *act = (const int8_t *)mem + PLANE_ROWS * PROBE_TILE_BYTES + PROBE_BLOCK_BYTES;
     uint32_t digest = 0;
     for (int rep = 0; rep < reps; rep++) {
         int32_t dots[PLANE_ROWS];
-        plane_tile(isa, bn_dot_form_in_use, mem + (rep & 1) * PROBE_BLOCK_BYTES, act, PROBE_COLS, 2, dots);
+        plane_tile(isa, form, mem + (rep & 1) * PROBE_BLOCK_BYTES, act, PROBE_COLS, 2, dots);
         for (int r = 0; r < PLANE_ROWS; r++) digest = digest * 31u + (uint32_t)dots[r];
     }
     return digest;
+}
+
+/* each form compiled on its own, as the kernels' (bitlinear_planes.h plane_bitlinear) */
+uint32_t bn_dot_form_probe(const uint8_t *mem, int reps) {
+    return BN_RELAXED && bn_dot_form_in_use == BN_DOT_I32 ? probe_in_form(BN_DOT_I32, mem, reps) : probe_in_form(BN_DOT_I16, mem, reps);
 }
