@@ -27,7 +27,7 @@ MEMORY_TARGET = "peak browser memory above idle / wasm memory (relaxed, 1 thread
 def bench(tmp_path_factory):
     """(playwright, session, the demo model prepared): the compare page and the demo site served from one folder, as the compare serves its cache."""
     root = tmp_path_factory.mktemp("compare-cache")
-    shutil.copytree(compare.PAGE_DIR, root / "compare-page")
+    compare._write_page(root)
     bitnet_wasm.build(embedded_model_dir("b1.58"), root / "demo" / "site", layout="mad", progress=False)  # no kernel timing: any layout serves
     with SiteServer(root, "127.0.0.1", 0, quiet=True) as server, sync_playwright() as p:
         yield p, compare._Session(None, server.url, root), compare.Prepared("demo", "the demo model", root / "demo" / "site")
