@@ -11,6 +11,12 @@ __attribute__((no_builtin("memset"))) static void zero_row(float *y, int dim) {
     for (; i < dim; i++) y[i] = 0.0f;
 }
 
+/* y[0..8) = q (8 x i16) * scale */
+static void store_scaled_i16x8(float *y, v128_t q, v128_t scale) {
+    wasm_v128_store(y, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(q)), scale));
+    wasm_v128_store(y + 4, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(q)), scale));
+}
+
 void bn_embed_f32(const float *table, const int32_t *ids, float *y, int n, int dim, int vocab) {
     for (int t = 0; t < n; t++, y += dim) {
         if (!in_vocab(ids[t], vocab)) { zero_row(y, dim); continue; }
@@ -56,11 +62,7 @@ void bn_embed_q8(const int8_t *table, const float *row_scale, const int32_t *ids
         const float s = row_scale[ids[t]];
         const v128_t vs = wasm_f32x4_splat(s);
         int i = 0;
-        for (; i + 8 <= dim; i += 8) {
-            v128_t q = wasm_i16x8_extend_low_i8x16(wasm_v128_load64_zero(row + i));
-            wasm_v128_store(y + i, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(q)), vs));
-            wasm_v128_store(y + i + 4, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(q)), vs));
-        }
+        for (; i + 8 <= dim; i += 8) store_scaled_i16x8(y + i, wasm_i16x8_extend_low_i8x16(wasm_v128_load64_zero(row + i)), vs);
         for (; i < dim; i++) y[i] = (float)row[i] * s;
     }
 }
@@ -72,22 +74,16 @@ void bn_embed_q7(const uint8_t *table, const float *row_scale, const int32_t *id
         const float s = row_scale[ids[t]];
         const v128_t vs = wasm_f32x4_splat(s), zero = wasm_i16x8_splat(BN_Q7_ZERO);
         int i = 0;
-        for (; i + 8 <= dim; i += 8) {
-            v128_t q = wasm_i16x8_sub(wasm_u16x8_extend_low_u8x16(wasm_v128_load64_zero(row + i)), zero);
-            wasm_v128_store(y + i, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(q)), vs));
-            wasm_v128_store(y + i + 4, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(q)), vs));
-        }
+        for (; i + 8 <= dim; i += 8)
+            store_scaled_i16x8(y + i, wasm_i16x8_sub(wasm_u16x8_extend_low_u8x16(wasm_v128_load64_zero(row + i)), zero), vs);
         for (; i < dim; i++) y[i] = (float)(row[i] - BN_Q7_ZERO) * s;
     }
 }
 
 /* y[0..16) = q (16 x i8) * scale */
-static void store_q16(float *y, v128_t q, v128_t scale) {
-    const v128_t lo = wasm_i16x8_extend_low_i8x16(q), hi = wasm_i16x8_extend_high_i8x16(q);
-    wasm_v128_store(y, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(lo)), scale));
-    wasm_v128_store(y + 4, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(lo)), scale));
-    wasm_v128_store(y + 8, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(hi)), scale));
-    wasm_v128_store(y + 12, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(hi)), scale));
+static void store_scaled_i8x16(float *y, v128_t q, v128_t scale) {
+    store_scaled_i16x8(y, wasm_i16x8_extend_low_i8x16(q), scale);
+    store_scaled_i16x8(y + 8, wasm_i16x8_extend_high_i8x16(q), scale);
 }
 
 void bn_embed_q4(const uint8_t *table, const float *group_scale, const int32_t *ids, float *y, int n, int dim, int vocab) {
@@ -99,8 +95,8 @@ void bn_embed_q4(const uint8_t *table, const float *group_scale, const int32_t *
         const float *scale = group_scale + (size_t)ids[t] * groups;
         for (int m = 0; m < whole; m++) {  /* one chunk: its two nibble planes, 16 columns each */
             const v128_t codes = wasm_v128_load(row + m * (BN_Q4_CHUNK / 2)), s = wasm_f32x4_splat(scale[m * BN_Q4_CHUNK / BN_Q4_GROUP]);
-            store_q16(y + m * BN_Q4_CHUNK, wasm_i8x16_sub(wasm_v128_and(codes, nibble), zero), s);
-            store_q16(y + m * BN_Q4_CHUNK + BN_Q4_CHUNK / 2, wasm_i8x16_sub(wasm_v128_and(wasm_u16x8_shr(codes, 4), nibble), zero), s);
+            store_scaled_i8x16(y + m * BN_Q4_CHUNK, wasm_i8x16_sub(wasm_v128_and(codes, nibble), zero), s);
+            store_scaled_i8x16(y + m * BN_Q4_CHUNK + BN_Q4_CHUNK / 2, wasm_i8x16_sub(wasm_v128_and(wasm_u16x8_shr(codes, 4), nibble), zero), s);
         }
         for (int i = whole * BN_Q4_CHUNK; i < dim; i++) y[i] = (float)(bn_q4_code(row, i) - BN_Q4_ZERO) * scale[i / BN_Q4_GROUP];
     }
