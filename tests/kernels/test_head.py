@@ -107,20 +107,18 @@ def test_head_f16_takes_every_finite_half_exactly(lib):
         np.testing.assert_array_equal(fast[0], E[:, column].astype(np.float32))
 
 
-@pytest.mark.parametrize("shape", SHAPES)
-def test_head_q8_exact(lib, shape):
-    args = make_q8(np.random.default_rng(sum(shape)), *shape)
-    want = reference_q8(*args)
-    for name in ("bn_head_q8", "bn_head_q8_ref"):
-        np.testing.assert_array_equal(run_q8(lib, name, *args).view(np.uint32), want.view(np.uint32), err_msg=name)
+# quantized table -> (make, run, reference, shapes): the SIMD path and _ref each equal the numpy reference bit for bit
+QUANTIZED_HEADS = {"q8": (make_q8, run_q8, reference_q8, SHAPES), "q7": (make_q7, run_q8, reference_q7, SHAPES),
+                   "q4": (make_q4, run_q4, reference_q4, Q4_SHAPES)}
 
 
-@pytest.mark.parametrize("shape", SHAPES)
-def test_head_q7_exact(lib, shape):
-    args = make_q7(np.random.default_rng(sum(shape)), *shape)
-    want = reference_q7(*args)
-    for name in ("bn_head_q7", "bn_head_q7_ref"):
-        np.testing.assert_array_equal(run_q8(lib, name, *args).view(np.uint32), want.view(np.uint32), err_msg=name)
+@pytest.mark.parametrize("table, shape", [(table, shape) for table, (*_, shapes) in QUANTIZED_HEADS.items() for shape in shapes])
+def test_quantized_head_exact(lib, table, shape):
+    make, run, reference, _ = QUANTIZED_HEADS[table]
+    args = make(np.random.default_rng(sum(shape)), *shape)
+    want = reference(*args)
+    for name in (f"bn_head_{table}", f"bn_head_{table}_ref"):
+        np.testing.assert_array_equal(run(lib, name, *args).view(np.uint32), want.view(np.uint32), err_msg=name)
 
 
 @pytest.mark.parametrize("code", [1, 127])
@@ -139,14 +137,6 @@ def test_head_q8_extreme_values_stay_exact(lib):
     xq = np.full((1, dim), -128, np.int8)  # acc = 128 * 128 * 4099 needs int32 all the way
     got = run_q8(lib, "bn_head_q8", E, np.ones(5, np.float32), xq, np.ones(1, np.float32))
     np.testing.assert_array_equal(got, np.full((1, 5), np.float32(128 * 128 * dim)))
-
-
-@pytest.mark.parametrize("shape", Q4_SHAPES)
-def test_head_q4_exact(lib, shape):
-    args = make_q4(np.random.default_rng(sum(shape)), *shape)
-    want = reference_q4(*args)
-    for name in ("bn_head_q4", "bn_head_q4_ref"):
-        np.testing.assert_array_equal(run_q4(lib, name, *args).view(np.uint32), want.view(np.uint32), err_msg=name)
 
 
 @pytest.mark.parametrize("code", [1, 15])
