@@ -45,7 +45,7 @@ Q4_ZERO, Q4_GROUP, Q4_CHUNK = (defines()[f"BN_Q4_{name}"] for name in ("ZERO", "
 Q4_STEPS = Q4_ZERO - 1  # q in -Q4_STEPS..Q4_STEPS: codes 1..15
 
 
-def q4_groups(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def q4_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric 4-bit per group of Q4_GROUP columns of a row (the last group may be shorter), codes
     q + Q4_ZERO in 1..15: table ~= (codes - Q4_ZERO) * group_scale repeated over each group's columns."""
     vocab, dim = table.shape
@@ -86,8 +86,8 @@ TENSOR_PACKERS = {
     "q8_scale": lambda name, a: q8_rows(a)[1],
     "q7": lambda name, a: q7_rows(a)[0],
     "q7_scale": lambda name, a: q7_rows(a)[1],
-    "q4": lambda name, a: q4_pack(q4_groups(a)[0]),
-    "q4_scale": lambda name, a: q4_groups(a)[1],
+    "q4": lambda name, a: q4_pack(q4_rows(a)[0]),
+    "q4_scale": lambda name, a: q4_rows(a)[1],
 }
 
 

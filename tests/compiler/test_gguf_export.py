@@ -13,7 +13,7 @@ import pytest
 import bitnet_wasm
 from bitnet_wasm.cli import main as cli
 from bitnet_wasm.compiler.gguf_export import GGUFExportError, _pre_tokenizer, export_gguf
-from bitnet_wasm.compiler.shards import q4_groups
+from bitnet_wasm.compiler.shards import q4_rows
 from bitnet_wasm.compiler.writers import write_1bitllm, write_bitnet_1bit, write_bitnet_packed
 from bitnet_wasm.runtime import load
 
@@ -134,7 +134,7 @@ def test_q4_table_exports_as_the_values_the_site_stores(tmp_path):
     written = write_1bitllm(tmp_path / "hf", tied=True, **dict(ODD_SHAPE, hidden=80, heads=5))  # groups of 64 and 16 columns
     tensors, _ = read_back(export_gguf(build_site(tmp_path, written, embed="q4"), tmp_path / "m.gguf"))
     embed_type, embed = tensors["token_embd.weight"]
-    codes, scale = q4_groups(written.tensors["model.embed_tokens.weight"].astype(np.float32))
+    codes, scale = q4_rows(written.tensors["model.embed_tokens.weight"].astype(np.float32))
     assert embed_type == gguf.GGMLQuantizationType.F32
     assert np.array_equal(embed, (codes.astype(np.float32) - 8) * np.repeat(scale, 64, axis=1)[:, :80])
 

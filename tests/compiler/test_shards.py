@@ -8,7 +8,7 @@ import pytest
 from bitnet_wasm.compiler.checkpoint import BitLinear, Checkpoint, ModelConfig
 from bitnet_wasm.compiler.graph import BuildOptions, build_graph
 from bitnet_wasm.compiler.plan import plan_memory
-from bitnet_wasm.compiler.shards import PackError, ShardWriter, pack_weight, q4_groups, q4_pack, q4_unpack, q7_rows, q8_rows, write_shards
+from bitnet_wasm.compiler.shards import PackError, ShardWriter, pack_weight, q4_pack, q4_rows, q4_unpack, q7_rows, q8_rows, write_shards
 from bitnet_wasm.wasm_kernels.abi import q4_row_bytes
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
@@ -84,7 +84,7 @@ def test_q4_groups_are_codes_of_7_steps_each_side_of_zero_per_group_of_64():
     table[3] = 0
     table[5, 64:] = 0  # a zero last group (6 columns: shorter than the others)
     table[6, 10] = 50  # an outlier moves only its own group's scale
-    codes, scale = q4_groups(table)
+    codes, scale = q4_rows(table)
     q = codes.astype(np.int32) - 8
     assert codes.dtype == np.uint8 and codes.min() >= 1 and codes.max() <= 15 and scale.shape == (20, 2)
     per_column = np.repeat(scale, 64, axis=1)[:, :70]
@@ -113,7 +113,7 @@ def test_q4_table_packs_to_the_planned_bytes_and_names_a_bad_shape():
     assert (table.shape, table.nbytes, scale.shape, scale.nbytes) == ((50, 32), 50 * 16, (50, 1), 50 * 4)
     ckpt = checkpoint()
     packed = pack_weight(table, ckpt).reshape(50, 16)
-    codes, group_scale = q4_groups(ckpt.tensors["embed"])
+    codes, group_scale = q4_rows(ckpt.tensors["embed"])
     assert np.array_equal(packed, q4_pack(codes)) and pack_weight(scale, ckpt).view("<f4").tolist() == group_scale[:, 0].tolist()
     ckpt.tensors["embed"] = ckpt.tensors["embed"][:, :31]
     with pytest.raises(PackError, match=r"memory: tensor embed has shape \(50, 31\), expected \(50, 32\)"):
