@@ -6,6 +6,7 @@
  * Per token and column pair, scratch holds the 16-entry table of a0*w0 + a1*w1 for every index,
  * split into low bytes and high bytes (32 bytes); one swizzle then serves 16 rows at once. */
 #include "bitlinear.h"
+#include "touch.h"
 
 #define LUT_COLS 4
 #define LUT_TOKENS 4  /* tables built at once; each weight chunk then serves this many tokens */
@@ -100,8 +101,10 @@ void bn_bitlinear_lut_rows(const uint8_t *w, float wscale, const int8_t *q, cons
     for (int t0 = 0; t0 < n && first < last; t0 += LUT_TOKENS) {
         const int T = n - t0 < LUT_TOKENS ? n - t0 : LUT_TOKENS;
         for (int t = 0; t < T; t++) build_tables(scratch + t * table_bytes, q + (size_t)(t0 + t) * in, in);
-        for (int o = first / LUT_ROWS * LUT_ROWS; o < last; o += LUT_ROWS) {
+        const int begin = first / LUT_ROWS, tiles = (last + LUT_ROWS - 1) / LUT_ROWS - begin;
+        for (int o = begin * LUT_ROWS; o < last; o += LUT_ROWS) {
             const uint8_t *tile = w + (size_t)(o / LUT_ROWS) * blocks * LUT_ROWS;
+            if (T <= BN_TOUCH_TOKENS) bn_touch_phase(tile, (size_t)blocks * LUT_ROWS, o / LUT_ROWS - begin, tiles);
             _Alignas(16) int32_t dots[LUT_TOKENS][LUT_ROWS];
             if (T == LUT_TOKENS) /* constant T: the token loops unroll */
                 lut_tile(tile, scratch, table_bytes, blocks, LUT_TOKENS, dots);

@@ -10,6 +10,7 @@
 #define BN_BITLINEAR_PLANES_H
 
 #include "bitlinear.h"
+#include "touch.h"
 
 #define PLANE_ROWS 4
 #define PLANE_CHUNK 16
@@ -210,7 +211,7 @@ BN_INLINE void plane_tile_tokens(enum plane_isa isa, int form, const uint8_t *ti
 }
 
 /* Row tiles outer: a tile (4 rows, in bytes for MAD) is read from memory once per PLANE_SUM_CHUNK
- * tokens and from L1 for the rest; the relaxed path serves PLANE_TOKENS tokens per decoded row. */
+ * tokens (touched a phase of tiles at a time, touch.h) and from L1 for the rest; the relaxed path serves PLANE_TOKENS tokens per decoded row. */
 BN_INLINE void plane_bitlinear_in(enum plane_isa isa, int form, const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, int out, int in, int n, int bits, int o0, int o1) {
     const size_t tile_bytes = plane_tile_bytes(in, bits);
     const int first = o0 > 0 ? o0 : 0, last = o1 < out ? o1 : out;
@@ -218,8 +219,10 @@ BN_INLINE void plane_bitlinear_in(enum plane_isa isa, int form, const uint8_t *w
     for (int t0 = 0; t0 < n && first < last; t0 += PLANE_SUM_CHUNK) {
         const int tn = n - t0 < PLANE_SUM_CHUNK ? n - t0 : PLANE_SUM_CHUNK;
         for (int t = 0; t < tn; t++) act_sum[t] = bn_token_sum(q + (size_t)(t0 + t) * in, in);
-        for (int o = first / PLANE_ROWS * PLANE_ROWS; o < last; o += PLANE_ROWS) {
+        const int begin = first / PLANE_ROWS, tiles = (last + PLANE_ROWS - 1) / PLANE_ROWS - begin;
+        for (int o = begin * PLANE_ROWS; o < last; o += PLANE_ROWS) {
             const uint8_t *tile = w + (size_t)(o / PLANE_ROWS) * tile_bytes;
+            if (tn <= BN_TOUCH_TOKENS) bn_touch_phase(tile, tile_bytes, o / PLANE_ROWS - begin, tiles);
             for (int t = 0; t < tn;) {
                 int32_t dots[PLANE_TOKENS][PLANE_ROWS];
                 const int tokens = plane_tokens(isa, tn - t);

@@ -2,6 +2,7 @@
 #include "bitnet.h"
 #include "bitlinear.h"
 #include "dot_f16.h"
+#include "touch.h"
 
 void bn_head_f16_ref(const uint16_t *E, const float *x, float *logits, int n, int vocab, int dim) {
     for (int v = 0; v < vocab; v++)
@@ -12,12 +13,14 @@ void bn_head_f16_ref(const uint16_t *E, const float *x, float *logits, int n, in
 void bn_head_f16_rows(const uint16_t *E, const float *x, float *logits, int n, int vocab, int dim, int v0, int v1) {
     int v = v0 > 0 ? v0 : 0;
     const int last = v1 < vocab ? v1 : vocab;
-    for (; v + 4 <= last; v += 4)
+    for (const int first = v; v + 4 <= last; v += 4) {
+        if (n <= BN_TOUCH_TOKENS) bn_touch_phase(E + (size_t)v * dim, 4 * sizeof *E * dim, (v - first) / 4, (last - first) / 4);
         for (int t = 0; t < n; t++) {
             float out[4];
             bn_dot4_finite_f16(x + (size_t)t * dim, E + (size_t)v * dim, (size_t)dim, dim, out);
             for (int r = 0; r < 4; r++) logits[(size_t)t * vocab + v + r] = out[r];
         }
+    }
     for (; v < last; v++)
         for (int t = 0; t < n; t++) logits[(size_t)t * vocab + v] = bn_dot_f16(x + (size_t)t * dim, E + (size_t)v * dim, dim);
 }
@@ -50,8 +53,9 @@ static v128_t dot16_i8(v128_t x_lo, v128_t x_hi, v128_t e, v128_t acc) {
 void bn_head_q8_rows(const int8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim, int v0, int v1) {
     int v = v0 > 0 ? v0 : 0;
     const int last = v1 < vocab ? v1 : vocab;
-    for (; v + 4 <= last; v += 4) {
+    for (const int first = v; v + 4 <= last; v += 4) {
         const int8_t *e = E + (size_t)v * dim;
+        if (n <= BN_TOUCH_TOKENS) bn_touch_phase(e, 4 * (size_t)dim, (v - first) / 4, (last - first) / 4);
         for (int t = 0; t < n; t++) {
             const int8_t *x = xq + (size_t)t * dim;
             v128_t acc[4] = { wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0) };
@@ -115,6 +119,7 @@ void bn_head_q7_rows(const uint8_t *E, const float *row_scale, const int8_t *xq,
         int v = first;
         for (; v + 4 <= last; v += 4) {
             const uint8_t *e = E + (size_t)v * dim;
+            if (tn <= BN_TOUCH_TOKENS) bn_touch_phase(e, 4 * (size_t)dim, (v - first) / 4, (last - first) / 4);
             for (int t = 0; t < tn; t++) {
                 const int8_t *x = xq + (size_t)(t0 + t) * dim;
                 v128_t acc[4] = { wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0) };
@@ -250,7 +255,8 @@ BN_INLINE void q4_rows(int form, const uint8_t *E, const float *group_scale, con
             if (whole * BN_Q4_CHUNK < dim) bn_pad_tail(tail[t], x + whole * BN_Q4_CHUNK, dim - whole * BN_Q4_CHUNK, BN_Q4_CHUNK);
         }
         int v = first;
-        for (; v + 4 <= last; v += 4)
+        for (; v + 4 <= last; v += 4) {
+            if (tn <= BN_TOUCH_TOKENS) bn_touch_phase(E + (size_t)v * row_bytes, 4 * (size_t)row_bytes, (v - first) / 4, (last - first) / 4);
             for (int t = 0; t < tn; t++) {
                 const v128_t logit = q4_rows4(form, E + (size_t)v * row_bytes, group_scale + (size_t)v * groups, row_bytes, dim,
                                               xq + (size_t)(t0 + t) * dim, tail[t], zero_sum + t * groups);
@@ -258,6 +264,7 @@ BN_INLINE void q4_rows(int form, const uint8_t *E, const float *group_scale, con
                 wasm_v128_store(out, wasm_f32x4_div(logit, wasm_f32x4_splat(xscale[t0 + t])));
                 for (int r = 0; r < 4; r++) logits[(size_t)(t0 + t) * vocab + v + r] = out[r];
             }
+        }
         q4_rows_ref(E, group_scale, xq + (size_t)t0 * dim, xscale + t0, logits + (size_t)t0 * vocab, tn, vocab, dim, v, last);
     }
 }
