@@ -2,7 +2,7 @@
  * BN_TOUCH_BYTES at a time, then computed from L1. A kernel's own loads, ~50 instructions apart,
  * keep few cache misses (and page walks) in flight: in Chromium here a GEMV of 2B-4T's gate+up
  * shape read its weights at 2.2-4.0 GB/s where a read loop did 11-14, and 1.7-2.3x faster touched
- * first; a 2B-4T decode token took 0.55-0.65x the time (docs/benchmarks.md). */
+ * first; a 2B-4T decode token took 0.47-0.67x the time (docs/benchmarks.md). */
 #ifndef BN_TOUCH_H
 #define BN_TOUCH_H
 
