@@ -158,12 +158,13 @@ void KV_NAME(bn_attention, _heads)(const float *q, const KV *k_cache, const KV *
     if (!valid(n, heads, kv_heads, head_dim, pos0)) return;
     const Shape s = shape_of(heads, kv_heads, head_dim);
     const int last = h1 < heads ? h1 : heads;
-    for (int t = 0; t < n; t++)
-        for (int h = h0 > 0 ? h0 : 0, end; h < last; h = end) {
-            for (end = h + 1; end < last && kv_offset(&s, end) == kv_offset(&s, h); end++) {}
+    for (int h = h0 > 0 ? h0 : 0, end; h < last; h = end) {
+        for (end = h + 1; end < last && kv_offset(&s, end) == kv_offset(&s, h); end++) {}
+        for (int t = 0; t < n; t++) {  /* tokens inner: a prompt's tokens reread one kv head's rows while they are in cache */
             size_t qo = ((size_t)t * heads + h) * head_dim;
             KV_NAME(group, )(&s, q + qo, k_cache + kv_offset(&s, h), v_cache + kv_offset(&s, h), out + qo, scratch, pos0 + t + 1, end - h);
         }
+    }
 }
 
 void KV_NAME(bn_attention, )(const float *q, const KV *k_cache, const KV *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0) {
