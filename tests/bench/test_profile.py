@@ -5,6 +5,7 @@ import re
 import pytest
 
 import bitnet_wasm
+from bitnet_wasm import cli
 from bitnet_wasm.bench import profile
 from bitnet_wasm.bench.browser import BrowserBenchError
 from bitnet_wasm.compiler.site_format import read_manifest
@@ -43,3 +44,14 @@ def test_profile_refuses_what_it_cannot_run(site, tmp_path):
         profile.run(site, tokens=1000)
     with pytest.raises(BrowserBenchError, match="does not exist"):
         profile.run(tmp_path / "nothing")
+    with pytest.raises(BrowserBenchError, match="--prompt-tokens must be at least 1, got 3, 1 and 0"):
+        profile.run(site, tokens=3, prompt_tokens=0)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--profile", "--prompt-tokens", "100000"], "100000 prompt + 16 new tokens exceed the site's context of"),
+    (["--prompt-tokens", "8"], "--prompt-tokens is for --profile"),
+])
+def test_the_cli_passes_prompt_tokens_to_the_profile_only(site, args, message, capsys):
+    assert cli.main(["bench", str(site), "--browser", *args]) == 1
+    assert message in capsys.readouterr().err

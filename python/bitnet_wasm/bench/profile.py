@@ -46,8 +46,8 @@ def run(site: Path, tokens: int = DEFAULT_TOKENS, threads: int | None = None, si
     """ms per token of every op of forward.c, for the prefill (per prompt token) and for decoding."""
     check_site(site)
     threads, simd = threads or 1, simd or "relaxed"
-    if tokens < 1 or threads < 1:
-        raise BrowserBenchError(f"--tokens and --threads must be at least 1, got {tokens} and {threads}")
+    if min(tokens, threads, prompt_tokens) < 1:
+        raise BrowserBenchError(f"--tokens, --threads and --prompt-tokens must be at least 1, got {tokens}, {threads} and {prompt_tokens}")
     manifest = json.loads((Path(site) / "model" / "manifest.json").read_text())
     if prompt_tokens + tokens > manifest["plan"]["context"]:
         raise BrowserBenchError(f"{prompt_tokens} prompt + {tokens} new tokens exceed the site's context of {manifest['plan']['context']}")

@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compare", action="store_true", help="bitnet-wasm vs wllama, read-bandwidth roofline, native build and native llama.cpp, "
                         "on --models; writes benchmarks.json, benchmarks.md and benchmark.png to --out")
     parser.add_argument("--prompt", help=f"prompt (default for --browser: {browser.DEFAULT_PROMPT!r}; for --compare: two sentences)")
+    parser.add_argument("--prompt-tokens", type=int, metavar="N",
+                        help=f"with --profile: tokens of the profiled prompt (default: {profile.PROMPT_TOKENS}; attention's share grows with it)")
     parser.add_argument("--tokens", type=int, help=f"new tokens (default: {browser.DEFAULT_TOKENS} for --browser, {compare.DEFAULT_TOKENS} for --compare)")
     parser.add_argument("--threads", type=int, help="threads for --browser (default: the runtime's, min(cores, 4) where the page is isolated)")
     parser.add_argument("--simd", choices=["relaxed", "simd128"], help="force the module variant for --browser (default: relaxed where valid)")
@@ -50,7 +52,10 @@ def _browser(args) -> dict:
     if args.profile:
         if args.engine != "chromium":
             raise browser.BrowserBenchError(f"--profile runs in Chromium only (it serves its page through Playwright), not --engine {args.engine}")
-        return profile.run(args.site, tokens=profile.DEFAULT_TOKENS if args.tokens is None else args.tokens, threads=args.threads, simd=args.simd)
+        return profile.run(args.site, tokens=profile.DEFAULT_TOKENS if args.tokens is None else args.tokens, threads=args.threads, simd=args.simd,
+                           prompt_tokens=profile.PROMPT_TOKENS if args.prompt_tokens is None else args.prompt_tokens)
+    if args.prompt_tokens is not None:
+        raise browser.BrowserBenchError("--prompt-tokens is for --profile (--browser times the text of --prompt)")
     return browser.run(args.site, prompt=args.prompt or browser.DEFAULT_PROMPT,
                        tokens=browser.DEFAULT_TOKENS if args.tokens is None else args.tokens, threads=args.threads, simd=args.simd,
                        engine=args.engine)
