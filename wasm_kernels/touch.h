@@ -1,7 +1,7 @@
 /* Weights streamed from memory are read ahead in a loop of one load per cache line, a phase of
  * BN_TOUCH_BYTES at a time, then computed from L1. A kernel's own loads, ~50 instructions apart,
  * keep few cache misses (and page walks) in flight: in Chromium here a GEMV of 2B-4T's gate+up
- * shape read its weights at 2.2-4.0 GB/s where a read loop did 11-14, and 1.7-2.3x faster touched
+ * shape read its weights at 2.2-4.0 GB/s where one load per line read 13-14, and 1.6-2.2x faster touched
  * first; a 2B-4T decode token took 0.47-0.67x the time (docs/benchmarks.md). */
 #ifndef BN_TOUCH_H
 #define BN_TOUCH_H
