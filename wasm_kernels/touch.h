@@ -12,9 +12,9 @@
 #define BN_TOUCH_BYTES 16384   /* a phase: well within L1, beside the activations */
 #define BN_TOUCH_TOKENS 3      /* at most: a call serving more tokens per weight read computes long enough to hide it (touching cost 5% at 32) */
 
-/* volatile: loads whose values nobody uses, kept */
+/* volatile: loads whose values nobody uses, kept; bytes: any address will do (heads' rows are not aligned) */
 BN_INLINE void bn_touch(const void *p, size_t bytes) {
-    for (size_t i = 0; i < bytes; i += BN_TOUCH_LINE) (void)*(const volatile int32_t *)((const uint8_t *)p + i);
+    for (size_t i = 0; i < bytes; i += BN_TOUCH_LINE) (void)((const volatile uint8_t *)p)[i];
 }
 
 /* Called before unit `index` of `count` units of unit_bytes each, consecutive from this one's address:
