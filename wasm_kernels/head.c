@@ -14,7 +14,7 @@ void bn_head_f16_rows(const uint16_t *E, const float *x, float *logits, int n, i
     int v = v0 > 0 ? v0 : 0;
     const int last = v1 < vocab ? v1 : vocab;
     for (const int first = v; v + 4 <= last; v += 4) {
-        if (n <= BN_TOUCH_TOKENS) bn_touch_phase(E + (size_t)v * dim, 4 * sizeof *E * dim, (v - first) / 4, (last - first) / 4);
+        bn_touch_phase(E + (size_t)v * dim, 4 * sizeof *E * dim, (v - first) / 4, (last - first) / 4, n);
         for (int t = 0; t < n; t++) {
             float out[4];
             bn_dot4_finite_f16(x + (size_t)t * dim, E + (size_t)v * dim, (size_t)dim, dim, out);
@@ -55,7 +55,7 @@ void bn_head_q8_rows(const int8_t *E, const float *row_scale, const int8_t *xq, 
     const int last = v1 < vocab ? v1 : vocab;
     for (const int first = v; v + 4 <= last; v += 4) {
         const int8_t *e = E + (size_t)v * dim;
-        if (n <= BN_TOUCH_TOKENS) bn_touch_phase(e, 4 * (size_t)dim, (v - first) / 4, (last - first) / 4);
+        bn_touch_phase(e, 4 * (size_t)dim, (v - first) / 4, (last - first) / 4, n);
         for (int t = 0; t < n; t++) {
             const int8_t *x = xq + (size_t)t * dim;
             v128_t acc[4] = { wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0) };
@@ -119,7 +119,7 @@ void bn_head_q7_rows(const uint8_t *E, const float *row_scale, const int8_t *xq,
         int v = first;
         for (; v + 4 <= last; v += 4) {
             const uint8_t *e = E + (size_t)v * dim;
-            if (tn <= BN_TOUCH_TOKENS) bn_touch_phase(e, 4 * (size_t)dim, (v - first) / 4, (last - first) / 4);
+            bn_touch_phase(e, 4 * (size_t)dim, (v - first) / 4, (last - first) / 4, tn);
             for (int t = 0; t < tn; t++) {
                 const int8_t *x = xq + (size_t)(t0 + t) * dim;
                 v128_t acc[4] = { wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0) };
@@ -256,7 +256,7 @@ BN_INLINE void q4_rows(int form, const uint8_t *E, const float *group_scale, con
         }
         int v = first;
         for (; v + 4 <= last; v += 4) {
-            if (tn <= BN_TOUCH_TOKENS) bn_touch_phase(E + (size_t)v * row_bytes, 4 * (size_t)row_bytes, (v - first) / 4, (last - first) / 4);
+            bn_touch_phase(E + (size_t)v * row_bytes, 4 * (size_t)row_bytes, (v - first) / 4, (last - first) / 4, tn);
             for (int t = 0; t < tn; t++) {
                 const v128_t logit = q4_rows4(form, E + (size_t)v * row_bytes, group_scale + (size_t)v * groups, row_bytes, dim,
                                               xq + (size_t)(t0 + t) * dim, tail[t], zero_sum + t * groups);

@@ -17,11 +17,12 @@ BN_INLINE void bn_touch(const void *p, size_t bytes) {
     for (size_t i = 0; i < bytes; i += BN_TOUCH_LINE) (void)((const volatile uint8_t *)p)[i];
 }
 
-/* Called before unit `index` of `count` units of unit_bytes each, consecutive from this one's address:
- * at the first unit of each phase, touches the phase. */
-BN_INLINE void bn_touch_phase(const void *unit, size_t unit_bytes, int index, int count) {
+/* Called before unit `index` of `count` units of unit_bytes each, consecutive from this one's address,
+ * that the call computes for `tokens` tokens: at the first unit of each phase, touches the phase
+ * (where the call serves at most BN_TOUCH_TOKENS). */
+BN_INLINE void bn_touch_phase(const void *unit, size_t unit_bytes, int index, int count, int tokens) {
     const int units = unit_bytes < BN_TOUCH_BYTES ? (int)(BN_TOUCH_BYTES / unit_bytes) : 1;
-    if (index % units == 0) bn_touch(unit, (size_t)(count - index < units ? count - index : units) * unit_bytes);
+    if (tokens <= BN_TOUCH_TOKENS && index % units == 0) bn_touch(unit, (size_t)(count - index < units ? count - index : units) * unit_bytes);
 }
 
 #endif
