@@ -161,40 +161,55 @@ BN_INLINE void plane_tile_tokens_relaxed(int form, const uint8_t *tile, const in
  * 2^plane_top_shift(bits), removed once per tile (exact while in < 2^17). */
 BN_INLINE int plane_top_shift(int bits) { return 8 - bits; }
 
-BN_INLINE void plane_block_simd128(const uint8_t *chunk, const int8_t *a, int bits, v128_t acc[PLANE_ROWS]) {
-    const int planes = 8 / bits, top = plane_top_shift(bits);
-    v128_t even_a[8], odd_a[8];
-    for (int k = 0; k < planes; k++) {
-        v128_t v = wasm_v128_load(a + k * PLANE_CHUNK);
-        even_a[k] = wasm_i16x8_shl(wasm_i16x8_shr(wasm_i16x8_shl(v, 8), 8), top - bits * k);
-        odd_a[k] = wasm_i16x8_shl(wasm_i16x8_shr(v, 8), top - bits * k);
+/* Prepared activations of one block for the simd128 path: per plane, its even and odd columns as
+ * i16 lanes shifted into place (2 bytes per column); made once per token for every tile where they fit. */
+BN_INLINE int plane_prep_vectors(int bits) { return 2 * 8 / bits; }
+#define PLANE_PREP_MAX_VECTORS 16 /* plane_prep_vectors(1) */
+BN_INLINE int plane_prep_tokens(int in, int bits) {
+    const size_t token_bytes = (size_t)plane_blocks(in, bits) * plane_prep_vectors(bits) * sizeof(v128_t);
+    return token_bytes ? (int)(BN_PLANE_PREP_BYTES / token_bytes) : PLANE_SUM_CHUNK;
+}
+
+BN_INLINE void plane_prep_block(const int8_t *q, int in, int b, int bits, v128_t *prep) {
+    const int cols = plane_cols(bits), top = plane_top_shift(bits);
+    _Alignas(16) int8_t pad[128];
+    const int8_t *a = q + b * cols;
+    if ((b + 1) * cols > in) {
+        bn_pad_tail(pad, a, in - b * cols, cols);
+        a = pad;
     }
+    for (int k = 0; k < 8 / bits; k++) {
+        v128_t v = wasm_v128_load(a + k * PLANE_CHUNK);
+        prep[2 * k] = wasm_i16x8_shl(wasm_i16x8_shr(wasm_i16x8_shl(v, 8), 8), top - bits * k);
+        prep[2 * k + 1] = wasm_i16x8_shl(wasm_i16x8_shr(v, 8), top - bits * k);
+    }
+}
+
+BN_INLINE void plane_block_simd128(const uint8_t *chunk, const v128_t *prep, int bits, v128_t acc[PLANE_ROWS]) {
     for (int r = 0; r < PLANE_ROWS; r++) {
         v128_t lo = wasm_v128_load(chunk + r * PLANE_CHUNK), hi = wasm_u16x8_shr(lo, 8);
-        for (int k = 0; k < planes; k++) {
+        for (int k = 0; k < 8 / bits; k++) {
             const v128_t mask = wasm_i16x8_splat(((1 << bits) - 1) << (bits * k));
             v128_t even = wasm_v128_and(lo, mask), odd = wasm_v128_and(hi, mask);
-            acc[r] = wasm_i32x4_add(acc[r], wasm_i32x4_add(wasm_i32x4_dot_i16x8(even_a[k], even), wasm_i32x4_dot_i16x8(odd_a[k], odd)));
+            acc[r] = wasm_i32x4_add(acc[r], wasm_i32x4_add(wasm_i32x4_dot_i16x8(prep[2 * k], even), wasm_i32x4_dot_i16x8(prep[2 * k + 1], odd)));
         }
     }
 }
 
-/* code dots of the 4 rows of one tile with one token */
-BN_INLINE void plane_tile(enum plane_isa isa, int form, const uint8_t *tile, const int8_t *q, int in, int bits, int32_t dots[PLANE_ROWS]) {
+/* code dots of the 4 rows of one tile with one token: its prepared activations (plane_prep_block for
+ * every block), or NULL to prepare each block here (the simd128 path) */
+BN_INLINE void plane_tile(enum plane_isa isa, int form, const uint8_t *tile, const int8_t *q, const v128_t *prep, int in, int bits, int32_t dots[PLANE_ROWS]) {
 #if BN_RELAXED
     if (isa == PLANE_RELAXED) {
         plane_tile_relaxed(form, tile, q, in, bits, dots);
         return;
     }
 #endif
-    const int cols = plane_cols(bits), full = in / cols;
-    v128_t acc[PLANE_ROWS];
+    v128_t acc[PLANE_ROWS], own[PLANE_PREP_MAX_VECTORS];
     for (int r = 0; r < PLANE_ROWS; r++) acc[r] = wasm_i32x4_splat(0);
-    for (int b = 0; b < full; b++) plane_block_simd128(tile + (size_t)b * PLANE_ROWS * PLANE_CHUNK, q + b * cols, bits, acc);
-    if (full * cols < in) {
-        _Alignas(16) int8_t pad[128];
-        bn_pad_tail(pad, q + full * cols, in - full * cols, cols);
-        plane_block_simd128(tile + (size_t)full * PLANE_ROWS * PLANE_CHUNK, pad, bits, acc);
+    for (int b = 0; b < plane_blocks(in, bits); b++) {
+        if (!prep) plane_prep_block(q, in, b, bits, own);
+        plane_block_simd128(tile + (size_t)b * PLANE_ROWS * PLANE_CHUNK, prep ? prep + b * plane_prep_vectors(bits) : own, bits, acc);
     }
     for (int r = 0; r < PLANE_ROWS; r++) dots[r] = bn_i32x4_total(acc[r]) >> plane_top_shift(bits);
 }
@@ -210,15 +225,22 @@ BN_INLINE void plane_tile_tokens(enum plane_isa isa, int form, const uint8_t *ti
 #endif
 }
 
-/* Row tiles outer: a tile (4 rows, in bytes for MAD) is read from memory once per PLANE_SUM_CHUNK
- * tokens (touched a phase of tiles at a time, touch.h) and from L1 for the rest; the relaxed path serves PLANE_TOKENS tokens per decoded row. */
+/* Row tiles outer: a tile (4 rows, in bytes for MAD) is read from memory once per chunk of tokens
+ * (touched a phase of tiles at a time, touch.h) and from L1 for the rest; the relaxed path serves PLANE_TOKENS
+ * tokens per decoded row, the simd128 path prepares each token's activations once per chunk where they fit. */
 BN_INLINE void plane_bitlinear_in(enum plane_isa isa, int form, const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, int out, int in, int n, int bits, int o0, int o1) {
     const size_t tile_bytes = plane_tile_bytes(in, bits);
     const int first = o0 > 0 ? o0 : 0, last = o1 < out ? o1 : out;
+    const int prep_tokens = isa == PLANE_SIMD128 ? plane_prep_tokens(in, bits) : 0;
+    const int chunk = prep_tokens > 0 && prep_tokens < PLANE_SUM_CHUNK ? prep_tokens : PLANE_SUM_CHUNK;
+    const size_t prep_stride = (size_t)plane_blocks(in, bits) * plane_prep_vectors(bits);
     int32_t act_sum[PLANE_SUM_CHUNK];
-    for (int t0 = 0; t0 < n && first < last; t0 += PLANE_SUM_CHUNK) {
-        const int tn = n - t0 < PLANE_SUM_CHUNK ? n - t0 : PLANE_SUM_CHUNK;
+    v128_t prep[BN_PLANE_PREP_BYTES / sizeof(v128_t)];
+    for (int t0 = 0; t0 < n && first < last; t0 += chunk) {
+        const int tn = n - t0 < chunk ? n - t0 : chunk;
         for (int t = 0; t < tn; t++) act_sum[t] = bn_token_sum(q + (size_t)(t0 + t) * in, in);
+        for (int t = 0; t < tn && prep_tokens > 0; t++)
+            for (int b = 0; b < plane_blocks(in, bits); b++) plane_prep_block(q + (size_t)(t0 + t) * in, in, b, bits, prep + t * prep_stride + b * plane_prep_vectors(bits));
         const int begin = first / PLANE_ROWS, tiles = (last + PLANE_ROWS - 1) / PLANE_ROWS - begin;
         for (int o = begin * PLANE_ROWS; o < last; o += PLANE_ROWS) {
             const uint8_t *tile = w + (size_t)(o / PLANE_ROWS) * tile_bytes;
@@ -229,7 +251,7 @@ BN_INLINE void plane_bitlinear_in(enum plane_isa isa, int form, const uint8_t *w
                 if (tokens == PLANE_TOKENS)
                     plane_tile_tokens(isa, form, tile, q + (size_t)(t0 + t) * in, in, bits, dots);
                 else
-                    plane_tile(isa, form, tile, q + (size_t)(t0 + t) * in, in, bits, dots[0]);
+                    plane_tile(isa, form, tile, q + (size_t)(t0 + t) * in, prep_tokens > 0 ? prep + t * prep_stride : NULL, in, bits, dots[0]);
                 for (int u = 0; u < tokens; u++, t++)
                     for (int r = o < first ? first - o : 0; r < PLANE_ROWS && o + r < last; r++)
                         y[(size_t)(t0 + t) * out + o + r] = bn_bitlinear_out(plane_weight_sum(dots[u][r], act_sum[t], bits), scale[t0 + t], wscale);

@@ -25,6 +25,9 @@ BN_REF_API void bn_quantize_rows_ref(const float *x /*[n*k]*/, int8_t *q /*[n*k]
  * w is the matrix packed by layouts.pack_<layout>(W); scratch is the layout's working memory.
  * bn_bitlinear_mad_relaxed exists only in the relaxed builds; the unsuffixed names run the best
  * path of the build. Exact for in < 2^17. */
+/* the simd128 path of mad and binary prepares the activations of the tokens it serves at once in this
+ * many bytes of stack (2 per column and token), else block by block for every tile (wider rows) */
+#define BN_PLANE_PREP_BYTES 32768
 BN_API void bn_bitlinear_mad(const uint8_t *w /*[mad_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
 BN_REF_API void bn_bitlinear_mad_ref(const uint8_t *w /*[mad_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
 BN_API void bn_bitlinear_mad_simd128(const uint8_t *w /*[mad_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);

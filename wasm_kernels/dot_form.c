@@ -20,7 +20,7 @@ BN_INLINE uint32_t probe_in_form(int form, const uint8_t *mem, int reps) {
     uint32_t digest = 0;
     for (int rep = 0; rep < reps; rep++) {
         int32_t dots[PLANE_ROWS];
-        plane_tile(isa, form, mem + (rep & 1) * PROBE_BLOCK_BYTES, act, PROBE_COLS, 2, dots);
+        plane_tile(isa, form, mem + (rep & 1) * PROBE_BLOCK_BYTES, act, NULL, PROBE_COLS, 2, dots);
         for (int r = 0; r < PLANE_ROWS; r++) digest = digest * 31u + (uint32_t)dots[r];
     }
     return digest;

@@ -90,6 +90,17 @@ def test_every_variant_matches_numpy_at_model_size(lib, model_sized):
             check_all(lib, w, values, q, scale, wscale, f"2560x2560 {values} n={n}")
 
 
+def test_rows_too_wide_for_the_prepared_activations_match_numpy(lib):
+    """simd128 planes path: rows whose prepared activations (2 bytes per column) outgrow its buffer are prepared per block."""
+    in_ = abi.defines()["BN_PLANE_PREP_BYTES"] // 2 + 129  # one more block than fits, with a partial last one
+    rng = np.random.default_rng(16)
+    for values in ((-1, 0, 1), (-1, 1)):
+        for n in (1, 2):
+            w = rng.choice(np.array(values, np.int8), size=(6, in_))
+            _, q, scale, wscale = problem(rng, LAYOUTS["mad"], 6, in_, n)
+            check_all(lib, w, values, q, scale, wscale, f"6x{in_} {values} n={n}")
+
+
 @pytest.mark.parametrize("activation", [-128, 127])
 def test_extreme_activations_do_not_overflow(lib, activation):
     out, in_, n = 7, 6912 + 5, 5  # 5 tokens: the blocked prefill path (4 at once) and the one-token path
