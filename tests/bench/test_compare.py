@@ -158,6 +158,36 @@ def test_markdown_table_from_results_json():
     assert "| large | bitnet-wasm | relaxed (i32 dot) | 1 | 40 |" in compare_report.markdown(results)
 
 
+def _with_rounds(results, ours_1t, peer_1t):
+    """results whose relaxed 1-thread row and wllama's were measured in rounds of these decode tok/s (None: the round failed)."""
+    model = results["models"][0]
+    for row, rounds in ((model["rows"][0], ours_1t), (model["rows"][4], peer_1t)):
+        row["rounds"] = [{"prefill_tps": 100.0 if d else None, "decode_tps": d, "error": None if d else "it failed"} for d in rounds]
+    return results
+
+
+def test_rows_measured_in_turns_give_the_median_of_the_rounds_ratios():
+    results = _with_rounds(_results(), [80.0, 20.0, 90.0, 70.0], [10.0, 2.0, 9.0, None])  # rows: medians 80 and 10
+    model = compare_report.derive(results)["models"][0]
+    targets = {t["target"]: t["value"] for t in model["targets"]}
+    assert targets["decode vs wllama, 1 thread (relaxed)"] == pytest.approx(10.0)  # rounds 8, 10, 10 (the fourth has no wllama)
+    assert model["rows"][0]["vs_wllama"] == pytest.approx(10.0) and model["rows"][2]["vs_wllama"] == pytest.approx(5.0)  # simd128: no rounds
+    assert targets["decode vs wllama, 2 threads (relaxed)"] == pytest.approx(4.0)  # no rounds: the rows' ratio
+    text = compare_report.markdown({**results, "settings": {**results["settings"], "rounds": 4}})
+    assert "| large | 1 | 80.0, 20.0, 90.0, 70.0 | 10.0, 2.0, 9.0, failed | 8.00x, 10.00x, 10.00x | 10.00x |" in text
+    assert "4 rounds of (ours, wllama)" in text
+    assert "## Rounds" not in compare_report.markdown(_results())  # results from before the rounds
+
+
+def test_a_paired_row_is_the_median_of_the_rounds_it_measured():
+    turns = [_row("wllama", 1, 3.0, "simd128", prefill=30.0), _row("wllama", 1, None, "simd128", error="no answer after 900 s"),
+             _row("wllama", 1, 1.0, "simd128", prefill=10.0), _row("wllama", 1, 2.0, "simd128", prefill=50.0)]
+    row = compare._median_row(turns)
+    assert (row["decode_tps"], row["prefill_tps"], row["error"]) == (2.0, 30.0, None)  # each the median of its own rounds
+    assert [t["decode_tps"] for t in row["rounds"]] == [3.0, None, 1.0, 2.0] and row["rounds"][1]["error"] == "no answer after 900 s"
+    assert compare._median_row(turns[1:2]) == turns[1]  # no round measured: the error is the row
+
+
 def test_results_from_before_the_prefill_rows_still_render():
     results = _results()
     del results["compute"], results["models"][0]["prefill"], results["models"][0]["prefill_ops_per_token"]
@@ -235,6 +265,7 @@ def test_cached_products_are_remade_only_when_their_inputs_change(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--models", "demo,nope"], "--models demo,nope: choose from demo, large, 2b"),
     (["--tokens", "1"], "--tokens must be at least 2"),
+    (["--rounds", "0"], "--rounds must be at least 1"),
 ])
 def test_cli_rejects_bad_arguments_before_measuring(args, message, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "bitnet_wasm.cli", "bench", "--compare", "--out", str(tmp_path), *args],
@@ -264,9 +295,9 @@ def test_native_row_times_the_python_runtime_on_the_same_prompt(tmp_path):
 
 @pytest.fixture(scope="module")
 def demo_model(tmp_path_factory):
-    """The demo model's site (without wasm: only the GGUF export and our tokenizer read it) and its GGUF, as the compare prepares them."""
+    """The demo model's site and its GGUF, as the compare prepares them."""
     site = tmp_path_factory.mktemp("demo") / "site"
-    bitnet_wasm.build(embedded_model_dir("b1.58"), site, wasm=False, progress=False)
+    bitnet_wasm.build(embedded_model_dir("b1.58"), site, progress=False)
     return compare._with_gguf("demo", site, "the demo model", log=lambda message: None)
 
 
@@ -299,7 +330,7 @@ def test_peers_that_cannot_be_installed_are_their_rows_errors(demo_model, tmp_pa
     assert llama_cpp.NODE_LLAMA_CPP.spec() in rows[0]["error"]
 
 
-def test_wllama_rows_run_the_demo_gguf_in_chromium_on_a_profile_on_disk(demo_model, wllama_esm, tmp_path):
+def test_our_rows_and_wllamas_run_in_turns_on_the_demo_gguf_in_chromium_on_a_profile_on_disk(demo_model, wllama_esm, tmp_path):
     from playwright.sync_api import sync_playwright
 
     from bitnet_wasm.bench.chromium import CHROMIUM_ARGS, chromium_executable
@@ -311,17 +342,22 @@ def test_wllama_rows_run_the_demo_gguf_in_chromium_on_a_profile_on_disk(demo_mod
     shutil.copytree(demo_model.site, root / "demo" / "site")
     shutil.copy(demo_model.gguf, root / "demo" / "model.gguf")
     demo = compare.Prepared("demo", "the demo model", root / "demo" / "site", root / "demo" / "model.gguf")
-    context = compare._site_context(demo.site)
+    labels = []
     with SiteServer(root, "127.0.0.1", 0, quiet=True) as server, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_executable(p), args=CHROMIUM_ARGS, headless=True)
         try:
             session = compare._Session(browser, server.url, root, p)
-            rows = [compare._wllama(session, root / "wllama", demo, threads, context, compare.DEFAULT_PROMPT, 8) for threads in compare_report.THREADS]
+            rows = compare._paired_rows(session, compare.Peers(wllama_esm=root / "wllama"), demo, compare.DEFAULT_PROMPT, 8, 2, labels.append)
         finally:
             browser.close()
-    for row in rows:
-        assert row["new_tokens"] == 8 and row["prompt_tokens"] > 1, row
-        assert row["decode_tps"] > 0 and row["prefill_tps"] > 0, row
+    turns = [label for label in labels if not label.endswith("...")]
+    assert [label.split(":")[1] for label in turns] == [f" {engine} {how}{threads} thread(s), round {r}/2" for r in (1, 2) for threads in compare_report.THREADS
+                                                        for engine, how in ((compare_report.OURS, "relaxed "), (compare_report.WLLAMA, ""))]
+    assert sorted(rows) == sorted((engine, threads) for engine in (compare_report.OURS, compare_report.WLLAMA) for threads in compare_report.THREADS)
+    for row in rows.values():
+        assert row["error"] is None and row["new_tokens"] == 8 and row["prompt_tokens"] > 1, row
+        assert len(row["rounds"]) == 2 and all(r["decode_tps"] > 0 and r["prefill_tps"] > 0 for r in row["rounds"]), row
+        assert row["decode_tps"] == pytest.approx(sum(r["decode_tps"] for r in row["rounds"]) / 2), row  # the median of two
 
 
 def test_roofline_probes_run_in_chromium(tmp_path):

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -39,6 +40,7 @@ from bitnet_wasm.web import WEB_DIR
 DEFAULT_PROMPT = ("The old lighthouse keeper climbed the stairs every evening before the sun went down. He carried a "
                   "small lamp, a book of poems, and a flask of tea that his daughter had made for him.")
 DEFAULT_TOKENS = 32
+DEFAULT_ROUNDS = 3  # turns of the paired rows (ours relaxed and wllama): each row reports the median of its rounds
 WARMUP = ("Warm up.", 2)  # prompt and new tokens of the untimed generation each engine runs first (as in compare.js)
 SIMD = ("relaxed", "simd128")
 STREAM_MB = 256
@@ -297,18 +299,30 @@ class Peers:
     llama_cpp_error: str | None = None
 
 
+def _peer_row(model: Prepared, engine: str, simd: str | None, peer_error: str | None, threads: int, measure: Callable[[int], dict], log,
+              label: str = "") -> dict:
+    """A row of a peer that runs the model's GGUF: measure(threads), or why the peer or the GGUF is missing."""
+    label, row = f"{model.name}: {engine} {threads} thread(s){label}", {"engine": engine, "simd": simd, "threads": threads}
+    error = peer_error or model.gguf_error
+    if error:
+        log(f"{label}: not measured: {error}")
+        return {**row, "error": error}
+    return _attempt(label, row, lambda: measure(threads), log)
+
+
 def _peer_rows(model: Prepared, engine: str, simd: str | None, peer_error: str | None, measure: Callable[[int], dict], log) -> list[dict]:
-    """A row per thread count of a peer that runs the model's GGUF: measure(threads), or why the peer or the GGUF is missing."""
-    rows = []
-    for threads in THREADS:
-        label, row = f"{model.name}: {engine} {threads} thread(s)", {"engine": engine, "simd": simd, "threads": threads}
-        error = peer_error or model.gguf_error
-        if error:
-            rows.append({**row, "error": error})
-            log(f"{label}: not measured: {error}")
-        else:
-            rows.append(_attempt(label, row, lambda: measure(threads), log))
-    return rows
+    return [_peer_row(model, engine, simd, peer_error, threads, measure, log) for threads in THREADS]
+
+
+def _median_row(turns: list[dict]) -> dict:
+    """One row from the rounds of a paired configuration: the median tok/s of the rounds measured, each round kept
+    (an error where it failed); the last round's error when none was measured."""
+    measured = [t for t in turns if not t.get("error")]
+    if not measured:
+        return turns[-1]
+    rounds = [{"prefill_tps": t.get("prefill_tps"), "decode_tps": t.get("decode_tps"), "error": t.get("error")} for t in turns]
+    return {**measured[0], "prefill_tps": statistics.median(t["prefill_tps"] for t in measured),
+            "decode_tps": statistics.median(t["decode_tps"] for t in measured), "rounds": rounds}
 
 
 def _site_context(site: Path) -> int:
@@ -322,13 +336,30 @@ def _llama_cpp_rows(peers: Peers, model: Prepared, prompt: str, tokens: int, log
                       lambda threads: _llama_cpp(peers.llama_cpp, model, threads, context, prompt_ids, warmup_ids, tokens), log)
 
 
-def _measure_model(session: _Session, peers: Peers, model: Prepared, prompt: str, tokens: int, log) -> list[dict]:
+def _paired_rows(session: _Session, peers: Peers, model: Prepared, prompt: str, tokens: int, rounds: int, log) -> dict:
+    """Our relaxed rows and wllama's by thread count, measured in turns (ours, wllama at 1 thread, the same at 2,
+    `rounds` times), so that the machine's drifting speed moves both sides of a ratio alike: (engine, threads) -> row."""
     context = _site_context(model.site)
-    rows = [_attempt(f"{model.name}: {OURS} {simd} {threads} thread(s)", {"engine": OURS, "simd": simd, "threads": threads},
-                     lambda: _ours(session, model.site, simd, threads, prompt, tokens), log)
-            for simd in SIMD for threads in THREADS]
-    rows += _peer_rows(model, WLLAMA, "simd128", peers.wllama_error,
-                       lambda threads: _wllama(session, peers.wllama_esm, model, threads, context, prompt, tokens), log)
+    turns = {}
+    for r in range(rounds):
+        label = f", round {r + 1}/{rounds}"
+        for threads in THREADS:
+            turns.setdefault((OURS, threads), []).append(
+                _attempt(f"{model.name}: {OURS} relaxed {threads} thread(s){label}", {"engine": OURS, "simd": "relaxed", "threads": threads},
+                         lambda: _ours(session, model.site, "relaxed", threads, prompt, tokens), log))
+            turns.setdefault((WLLAMA, threads), []).append(_peer_row(
+                model, WLLAMA, "simd128", peers.wllama_error, threads,
+                lambda threads: _wllama(session, peers.wllama_esm, model, threads, context, prompt, tokens), log, label))
+    return {key: _median_row(rows) for key, rows in turns.items()}
+
+
+def _measure_model(session: _Session, peers: Peers, model: Prepared, prompt: str, tokens: int, rounds: int, log) -> list[dict]:
+    paired = _paired_rows(session, peers, model, prompt, tokens, rounds, log)
+    rows = [paired[OURS, threads] for threads in THREADS]
+    rows += [_attempt(f"{model.name}: {OURS} simd128 {threads} thread(s)", {"engine": OURS, "simd": "simd128", "threads": threads},
+                      lambda: _ours(session, model.site, "simd128", threads, prompt, tokens), log)
+             for threads in THREADS]
+    rows += [paired[WLLAMA, threads] for threads in THREADS]
     rows.append(_attempt(f"{model.name}: {NATIVE} 1 thread", {"engine": NATIVE, "simd": None, "threads": 1},
                          lambda: _native(model.site, prompt, tokens), log))
     return rows + _llama_cpp_rows(peers, model, prompt, tokens, log)
@@ -384,7 +415,7 @@ def _machine_note(load_start: float, load_end: float, cpus: int, note: str) -> s
 
 
 def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAULT_TOKENS, cache: Path | None = None,
-        command: str = "bitnet-wasm bench --compare", note: str = "", log=print) -> dict:
+        command: str = "bitnet-wasm bench --compare", note: str = "", rounds: int = DEFAULT_ROUNDS, log=print) -> dict:
     """Measure everything; returns the results dict (see compare_report for its derived parts).
     `note` is added to the machine line (e.g. what else was running)."""
     unknown = [m for m in models if m not in MODELS]
@@ -392,6 +423,8 @@ def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAU
         raise CompareError(f"--models {','.join(models)}: choose from {', '.join(MODELS)}")
     if tokens < 2:
         raise CompareError(f"--tokens must be at least 2 (decode speed needs a second token), got {tokens}")
+    if rounds < 1:
+        raise CompareError(f"--rounds must be at least 1, got {rounds}")
     cache = Path(cache or cache_dir())
     load_start = os.getloadavg()[0]
     try:
@@ -420,7 +453,7 @@ def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAU
                 results_models.append({"name": model.name, "description": model.description, "error": None,
                                        "bytes_per_token": compare_report.bytes_per_token(manifest),
                                        "prefill_ops_per_token": compare_report.prefill_ops_per_token(manifest),
-                                       "rows": _measure_model(session, peers, model, prompt, tokens, log),
+                                       "rows": _measure_model(session, peers, model, prompt, tokens, rounds, log),
                                        "prefill": _prefill_rows(session, model, prompt, log)})
                 results_models[-1]["load"] = _load_and_memory(p, session, model, prompt, log)
             browser_version = browser.version
@@ -433,7 +466,7 @@ def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAU
         "machine": {"cpus": os.cpu_count(), "browser": f"Chromium {browser_version}",
                     "load_average": [load_start, os.getloadavg()[0]],
                     "note": _machine_note(load_start, os.getloadavg()[0], os.cpu_count() or 0, note)},
-        "settings": {"command": command, "prompt": prompt, "tokens": tokens, "warmup_tokens": WARMUP[1], "wllama": wllama.WLLAMA.version,
+        "settings": {"command": command, "prompt": prompt, "tokens": tokens, "warmup_tokens": WARMUP[1], "rounds": rounds, "wllama": wllama.WLLAMA.version,
                      "node_llama_cpp": llama_cpp.NODE_LLAMA_CPP.version,
                      "stream_mb": STREAM_MB, "stream_seconds": STREAM_SECONDS, "dot_peak": {**DOT_PEAK, "rows": abi.defines()["BN_DOT_PEAK_ROWS"]}, "prefill_tokens": PREFILL_TOKENS},
         "bandwidth": [{"threads": b["threads"], "gbps": b.get("gbps"), "error": b["error"]} for b in bandwidth],

@@ -4,6 +4,7 @@ dict (the JSON the bench writes)."""
 from __future__ import annotations
 
 import operator
+import statistics
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -55,6 +56,21 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
+def _round_ratios(row: dict | None, other: dict | None) -> list[float]:
+    """row / other decode tok/s in each round both measured (rows measured in turns carry their rounds)."""
+    if not row or not other:
+        return []
+    return [a["decode_tps"] / b["decode_tps"] for a, b in zip(row.get("rounds", []), other.get("rounds", [])) if a["decode_tps"] and b["decode_tps"]]
+
+
+def _paired_ratio(row: dict | None, other: dict | None) -> float | None:
+    """The median of the rounds' ratios where the two rows were measured in turns, else the ratio of the rows."""
+    ratios = _round_ratios(row, other)
+    if ratios:
+        return statistics.median(ratios)
+    return _ratio(row["decode_tps"], other["decode_tps"]) if row and other else None
+
+
 def bandwidth_gbps(results: dict, threads: int) -> float | None:
     return next((b["gbps"] for b in results["bandwidth"] if b["threads"] == threads and not b.get("error")), None)
 
@@ -94,7 +110,7 @@ class Target:
 
 
 def _vs_wllama(threads: int):
-    return lambda results, m: _ratio(_decode(m, OURS, threads, "relaxed"), _decode(m, WLLAMA, threads))
+    return lambda results, m: _paired_ratio(_row(m, OURS, threads, "relaxed"), _row(m, WLLAMA, threads))
 
 
 def _of_roofline(threads: int):
@@ -126,7 +142,7 @@ TARGETS = (
     *(Target(f"prefill / int8-dot peak, {t} thread{'s' * (t > 1)} (relaxed)", 0.80, operator.ge,
              lambda results, m, t=t: _ratio(prefill_gops(m, t), compute_gops(results, t))) for t in THREADS),
     Target("decode 2 threads / 1 thread (relaxed)", 1.7, operator.ge,
-           lambda results, m: _ratio(_decode(m, OURS, 2, "relaxed"), _decode(m, OURS, 1, "relaxed")), {"2b": 1.8}),
+           lambda results, m: _paired_ratio(_row(m, OURS, 2, "relaxed"), _row(m, OURS, 1, "relaxed")), {"2b": 1.8}),
     Target("native decode / browser decode, 1 thread", 1.5, operator.le,
            lambda results, m: _ratio(_decode(m, NATIVE, 1), _decode(m, OURS, 1, "relaxed"))),
     Target("decode vs llama.cpp native, 1 thread (relaxed)", None, None,
@@ -147,7 +163,7 @@ def derive(results: dict) -> dict:
                 roofline = roofline_tps(bandwidth_gbps(results, row["threads"]), model.get("bytes_per_token"))
                 extra["roofline_fraction"] = _ratio(row["decode_tps"], roofline)
                 if row["engine"] == OURS:
-                    extra["vs_wllama"] = _ratio(row["decode_tps"], _decode(model, WLLAMA, row["threads"]))
+                    extra["vs_wllama"] = _paired_ratio(row, _row(model, WLLAMA, row["threads"]))
             rows.append({**row, **extra})
         targets = []
         for target in TARGETS:
@@ -215,6 +231,7 @@ def markdown(results: dict, plot_file: str | None = "benchmark.png") -> str:
             else:
                 lines.append(f"{head} {row['prompt_tokens']} | {row['new_tokens']} | {_num(row['prefill_tps'])} | {_num(row['decode_tps'])} | "
                              f"{_pct(row.get('roofline_fraction'))} | {_x(row.get('vs_wllama'))} |")
+    lines += _rounds_section(r)
     lines += ["", "## Targets", "", "| model | target | measured | goal | |", "|---|---|---|---|---|"]
     for m in r["models"]:
         for t in m["targets"]:
@@ -225,6 +242,29 @@ def markdown(results: dict, plot_file: str | None = "benchmark.png") -> str:
     lines += ["", "## Models", ""] + [f"- **{m['name']}**: {m['description']}" for m in r["models"]]
     lines += ["", "## How it was measured", ""] + [f"- {note}" for note in r["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def _round_cell(row: dict | None) -> str:
+    return ", ".join(_num(t["decode_tps"]) if t["decode_tps"] else "failed" for t in row.get("rounds", [])) if row else ""
+
+
+def _rounds_section(r: dict) -> list[str]:
+    """Decode tok/s of each round of the rows measured in turns (ours relaxed, wllama), and their ratio per round (absent in older results)."""
+    lines = []
+    for m in r["models"]:
+        for threads in THREADS:
+            ours, peer = _row(m, OURS, threads, "relaxed"), _row(m, WLLAMA, threads)
+            if not ours or "rounds" not in ours:
+                continue
+            ratios = ", ".join(_x(x) for x in _round_ratios(ours, peer))
+            lines.append(f"| {m['name']} | {threads} | {_round_cell(ours)} | {_round_cell(peer)} | {ratios} | {_x(_paired_ratio(ours, peer))} |")
+    if not lines:
+        return []
+    return ["", "## Rounds", "",
+            f"Our relaxed rows and wllama's were measured in turns, {r['settings']['rounds']} rounds of (ours, wllama) at 1 thread then at 2, "
+            "so that the machine's drifting speed moves both sides of a ratio alike; the rows above give each configuration's median, "
+            "the ratios to wllama (and 2 threads / 1 thread) are the medians of the rounds' ratios. Decode tok/s by round:", "",
+            "| model | threads | bitnet-wasm | wllama | bitnet-wasm / wllama | median |", "|---|---|---|---|---|---|", *lines]
 
 
 def _prefill_section(r: dict) -> list[str]:

@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", default=",".join(compare.DEFAULT_MODELS),
                         help=f"for --compare: comma-separated, from {','.join(compare.MODELS)} (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("docs"), help="for --compare: folder of the results (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=compare.DEFAULT_ROUNDS,
+                        help="for --compare: turns of our relaxed rows and wllama's, each row the median of its rounds (default: %(default)s)")
     parser.add_argument("--note", default="", help="for --compare: a sentence about the machine for the report (e.g. what else ran)")
     parser.add_argument("--cache", type=Path, help="for --compare: where models, sites, GGUF files, wllama and node-llama-cpp are kept "
                         "(default: $BITNET_WASM_CACHE or ~/.cache/bitnet-wasm)")
@@ -64,7 +66,7 @@ def _browser(args) -> dict:
 def _compare(args) -> dict:
     log = (lambda message: None) if args.json else kernels.log_to_stderr
     results = compare.run([m for m in args.models.split(",") if m], prompt=args.prompt or compare.DEFAULT_PROMPT,
-                          tokens=compare.DEFAULT_TOKENS if args.tokens is None else args.tokens, cache=args.cache, note=args.note, log=log)
+                          tokens=compare.DEFAULT_TOKENS if args.tokens is None else args.tokens, cache=args.cache, note=args.note, rounds=args.rounds, log=log)
     for path in compare.write(results, args.out, log).values():
         log(f"wrote {path}")
     return results
