@@ -219,20 +219,47 @@ BN_INLINE void plane_tile(enum plane_isa isa, int form, const uint8_t *tile, con
     for (int r = 0; r < PLANE_ROWS; r++) dots[r] = bn_i32x4_total(acc[r]) >> plane_top_shift(bits);
 }
 
-/* tokens the next call serves: PLANE_TOKENS at once where the build has the blocked path, else 1 */
-BN_INLINE int plane_tokens(enum plane_isa isa, int left) {
-    return BN_RELAXED && isa == PLANE_RELAXED && left >= PLANE_TOKENS ? PLANE_TOKENS : 1;
+/* code dots of the 4 rows of one tile with PLANE_TOKENS tokens whose prepared activations are
+ * prep_stride vectors apart: each row's codes of a block are masked once and applied to every token */
+BN_INLINE void plane_tile_tokens_simd128(const uint8_t *tile, const v128_t *prep, size_t prep_stride, int in, int bits, int32_t dots[PLANE_TOKENS][PLANE_ROWS]) {
+    for (int r = 0; r < PLANE_ROWS; r++) {
+        v128_t acc[PLANE_TOKENS];
+        for (int t = 0; t < PLANE_TOKENS; t++) acc[t] = wasm_i32x4_splat(0);
+        for (int b = 0; b < plane_blocks(in, bits); b++) {
+            const v128_t lo = wasm_v128_load(tile + (size_t)b * PLANE_ROWS * PLANE_CHUNK + r * PLANE_CHUNK), hi = wasm_u16x8_shr(lo, 8);
+            const v128_t *block = prep + b * plane_prep_vectors(bits);
+            for (int k = 0; k < 8 / bits; k++) {
+                const v128_t mask = wasm_i16x8_splat(((1 << bits) - 1) << (bits * k));
+                const v128_t even = wasm_v128_and(lo, mask), odd = wasm_v128_and(hi, mask);
+                for (int t = 0; t < PLANE_TOKENS; t++)
+                    acc[t] = wasm_i32x4_add(acc[t], wasm_i32x4_add(wasm_i32x4_dot_i16x8(block[t * prep_stride + 2 * k], even),
+                                                                   wasm_i32x4_dot_i16x8(block[t * prep_stride + 2 * k + 1], odd)));
+            }
+        }
+        for (int t = 0; t < PLANE_TOKENS; t++) dots[t][r] = bn_i32x4_total(acc[t]) >> plane_top_shift(bits);
+    }
 }
 
-BN_INLINE void plane_tile_tokens(enum plane_isa isa, int form, const uint8_t *tile, const int8_t *q, int in, int bits, int32_t dots[PLANE_TOKENS][PLANE_ROWS]) {
+/* tokens the next call serves: PLANE_TOKENS at once where the path has a blocked form (the simd128
+ * one needs the tokens' prepared activations), else 1 */
+BN_INLINE int plane_tokens(enum plane_isa isa, int left, int prepared) {
+    const int blocked = isa == PLANE_SIMD128 ? prepared : BN_RELAXED;
+    return blocked && left >= PLANE_TOKENS ? PLANE_TOKENS : 1;
+}
+
+BN_INLINE void plane_tile_tokens(enum plane_isa isa, int form, const uint8_t *tile, const int8_t *q, const v128_t *prep, size_t prep_stride, int in, int bits, int32_t dots[PLANE_TOKENS][PLANE_ROWS]) {
 #if BN_RELAXED
-    plane_tile_tokens_relaxed(form, tile, q, in, bits, dots);
+    if (isa == PLANE_RELAXED) {
+        plane_tile_tokens_relaxed(form, tile, q, in, bits, dots);
+        return;
+    }
 #endif
+    plane_tile_tokens_simd128(tile, prep, prep_stride, in, bits, dots);
 }
 
 /* Row tiles outer: a tile (4 rows, in bytes for MAD) is read from memory once per chunk of tokens
- * (touched a phase of tiles at a time, touch.h) and from L1 for the rest; the relaxed path serves PLANE_TOKENS
- * tokens per decoded row, the simd128 path prepares each token's activations once per chunk where they fit. */
+ * (touched a phase of tiles at a time, touch.h) and from L1 for the rest; both paths serve PLANE_TOKENS
+ * tokens per decoded row, the simd128 one from each token's activations prepared once per chunk where they fit. */
 BN_INLINE void plane_bitlinear_in(enum plane_isa isa, int form, const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, int out, int in, int n, int bits, int o0, int o1) {
     const size_t tile_bytes = plane_tile_bytes(in, bits);
     const int first = o0 > 0 ? o0 : 0, last = o1 < out ? o1 : out;
@@ -252,9 +279,9 @@ BN_INLINE void plane_bitlinear_in(enum plane_isa isa, int form, const uint8_t *w
             bn_touch_phase(tile, tile_bytes, o / PLANE_ROWS - begin, tiles, tn);
             for (int t = 0; t < tn;) {
                 int32_t dots[PLANE_TOKENS][PLANE_ROWS];
-                const int tokens = plane_tokens(isa, tn - t);
+                const int tokens = plane_tokens(isa, tn - t, prep_tokens > 0);
                 if (tokens == PLANE_TOKENS)
-                    plane_tile_tokens(isa, form, tile, q + (size_t)(t0 + t) * in, in, bits, dots);
+                    plane_tile_tokens(isa, form, tile, q + (size_t)(t0 + t) * in, prep + t * prep_stride, prep_stride, in, bits, dots);
                 else
                     plane_tile(isa, form, tile, q + (size_t)(t0 + t) * in, prep_tokens > 0 ? prep + t * prep_stride : NULL, in, bits, dots[0]);
                 for (int u = 0; u < tokens; u++, t++)
