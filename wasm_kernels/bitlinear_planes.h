@@ -14,8 +14,8 @@
 
 #define PLANE_ROWS 4
 #define PLANE_CHUNK 16
-#define PLANE_SUM_CHUNK 64     /* tokens passing over each row tile while it sits in L1 (prefill) */
-#define PLANE_TOKENS 4         /* tokens one decoded row serves at once (relaxed prefill) */
+#define PLANE_SUM_CHUNK 64     /* tokens passing over each row tile while it sits in L1 (prefill; fewer where the simd128 path prepares them) */
+#define PLANE_TOKENS 4         /* tokens one decoded row serves at once (prefill) */
 
 enum plane_isa { PLANE_SIMD128, PLANE_RELAXED };
 
