@@ -190,14 +190,17 @@ BN_INLINE void plane_prep_block(const int8_t *q, int in, int b, int bits, v128_t
     }
 }
 
+/* acc + plane k of one row's chunk (lo: its u16 lanes, hi: their high bytes) times a block's prepared activations */
+BN_INLINE v128_t plane_dot_simd128(v128_t acc, v128_t lo, v128_t hi, const v128_t *prep, int k, int bits) {
+    const v128_t mask = wasm_i16x8_splat(((1 << bits) - 1) << (bits * k));
+    return wasm_i32x4_add(acc, wasm_i32x4_add(wasm_i32x4_dot_i16x8(prep[2 * k], wasm_v128_and(lo, mask)),
+                                              wasm_i32x4_dot_i16x8(prep[2 * k + 1], wasm_v128_and(hi, mask))));
+}
+
 BN_INLINE void plane_block_simd128(const uint8_t *chunk, const v128_t *prep, int bits, v128_t acc[PLANE_ROWS]) {
     for (int r = 0; r < PLANE_ROWS; r++) {
-        v128_t lo = wasm_v128_load(chunk + r * PLANE_CHUNK), hi = wasm_u16x8_shr(lo, 8);
-        for (int k = 0; k < 8 / bits; k++) {
-            const v128_t mask = wasm_i16x8_splat(((1 << bits) - 1) << (bits * k));
-            v128_t even = wasm_v128_and(lo, mask), odd = wasm_v128_and(hi, mask);
-            acc[r] = wasm_i32x4_add(acc[r], wasm_i32x4_add(wasm_i32x4_dot_i16x8(prep[2 * k], even), wasm_i32x4_dot_i16x8(prep[2 * k + 1], odd)));
-        }
+        const v128_t lo = wasm_v128_load(chunk + r * PLANE_CHUNK), hi = wasm_u16x8_shr(lo, 8);
+        for (int k = 0; k < 8 / bits; k++) acc[r] = plane_dot_simd128(acc[r], lo, hi, prep, k, bits);
     }
 }
 
@@ -228,13 +231,8 @@ BN_INLINE void plane_tile_tokens_simd128(const uint8_t *tile, const v128_t *prep
         for (int b = 0; b < plane_blocks(in, bits); b++) {
             const v128_t lo = wasm_v128_load(tile + (size_t)b * PLANE_ROWS * PLANE_CHUNK + r * PLANE_CHUNK), hi = wasm_u16x8_shr(lo, 8);
             const v128_t *block = prep + b * plane_prep_vectors(bits);
-            for (int k = 0; k < 8 / bits; k++) {
-                const v128_t mask = wasm_i16x8_splat(((1 << bits) - 1) << (bits * k));
-                const v128_t even = wasm_v128_and(lo, mask), odd = wasm_v128_and(hi, mask);
-                for (int t = 0; t < PLANE_TOKENS; t++)
-                    acc[t] = wasm_i32x4_add(acc[t], wasm_i32x4_add(wasm_i32x4_dot_i16x8(block[t * prep_stride + 2 * k], even),
-                                                                   wasm_i32x4_dot_i16x8(block[t * prep_stride + 2 * k + 1], odd)));
-            }
+            for (int k = 0; k < 8 / bits; k++)
+                for (int t = 0; t < PLANE_TOKENS; t++) acc[t] = plane_dot_simd128(acc[t], lo, hi, block + t * prep_stride, k, bits);
         }
         for (int t = 0; t < PLANE_TOKENS; t++) dots[t][r] = bn_i32x4_total(acc[t]) >> plane_top_shift(bits);
     }

@@ -300,9 +300,9 @@ class Peers:
 
 
 def _peer_row(model: Prepared, engine: str, simd: str | None, peer_error: str | None, threads: int, measure: Callable[[int], dict], log,
-              label: str = "") -> dict:
+              round_label: str = "") -> dict:
     """A row of a peer that runs the model's GGUF: measure(threads), or why the peer or the GGUF is missing."""
-    label, row = f"{model.name}: {engine} {threads} thread(s){label}", {"engine": engine, "simd": simd, "threads": threads}
+    label, row = f"{model.name}: {engine} {threads} thread(s){round_label}", {"engine": engine, "simd": simd, "threads": threads}
     error = peer_error or model.gguf_error
     if error:
         log(f"{label}: not measured: {error}")
