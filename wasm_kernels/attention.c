@@ -4,6 +4,7 @@
  * one (bn_*_f32, build option --kv f32) keeps keys and values exactly as computed. */
 #include "bitnet.h"
 #include "dot_f16.h"
+#include "touch.h"
 
 typedef struct {
     int heads, kv_heads, head_dim, row; /* row: one cache row, kv_heads * head_dim */

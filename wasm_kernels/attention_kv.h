@@ -154,12 +154,20 @@ static void KV_NAME(group, )(const Shape *s, const float *q, const KV *k, const 
     }
 }
 
+/* one kv head's first `count` cache rows, a row's head_dim elements a row apart: loaded a line at a time
+ * before the heads read them (touch.h), since the compute's own loads, far apart, keep few misses in flight */
+static void KV_NAME(touch_rows, )(const Shape *s, const KV *first, int count) {
+    for (int j = 0; j < count; j++) bn_touch(first + (size_t)j * s->row, (size_t)s->head_dim * sizeof(KV));
+}
+
 void KV_NAME(bn_attention, _heads)(const float *q, const KV *k_cache, const KV *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0, int h0, int h1) {
     if (!valid(n, heads, kv_heads, head_dim, pos0)) return;
     const Shape s = shape_of(heads, kv_heads, head_dim);
     const int last = h1 < heads ? h1 : heads;
     for (int h = h0 > 0 ? h0 : 0, end; h < last; h = end) {
         for (end = h + 1; end < last && kv_offset(&s, end) == kv_offset(&s, h); end++) {}
+        KV_NAME(touch_rows, )(&s, k_cache + kv_offset(&s, h), pos0 + n);
+        KV_NAME(touch_rows, )(&s, v_cache + kv_offset(&s, h), pos0 + n);
         for (int t = 0; t < n; t++) {  /* tokens inner: a prompt's tokens reread one kv head's rows while they are in cache */
             size_t qo = ((size_t)t * heads + h) * head_dim;
             KV_NAME(group, )(&s, q + qo, k_cache + kv_offset(&s, h), v_cache + kv_offset(&s, h), out + qo, scratch, pos0 + t + 1, end - h);
