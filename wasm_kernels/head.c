@@ -108,8 +108,9 @@ static v128_t dot16_u7(v128_t x, v128_t code, v128_t acc) {
 }
 
 #define Q7_SUM_TOKENS 64 /* tokens whose activation sums are taken once per call, not once per row group */
+#define Q7_ROWS 8        /* rows per activation load (a Chromium GEMV of 2B-4T's head: 12.0 GB/s against 10.8 with 4) */
 
-/* four rows at a time, as bn_head_q8_rows; every path sums the same exact int32 */
+/* Q7_ROWS rows at a time; every path sums the same exact int32 */
 void bn_head_q7_rows(const uint8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim, int v0, int v1) {
     const int first = v0 > 0 ? v0 : 0, last = v1 < vocab ? v1 : vocab;
     int32_t x_sum[Q7_SUM_TOKENS];
@@ -117,18 +118,19 @@ void bn_head_q7_rows(const uint8_t *E, const float *row_scale, const int8_t *xq,
         const int tn = n - t0 < Q7_SUM_TOKENS ? n - t0 : Q7_SUM_TOKENS;
         for (int t = 0; t < tn; t++) x_sum[t] = bn_token_sum(xq + (size_t)(t0 + t) * dim, dim);
         int v = first;
-        for (; v + 4 <= last; v += 4) {
+        for (; v + Q7_ROWS <= last; v += Q7_ROWS) {
             const uint8_t *e = E + (size_t)v * dim;
-            bn_touch_phase(e, 4 * (size_t)dim, (v - first) / 4, (last - first) / 4, tn);
+            bn_touch_phase(e, Q7_ROWS * (size_t)dim, (v - first) / Q7_ROWS, (last - first) / Q7_ROWS, tn);
             for (int t = 0; t < tn; t++) {
                 const int8_t *x = xq + (size_t)(t0 + t) * dim;
-                v128_t acc[4] = { wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0) };
+                v128_t acc[Q7_ROWS];
+                for (int r = 0; r < Q7_ROWS; r++) acc[r] = wasm_i32x4_splat(0);
                 int i = 0;
                 for (; i + 16 <= dim; i += 16) {
                     v128_t xv = wasm_v128_load(x + i);
-                    for (int r = 0; r < 4; r++) acc[r] = dot16_u7(xv, wasm_v128_load(e + (size_t)r * dim + i), acc[r]);
+                    for (int r = 0; r < Q7_ROWS; r++) acc[r] = dot16_u7(xv, wasm_v128_load(e + (size_t)r * dim + i), acc[r]);
                 }
-                for (int r = 0; r < 4; r++) {
+                for (int r = 0; r < Q7_ROWS; r++) {
                     int32_t total = bn_i32x4_total(acc[r]) + dot_i8_u7_ref(x + i, e + (size_t)r * dim + i, dim - i);
                     logits[(size_t)(t0 + t) * vocab + v + r] = q7_logit(total, x_sum[t], row_scale[v + r], xscale[t0 + t]);
                 }
