@@ -104,13 +104,15 @@ BN_INLINE void plane_tile_relaxed(int form, const uint8_t *tile, const int8_t *q
 }
 
 /* Rows decoded together in the relaxed prefill, each activation load serving all of them: the whole
- * tile with i32 sums (16 in registers), two rows with i16 sums, whose flushes to i32 would spill the
- * whole tile's (a Chromium GEMM of 32 tokens: i32 1.25x faster with 4 rows than 2, i16 0.75x). */
+ * tile with i32 sums, two rows with i16 sums, whose flushes to i32 would spill the whole tile's (a
+ * Chromium GEMM of 32 tokens: i32 1.25x faster with 4 rows than 2, i16 0.75x). The tile's 16 i32 sums
+ * outnumber x64's vector registers (V8 likely spills some), and from some call sites that step runs ~2x slower
+ * (docs/benchmarks.md, the q/k/v prefill); 2 rows runs alike from every one, but 1.25x slower than the fast case. */
 BN_INLINE int plane_rows_at_once(int form) { return form == BN_DOT_I32 ? PLANE_ROWS : 2; }
 
 /* dots[r][t] += sum over `blocks` blocks of the codes of plane_rows_at_once(form) rows (chunk, chunk + PLANE_CHUNK, ...)
  * times token t's activations a[t]. Each row's codes of a block are decoded once and applied to every
- * token (prefill); the sums stay in registers. */
+ * token (prefill). */
 BN_INLINE void plane_rows_tokens_relaxed(int form, const uint8_t *chunk, const int8_t *const a[PLANE_TOKENS], int blocks, int bits, int32_t dots[PLANE_ROWS][PLANE_TOKENS]) {
     const int rows = plane_rows_at_once(form);
     const v128_t mask = wasm_i8x16_splat((1 << bits) - 1);
