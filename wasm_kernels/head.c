@@ -242,7 +242,7 @@ BN_INLINE v128_t q4_rows4(int form, const uint8_t *e, const float *s, int row_by
 #define Q4_TOKENS 64        /* tokens whose group sums and last partial chunk are taken once per call */
 #define Q4_SUM_WORDS 4096   /* group sums those tokens may hold (16 KB of stack): wider rows than 262144 take the reference path */
 
-/* four rows at a time, as bn_head_q7_rows, each token's group sums taken once */
+/* four rows at a time, each token's group sums taken once (as bn_head_q7_rows takes its activation sums) */
 BN_INLINE void q4_rows(int form, const uint8_t *E, const float *group_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim, int first, int last) {
     const int groups = bn_q4_groups(dim), row_bytes = bn_q4_row_bytes(dim), whole = dim / BN_Q4_CHUNK;
     const int block = Q4_SUM_WORDS / groups < Q4_TOKENS ? Q4_SUM_WORDS / groups : Q4_TOKENS;
