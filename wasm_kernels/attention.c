@@ -60,23 +60,38 @@ static inline float f32_value(float x) { return x; }
 
 #define VALUE_SLOTS 4 /* blocks of 8 value sums (heads x column blocks) kept in registers: 8 f32x4 */
 
+/* eight f16 as two f32x4 by the short conversion, exact for finite values (converting the cache is
+ * most of attention's work) */
 static inline void load8_f16(const uint16_t *p, v128_t *lo, v128_t *hi) {
     const v128_t h = wasm_v128_load(p);
-    *lo = bn_f16x4_to_f32x4(wasm_i32x4_extend_low_i16x8(h));
-    *hi = bn_f16x4_to_f32x4(wasm_i32x4_extend_high_i16x8(h));
+    *lo = bn_finite_f16x4_to_f32x4(wasm_i32x4_extend_low_i16x8(h));
+    *hi = bn_finite_f16x4_to_f32x4(wasm_i32x4_extend_high_i16x8(h));
+}
+
+/* whether the n f16 at p are finite: each lane keeps its largest h << 1, where inf and nan show as >= 0xf800 */
+static int finite_f16(const uint16_t *p, int n) {
+    v128_t seen = wasm_i16x8_splat(0);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const v128_t h = wasm_v128_load(p + i);
+        seen = wasm_u16x8_max(seen, wasm_i16x8_add(h, h));
+    }
+    int finite = !wasm_v128_any_true(wasm_u16x8_ge(seen, wasm_u16x8_splat(0xf800)));
+    for (; i < n; i++) finite &= (p[i] & 0x7c00) != 0x7c00;
+    return finite;
 }
 
 #define KV uint16_t
 #define KV_NAME(f, rest) f##rest
 #define KV_LOAD8(p, lo, hi) load8_f16(p, &(lo), &(hi))
 #define KV_TO_F32 bn_f16_to_f32
-#define KV_LOAD4 bn_load_f16x4
+#define KV_FINITE finite_f16
 #define KV_DOT_REF bn_dot_f16_ref
 #include "attention_kv.h"
 #undef KV
 #undef KV_NAME
 #undef KV_TO_F32
-#undef KV_LOAD4
+#undef KV_FINITE
 #undef KV_DOT_REF
 #undef KV_LOAD8
 
@@ -84,7 +99,7 @@ static inline void load8_f16(const uint16_t *p, v128_t *lo, v128_t *hi) {
 #define KV_NAME(f, rest) f##_f32##rest
 #define KV_LOAD8(p, lo, hi) ((lo) = wasm_v128_load(p), (hi) = wasm_v128_load((p) + 4))
 #define KV_TO_F32 f32_value
-#define KV_LOAD4 wasm_v128_load
+#define KV_FINITE(p, n) 1 /* KV_LOAD8 takes f32 as they are, whatever they hold */
 #define KV_DOT_REF dot_f32_ref
 #include "attention_kv.h"
 

@@ -1,7 +1,7 @@
 /* The attention kernels for one KV cache element type, included once per type by attention.c,
  * which defines KV (the element type), KV_NAME(f, rest) (the name f + this type's suffix + rest), KV_TO_F32(x),
- * KV_LOAD4(p) (four elements as f32x4), KV_LOAD8(p, lo, hi) (eight, as two f32x4) and the reference's f32 . KV
- * dot KV_DOT_REF in the four-lane order of simd.h. */
+ * KV_LOAD8(p, lo, hi) (eight elements as two f32x4, exact for finite ones), KV_FINITE(p, n) (whether the n
+ * elements at p are finite) and the reference's f32 . KV dot KV_DOT_REF in the four-lane order of simd.h. */
 
 static void KV_NAME(head, _ref)(const Shape *s, const float *q, const KV *k, const KV *v, float *o, float *p, int len) {
     float mx = -__builtin_inff();
@@ -36,7 +36,12 @@ static void KV_NAME(rows_f32, )(const Shape *s, const KV *src, int count, float 
     const int d = s->head_dim;
     for (int r = 0; r < count; r++, dst += d, src += s->row) {
         int i = 0;
-        for (; i + 4 <= d; i += 4) wasm_v128_store(dst + i, KV_LOAD4(src + i));
+        for (; i + 8 <= d; i += 8) {
+            v128_t lo, hi;
+            KV_LOAD8(src + i, lo, hi);
+            wasm_v128_store(dst + i, lo);
+            wasm_v128_store(dst + i + 4, hi);
+        }
         for (; i < d; i++) dst[i] = KV_TO_F32(src[i]);
     }
 }
@@ -154,10 +159,14 @@ static void KV_NAME(group, )(const Shape *s, const float *q, const KV *k, const 
     }
 }
 
-/* one kv head's first `count` cache rows, a row's head_dim elements a row apart: loaded a line at a time
- * before the heads read them (touch.h), since the compute's own loads, far apart, keep few misses in flight */
-static void KV_NAME(touch_rows, )(const Shape *s, const KV *first, int count) {
+/* whether one kv head's first `count` cache rows, a row's head_dim elements a row apart, are finite, as
+ * KV_LOAD8 needs; loaded a line at a time first (touch.h), since the compute's own loads, far apart, and
+ * the check's keep fewer misses in flight */
+static int KV_NAME(rows_finite, )(const Shape *s, const KV *first, int count) {
     for (int j = 0; j < count; j++) bn_touch(first + (size_t)j * s->row, (size_t)s->head_dim * sizeof(KV));
+    int finite = 1;
+    for (int j = 0; j < count; j++) finite &= KV_FINITE(first + (size_t)j * s->row, s->head_dim);
+    return finite;
 }
 
 void KV_NAME(bn_attention, _heads)(const float *q, const KV *k_cache, const KV *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0, int h0, int h1) {
@@ -166,11 +175,13 @@ void KV_NAME(bn_attention, _heads)(const float *q, const KV *k_cache, const KV *
     const int last = h1 < heads ? h1 : heads;
     for (int h = h0 > 0 ? h0 : 0, end; h < last; h = end) {
         for (end = h + 1; end < last && kv_offset(&s, end) == kv_offset(&s, h); end++) {}
-        KV_NAME(touch_rows, )(&s, k_cache + kv_offset(&s, h), pos0 + n);
-        KV_NAME(touch_rows, )(&s, v_cache + kv_offset(&s, h), pos0 + n);
+        const KV *k = k_cache + kv_offset(&s, h), *v = v_cache + kv_offset(&s, h);
+        const int finite = KV_NAME(rows_finite, )(&s, k, pos0 + n) & KV_NAME(rows_finite, )(&s, v, pos0 + n);
         for (int t = 0; t < n; t++) {  /* tokens inner: a prompt's tokens reread one kv head's rows while they are in cache */
             size_t qo = ((size_t)t * heads + h) * head_dim;
-            KV_NAME(group, )(&s, q + qo, k_cache + kv_offset(&s, h), v_cache + kv_offset(&s, h), out + qo, scratch, pos0 + t + 1, end - h);
+            if (finite) KV_NAME(group, )(&s, q + qo, k, v, out + qo, scratch, pos0 + t + 1, end - h);
+            else  /* inf or nan in the cache: the reference's exact conversion, the same bits */
+                for (int g = 0; g < end - h; g++) KV_NAME(head, _ref)(&s, q + qo + (size_t)g * head_dim, k, v, out + qo + (size_t)g * head_dim, scratch, pos0 + t + 1);
         }
     }
 }

@@ -10,7 +10,7 @@
 #include "bitlinear.h"
 
 #define VOCAB_GRAIN 8    /* the q7 head's eight-row blocks (the other heads' four divide them) */
-#define CHUNKS_PER_THREAD 16  /* of the head's and attention's jobs: more evens out the threads' finish */
+#define CHUNKS_PER_THREAD 16  /* of the head's jobs: more evens out the threads' finish */
 #define SPINS 20000      /* atomic loads before sleeping in memory.atomic.wait32 */
 #define MIN_SHARED_WORK (1 << 17)  /* multiply-adds below which waking the followers costs more than it saves */
 
@@ -190,17 +190,16 @@ void bn_head_q4_parallel(const uint8_t *E, const float *group_scale, const int8_
     dispatch((Job){ .run = head_q4_rows, .count = vocab, .grain = VOCAB_GRAIN, .head = { E, group_scale, xq, xscale, logits, n, vocab, dim } }, (long long)vocab * dim * n);
 }
 
-/* query heads per kv head: a chunk of whole groups converts each cache row once (attention.c) */
-static int group_size(int heads, int kv_heads) { return kv_heads > 0 && heads > kv_heads ? heads / kv_heads : 1; }
-
+/* Attention: one range of heads per thread, a fixed share, cut anywhere. Claimed whole groups of query heads
+ * (one kv head each) left a thread 3/5 of 2B-4T's 5; a group cut in two converts its cache rows on both sides. */
 void bn_attention_parallel(const float *q, const uint16_t *k_cache, const uint16_t *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0) {
     if (n < 1 || pos0 < 0) return;  /* as bn_attention: nothing to do */
-    dispatch((Job){ .run = attention_heads, .count = heads, .grain = group_size(heads, kv_heads), .attention = { q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0 } },
+    dispatch((Job){ .run = attention_heads, .count = heads, .grain = 1, .chunks_per_thread = 1, .attention = { q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0 } },
              2LL * heads * head_dim * (pos0 + n) * n);
 }
 
 void bn_attention_f32_parallel(const float *q, const float *k_cache, const float *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0) {
     if (n < 1 || pos0 < 0) return;
-    dispatch((Job){ .run = attention_heads_f32, .count = heads, .grain = group_size(heads, kv_heads), .attention = { q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0 } },
+    dispatch((Job){ .run = attention_heads_f32, .count = heads, .grain = 1, .chunks_per_thread = 1, .attention = { q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0 } },
              2LL * heads * head_dim * (pos0 + n) * n);
 }

@@ -58,6 +58,30 @@ def test_attention_simd_equals_scalar_and_reference(lib, shape, kernel):
     assert err.max() <= 1e-5 * np.abs(v.astype(np.float32)).max()
 
 
+# the kernels convert a kv head's f16 cache rows the short way when none is inf or nan, else as the reference
+EDGES = np.float16([65504, -65504, 6.1e-5, -6e-8, 0.0, -0.0, 1e-7])  # largest, smallest normal, subnormals, zeros
+
+
+@pytest.mark.parametrize("d, column", [(40, 35), (19, 17)])  # in a block of 8 columns; in the tail
+@pytest.mark.parametrize("special, where", [(None, None), (np.inf, "k"), (-np.inf, "v"), (np.nan, "v"), (np.nan, "k")])
+def test_attention_edge_and_nonfinite_cache_values_as_scalar(libs, special, where, d, column):
+    n, heads, kv_heads, pos0 = 2, 8, 2, 13
+    rng = np.random.default_rng(3)
+    q, k, v = make(rng, n, heads, kv_heads, d, pos0)
+    for cache in (k, v):
+        edge = rng.random(cache.shape) < 0.2
+        cache[edge] = rng.choice(EDGES, edge.sum())
+    if special is not None:
+        {"k": k, "v": v}[where][pos0 - 3, 1, column] = special  # the second kv head
+        q[:, heads // 2:, column] = np.abs(q[:, heads // 2:, column]) + 1  # so an inf key makes an inf score
+    for lib in libs.values():
+        fast, ref = run(lib, "bn_attention", q, k, v, kv_heads, pos0), run(lib, "bn_attention_ref", q, k, v, kv_heads, pos0)
+        np.testing.assert_array_equal(np.isnan(fast), np.isnan(ref))
+        np.testing.assert_array_equal(fast.view(np.uint32)[~np.isnan(ref)], ref.view(np.uint32)[~np.isnan(ref)])
+        assert np.isfinite(fast[:, :heads // 2]).all()
+        assert np.isfinite(fast[:, heads // 2:]).all() == (special is None)
+
+
 def test_first_query_copies_first_value_row(lib):
     q, k, v = make(np.random.default_rng(0), 1, 2, 1, 16, 0)
     out = run(lib, "bn_attention", q, k, v, 1, 0)
