@@ -30,14 +30,19 @@ static inline float dot_f32_ref(const float *x, const float *e, int d) {
     return bn_lanes_total(lanes);
 }
 
-static inline float dot_f32(const float *x, const float *e, int d) {
-    v128_t acc = wasm_f32x4_splat(0.0f);
-    int i = 0;
-    for (; i + 4 <= d; i += 4) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(x + i), wasm_v128_load(e + i)));
+/* acc holds the lanes of x . e up to element i; the tail i..d-1 continues in lane order */
+static inline float dot_f32_tail(v128_t acc, const float *x, const float *e, int i, int d) {
     float lanes[4];
     wasm_v128_store(lanes, acc);
     for (int l = 0; i < d; i++, l++) lanes[l] += x[i] * e[i];
     return bn_lanes_total(lanes);
+}
+
+static inline float dot_f32(const float *x, const float *e, int d) {
+    v128_t acc = wasm_f32x4_splat(0.0f);
+    int i = 0;
+    for (; i + 4 <= d; i += 4) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(x + i), wasm_v128_load(e + i)));
+    return dot_f32_tail(acc, x, e, i, d);
 }
 
 /* four dot_f32 at once, each in its own order: independent sums hide the adds' latency */
@@ -48,11 +53,25 @@ static inline void dot4_f32(const float *x, const float *e, size_t stride, int d
         const v128_t xv = wasm_v128_load(x + i);
         for (int r = 0; r < 4; r++) acc[r] = wasm_f32x4_add(acc[r], wasm_f32x4_mul(xv, wasm_v128_load(e + r * stride + i)));
     }
+    for (int r = 0; r < 4; r++) out[r] = dot_f32_tail(acc[r], x, e + r * stride, i, d);
+}
+
+/* dot4_f32 for two vectors x0 and x1 (two heads) at once: eight sums keep both of the core's add units busy */
+static inline void dot4x2_f32(const float *x0, const float *x1, const float *e, size_t stride, int d, float *out0, float *out1) {
+    v128_t acc0[4], acc1[4];
+    for (int r = 0; r < 4; r++) acc0[r] = acc1[r] = wasm_f32x4_splat(0.0f);
+    int i = 0;
+    for (; i + 4 <= d; i += 4) {
+        const v128_t u = wasm_v128_load(x0 + i), w = wasm_v128_load(x1 + i);
+        for (int r = 0; r < 4; r++) {
+            const v128_t er = wasm_v128_load(e + r * stride + i);
+            acc0[r] = wasm_f32x4_add(acc0[r], wasm_f32x4_mul(u, er));
+            acc1[r] = wasm_f32x4_add(acc1[r], wasm_f32x4_mul(w, er));
+        }
+    }
     for (int r = 0; r < 4; r++) {
-        float lanes[4];
-        wasm_v128_store(lanes, acc[r]);
-        for (int l = 0, k = i; k < d; k++, l++) lanes[l] += x[k] * e[r * stride + k];
-        out[r] = bn_lanes_total(lanes);
+        out0[r] = dot_f32_tail(acc0[r], x0, e + r * stride, i, d);
+        out1[r] = dot_f32_tail(acc1[r], x1, e + r * stride, i, d);
     }
 }
 

@@ -141,7 +141,10 @@ static void KV_NAME(group, )(const Shape *s, const float *q, const KV *k, const 
     int j = 0;
     for (; j + 4 <= len; j += 4) {
         KV_NAME(rows_f32, )(s, k + (size_t)j * s->row, 4, rows);
-        for (int h = 0; h < g; h++) dot4_f32(q + (size_t)h * d, rows, (size_t)d, d, scratch + (size_t)h * len + j);
+        int h = 0;
+        for (; h + 2 <= g; h += 2)
+            dot4x2_f32(q + (size_t)h * d, q + (size_t)(h + 1) * d, rows, (size_t)d, d, scratch + (size_t)h * len + j, scratch + (size_t)(h + 1) * len + j);
+        if (h < g) dot4_f32(q + (size_t)h * d, rows, (size_t)d, d, scratch + (size_t)h * len + j);
     }
     for (; j < len; j++) {
         KV_NAME(rows_f32, )(s, k + (size_t)j * s->row, 1, rows);
