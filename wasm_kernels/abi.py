@@ -132,7 +132,7 @@ def step_abi() -> dict:
 def attention_scratch(heads: int, kv_heads: int, head_dim: int, positions: int) -> int:
     """Floats of one attention call's scratch: bn_attention_scratch in bitnet.h."""
     group = -(-heads // kv_heads) if kv_heads > 0 else 0
-    return group * (positions + 1) + 4 * head_dim
+    return group * (positions + 1) + 4 * head_dim + 2 * positions * head_dim
 
 
 def q4_groups(dim: int) -> int:

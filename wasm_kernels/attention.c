@@ -100,12 +100,13 @@ static int finite_f16(const uint16_t *p, int n) {
     return finite;
 }
 
-#define KV uint16_t
-#define KV_NAME(f, rest) f##rest
-#define KV_LOAD8(p, lo, hi) load8_f16(p, &(lo), &(hi))
-#define KV_TO_F32 bn_f16_to_f32
-#define KV_FINITE finite_f16
-#define KV_DOT_REF bn_dot_f16_ref
+/* f32 first: the f16 kernels run a prompt through its group_f32 */
+#define KV float
+#define KV_NAME(f, rest) f##_f32##rest
+#define KV_LOAD8(p, lo, hi) ((lo) = wasm_v128_load(p), (hi) = wasm_v128_load((p) + 4))
+#define KV_TO_F32 f32_value
+#define KV_FINITE(p, n) 1 /* KV_LOAD8 takes f32 as they are, whatever they hold */
+#define KV_DOT_REF dot_f32_ref
 #include "attention_kv.h"
 #undef KV
 #undef KV_NAME
@@ -114,12 +115,12 @@ static int finite_f16(const uint16_t *p, int n) {
 #undef KV_DOT_REF
 #undef KV_LOAD8
 
-#define KV float
-#define KV_NAME(f, rest) f##_f32##rest
-#define KV_LOAD8(p, lo, hi) ((lo) = wasm_v128_load(p), (hi) = wasm_v128_load((p) + 4))
-#define KV_TO_F32 f32_value
-#define KV_FINITE(p, n) 1 /* KV_LOAD8 takes f32 as they are, whatever they hold */
-#define KV_DOT_REF dot_f32_ref
+#define KV uint16_t
+#define KV_NAME(f, rest) f##rest
+#define KV_LOAD8(p, lo, hi) load8_f16(p, &(lo), &(hi))
+#define KV_TO_F32 bn_f16_to_f32
+#define KV_FINITE finite_f16
+#define KV_DOT_REF bn_dot_f16_ref
 #include "attention_kv.h"
 
 void bn_kv_store(const float *x, uint16_t *cache, int n, int row, int pos0) {

@@ -46,6 +46,17 @@ static void KV_NAME(rows_f32, )(const Shape *s, const KV *src, int count, float 
     }
 }
 
+/* `count` key rows from k as f32, *stride floats apart: the cache's own where it holds f32, else converted into rows */
+static const float *KV_NAME(key_rows, )(const Shape *s, const KV *k, int count, float *rows, size_t *stride) {
+    if (sizeof(KV) == sizeof(float)) {
+        *stride = (size_t)s->row;
+        return (const float *)k;
+    }
+    KV_NAME(rows_f32, )(s, k, count, rows);
+    *stride = (size_t)s->head_dim;
+    return rows;
+}
+
 /* p[0..len) = bn_expf(score - max); returns their sum in four lanes */
 static float KV_NAME(softmax_numerators, )(const Shape *s, float *p, int len) {
     float mx = -__builtin_inff();
@@ -138,17 +149,18 @@ static void KV_NAME(values, )(const Shape *s, const float *p, int len, const KV 
 static void KV_NAME(group, )(const Shape *s, const float *q, const KV *k, const KV *v, float *o, float *scratch, int len, int g) {
     const int d = s->head_dim;
     float *sums = scratch + (size_t)g * len, *rows = sums + g;
+    size_t stride;
     int j = 0;
     for (; j + 4 <= len; j += 4) {
-        KV_NAME(rows_f32, )(s, k + (size_t)j * s->row, 4, rows);
+        const float *e = KV_NAME(key_rows, )(s, k + (size_t)j * s->row, 4, rows, &stride);
         int h = 0;
         for (; h + 2 <= g; h += 2)
-            dot4x2_f32(q + (size_t)h * d, q + (size_t)(h + 1) * d, rows, (size_t)d, d, scratch + (size_t)h * len + j, scratch + (size_t)(h + 1) * len + j);
-        if (h < g) dot4_f32(q + (size_t)h * d, rows, (size_t)d, d, scratch + (size_t)h * len + j);
+            dot4x2_f32(q + (size_t)h * d, q + (size_t)(h + 1) * d, e, stride, d, scratch + (size_t)h * len + j, scratch + (size_t)(h + 1) * len + j);
+        if (h < g) dot4_f32(q + (size_t)h * d, e, stride, d, scratch + (size_t)h * len + j);
     }
     for (; j < len; j++) {
-        KV_NAME(rows_f32, )(s, k + (size_t)j * s->row, 1, rows);
-        for (int h = 0; h < g; h++) scratch[(size_t)h * len + j] = dot_f32(q + (size_t)h * d, rows, d);
+        const float *e = KV_NAME(key_rows, )(s, k + (size_t)j * s->row, 1, rows, &stride);
+        for (int h = 0; h < g; h++) scratch[(size_t)h * len + j] = dot_f32(q + (size_t)h * d, e, d);
     }
     for (int h = 0; h < g; h++) sums[h] = KV_NAME(softmax_numerators, )(s, scratch + (size_t)h * len, len);
 
@@ -172,6 +184,21 @@ static int KV_NAME(rows_finite, )(const Shape *s, const KV *first, int count) {
     return finite;
 }
 
+/* A prompt's tokens over a cache narrower than f32: the g query heads from h read their kv head's rows
+ * converted once into the end of scratch, through group_f32 (attention.c includes it first): the same
+ * values in the same order, so the same bits, without converting every row again for each token. */
+static void KV_NAME(prompt_converted, )(const Shape *s, const float *q, const KV *k, const KV *v, float *out, float *scratch, int n, int pos0, int h, int g) {
+    const int rows = pos0 + n, d = s->head_dim;
+    float *keys = scratch + (size_t)bn_attention_scratch(s->heads, s->kv_heads, d, rows) - 2 * (size_t)rows * d, *values = keys + (size_t)rows * d;
+    KV_NAME(rows_f32, )(s, k, rows, keys);
+    KV_NAME(rows_f32, )(s, v, rows, values);
+    const Shape converted = { s->heads, s->kv_heads, d, d, s->scale };
+    for (int t = 0; t < n; t++) {
+        const size_t qo = ((size_t)t * s->heads + h) * d;
+        group_f32(&converted, q + qo, keys, values, out + qo, scratch, pos0 + t + 1, g);
+    }
+}
+
 void KV_NAME(bn_attention, _heads)(const float *q, const KV *k_cache, const KV *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0, int h0, int h1) {
     if (!valid(n, heads, kv_heads, head_dim, pos0)) return;
     const Shape s = shape_of(heads, kv_heads, head_dim);
@@ -180,6 +207,10 @@ void KV_NAME(bn_attention, _heads)(const float *q, const KV *k_cache, const KV *
         for (end = h + 1; end < last && kv_offset(&s, end) == kv_offset(&s, h); end++) {}
         const KV *k = k_cache + kv_offset(&s, h), *v = v_cache + kv_offset(&s, h);
         const int finite = KV_NAME(rows_finite, )(&s, k, pos0 + n) & KV_NAME(rows_finite, )(&s, v, pos0 + n);
+        if (finite && n > 1 && sizeof(KV) < sizeof(float)) {
+            KV_NAME(prompt_converted, )(&s, q, k, v, out, scratch, n, pos0, h, end - h);
+            continue;
+        }
         for (int t = 0; t < n; t++) {  /* tokens inner: a prompt's tokens reread one kv head's rows while they are in cache */
             size_t qo = ((size_t)t * heads + h) * head_dim;
             if (finite) KV_NAME(group, )(&s, q + qo, k, v, out + qo, scratch, pos0 + t + 1, end - h);

@@ -97,10 +97,11 @@ BN_REF_API void bn_rope_ref(float *x /*[n*heads*head_dim]*/, int n, int heads, i
  * q, out: [n, heads, head_dim]; caches: [n_ctx, kv_heads, head_dim], rows 0 .. pos0+n-1 valid;
  * query t (position pos0+t) attends to rows 0..pos0+t; head h reads kv head h / (heads/kv_heads);
  * scores * 1/sqrt(head_dim), softmax with the max subtracted, bn_expf. scratch: the scores and sums of
- * the query heads that share a kv head, and four cache rows as f32 (attention_scratch; abi.py). */
+ * the query heads that share a kv head, four cache rows as f32, then (a prompt over the f16 cache) one kv
+ * head's key and value rows as f32 (attention_scratch; abi.py). */
 static inline int bn_attention_scratch(int heads, int kv_heads, int head_dim, int positions) {
     const int group = kv_heads > 0 ? (heads + kv_heads - 1) / kv_heads : 0;
-    return group * (positions + 1) + 4 * head_dim;
+    return group * (positions + 1) + 4 * head_dim + 2 * positions * head_dim;
 }
 BN_API void bn_attention(const float *q /*[n*heads*head_dim]*/, const uint16_t *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const uint16_t *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[attention_scratch(heads, kv_heads, head_dim, pos0+n)]*/, int n, int heads, int kv_heads, int head_dim, int pos0);
 BN_REF_API void bn_attention_ref(const float *q /*[n*heads*head_dim]*/, const uint16_t *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const uint16_t *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[attention_scratch(heads, kv_heads, head_dim, pos0+n)]*/, int n, int heads, int kv_heads, int head_dim, int pos0);

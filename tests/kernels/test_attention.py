@@ -88,11 +88,11 @@ def test_first_query_copies_first_value_row(lib):
     np.testing.assert_array_equal(out, np.broadcast_to(v[0].astype(np.float32), out.shape))
 
 
-def test_scratch_must_hold_a_group_of_score_rows_and_four_cache_rows(lib):
+def test_scratch_must_hold_a_group_of_score_rows_four_cache_rows_and_a_kv_heads_rows(lib):
     q, k, v = make(np.random.default_rng(0), 2, 2, 1, 8, 3)
-    assert attention_scratch(2, 1, 8, 5) == 2 * 6 + 4 * 8
-    with pytest.raises(KernelArgumentError, match="scratch must have .* = 44 elements"):
-        lib.bn_attention(q, k.view(np.uint16), v.view(np.uint16), np.zeros_like(q), np.zeros(43, np.float32), 2, 2, 1, 8, 3)
+    assert attention_scratch(2, 1, 8, 5) == 2 * 6 + 4 * 8 + 2 * 5 * 8
+    with pytest.raises(KernelArgumentError, match="scratch must have .* = 124 elements"):
+        lib.bn_attention(q, k.view(np.uint16), v.view(np.uint16), np.zeros_like(q), np.zeros(123, np.float32), 2, 2, 1, 8, 3)
 
 
 @pytest.mark.parametrize("kernel", KV)
