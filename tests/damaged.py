@@ -11,8 +11,9 @@ from bitnet_wasm.compiler.loaders import load_checkpoint
 from bitnet_wasm.compiler.writers import write_bitnet_packed
 
 
-def overflowing_checkpoint(folder: Path, **shape) -> Checkpoint:
-    """Finite weights whose arithmetic overflows float32: a final norm weight of 3e38 turns the logits into NaN."""
+def overflowing_checkpoint(folder: Path, norm: str = "norm", **shape) -> Checkpoint:
+    """Finite weights whose arithmetic overflows float32: a norm weight of 3e38 turns the logits into NaN
+    (the final norm's at the head; a layer's inside that layer, whence the NaN has to travel)."""
     checkpoint = load_checkpoint(write_bitnet_packed(folder, seed=1, **shape).path)
-    tensors = {**checkpoint.tensors, "norm": np.full_like(checkpoint.tensors["norm"], 3e38)}
+    tensors = {**checkpoint.tensors, norm: np.full_like(checkpoint.tensors[norm], 3e38)}
     return dataclasses.replace(checkpoint, tensors=tensors)

@@ -15,7 +15,7 @@
 #include "simd.h"
 
 /* ---- quantize.c: per-token absmax int8 activations (BitNet b1.58 semantics) ----
- * scale[t] = 127 / max(max_i |x[t,i]|, 1e-5);  q = clamp(round_half_even(x * scale), -128, 127) */
+ * scale[t] = 127 / max(max_i |x[t,i]|, 1e-5), NaN where x[t] holds a NaN;  q = clamp(round_half_even(x * scale), -128, 127), 0 where NaN */
 BN_API void bn_quantize_rows(const float *x /*[n*k]*/, int8_t *q /*[n*k]*/, float *scale /*[n]*/, int n, int k);
 BN_REF_API void bn_quantize_rows_ref(const float *x /*[n*k]*/, int8_t *q /*[n*k]*/, float *scale /*[n]*/, int n, int k);
 

@@ -217,10 +217,11 @@ def test_cli_reports_missing_inputs(tmp_path, capsys):
     assert "unsupported architecture ['GPT2LMHeadModel']" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def overflowing_site(tmp_path_factory):
+@pytest.fixture(scope="module", params=["norm", "layers.0.input_norm"])
+def overflowing_site(tmp_path_factory, request):
+    """NaN logits from the final norm, or from a NaN born in layer 0 (quantizing it must not make it 0)."""
     root = tmp_path_factory.mktemp("overflow")
-    bitnet_wasm.build(overflowing_checkpoint(root / "hf", **SHAPE_A), root / "site", layout="mad", progress=False)
+    bitnet_wasm.build(overflowing_checkpoint(root / "hf", request.param, **SHAPE_A), root / "site", layout="mad", progress=False)
     return root / "site"
 
 

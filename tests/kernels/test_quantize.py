@@ -48,6 +48,23 @@ def test_quantize_ties_round_half_to_even(lib):
         assert q.tolist() == [[127, 0, 2, 2, 0, -2, -2, 4, 126, -126, 0, 4, 6, -6, 6, 8, -8]]
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("at", [0, 5, 17, 21])  # a SIMD lane of the first block, a later one, the scalar tail
+def test_a_nan_makes_the_scale_nan_and_inf_makes_it_zero(lib, bad, at):
+    """As torch: a NaN row's max is NaN (so its outputs turn NaN and the logits say so), an inf one's scale
+    127 / inf = 0; every product that is NaN quantizes to 0. Values larger than the rest sit in other lanes."""
+    x = np.full((2, 22), 1.0, np.float32)
+    x[:, 1::4] = 9.0
+    x[0, at] = bad
+    for name in ("bn_quantize_rows", "bn_quantize_rows_ref"):
+        q, s = run(lib, name, x)
+        assert s[1] == np.float32(127) / np.float32(9.0) and q[1].tolist() == reference_quantize(x[1:])[0][0].tolist()
+        if np.isnan(bad):
+            assert s[0:1].view(np.uint32)[0] == 0x7FC00000 and not q[0].any(), (name, s[0], q[0])
+        else:
+            assert s[0] == 0.0 and not q[0].any(), (name, s[0], q[0])
+
+
 def test_quantize_zero_row_uses_floor_scale(lib):
     x = np.zeros((2, 33), np.float32)
     q, s = run(lib, "bn_quantize_rows", x)
