@@ -45,6 +45,22 @@ static inline float dot_f32(const float *x, const float *e, int d) {
     return dot_f32_tail(acc, x, e, i, d);
 }
 
+/* out[r] = bn_lanes_total of acc[r], r < 4: the lanes transposed, so the same adds run four rows at once */
+static inline void lanes_totals4(const v128_t acc[4], float *out) {
+    const v128_t x = wasm_i32x4_shuffle(acc[0], acc[1], 0, 1, 4, 5), y = wasm_i32x4_shuffle(acc[0], acc[1], 2, 3, 6, 7);
+    const v128_t z = wasm_i32x4_shuffle(acc[2], acc[3], 0, 1, 4, 5), w = wasm_i32x4_shuffle(acc[2], acc[3], 2, 3, 6, 7);
+    const v128_t l0 = wasm_i32x4_shuffle(x, z, 0, 2, 4, 6), l1 = wasm_i32x4_shuffle(x, z, 1, 3, 5, 7);
+    const v128_t l2 = wasm_i32x4_shuffle(y, w, 0, 2, 4, 6), l3 = wasm_i32x4_shuffle(y, w, 1, 3, 5, 7);
+    wasm_v128_store(out, wasm_f32x4_add(wasm_f32x4_add(l0, l1), wasm_f32x4_add(l2, l3)));
+}
+
+/* out[r] = the dot of x with row r of e (its lanes in acc[r] up to element i), r < 4 */
+static inline void dot4_totals(const v128_t acc[4], const float *x, const float *e, size_t stride, int i, int d, float *out) {
+    if (i == d) lanes_totals4(acc, out);
+    else
+        for (int r = 0; r < 4; r++) out[r] = dot_f32_tail(acc[r], x, e + r * stride, i, d);
+}
+
 /* four dot_f32 at once, each in its own order: independent sums hide the adds' latency */
 static inline void dot4_f32(const float *x, const float *e, size_t stride, int d, float *out) {
     v128_t acc[4] = { wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f) };
@@ -53,7 +69,7 @@ static inline void dot4_f32(const float *x, const float *e, size_t stride, int d
         const v128_t xv = wasm_v128_load(x + i);
         for (int r = 0; r < 4; r++) acc[r] = wasm_f32x4_add(acc[r], wasm_f32x4_mul(xv, wasm_v128_load(e + r * stride + i)));
     }
-    for (int r = 0; r < 4; r++) out[r] = dot_f32_tail(acc[r], x, e + r * stride, i, d);
+    dot4_totals(acc, x, e, stride, i, d, out);
 }
 
 /* dot4_f32 for two vectors x0 and x1 (two heads) at once: eight sums keep both of the core's add units busy */
@@ -69,10 +85,8 @@ static inline void dot4x2_f32(const float *x0, const float *x1, const float *e, 
             acc1[r] = wasm_f32x4_add(acc1[r], wasm_f32x4_mul(w, er));
         }
     }
-    for (int r = 0; r < 4; r++) {
-        out0[r] = dot_f32_tail(acc0[r], x0, e + r * stride, i, d);
-        out1[r] = dot_f32_tail(acc1[r], x1, e + r * stride, i, d);
-    }
+    dot4_totals(acc0, x0, e, stride, i, d, out0);
+    dot4_totals(acc1, x1, e, stride, i, d, out1);
 }
 
 static inline float f32_value(float x) { return x; }

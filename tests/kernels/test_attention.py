@@ -8,9 +8,11 @@ from bitnet_wasm.wasm_kernels.abi import attention_scratch
 
 # (n, heads, kv_heads, head_dim, pos0); groups of 1 to 4 query heads per kv head, and 20 / 5 as 2B-4T;
 # head_dim 40 takes every register blocking of the values (32 + 8 columns alone, 16 + 16 + 8 in pairs, 8s
-# in threes and fours; 6 heads: a four and a pair)
+# in threes and fours; 6 heads: a four and a pair); the last three read their cache rows in several phases
+# (64 rows of an f16 head of 128, 204 of one of 40), the last one ending on a row that is not a block of 4
 SHAPES = [(1, 1, 1, 1, 0), (1, 4, 2, 8, 0), (3, 6, 2, 17, 5), (5, 8, 8, 64, 100), (2, 4, 1, 128, 129), (17, 2, 1, 3, 0),
-          (1, 20, 5, 128, 37), (1, 2, 2, 40, 9), (1, 3, 1, 40, 6), (2, 6, 1, 40, 11)]
+          (1, 20, 5, 128, 37), (1, 2, 2, 40, 9), (1, 3, 1, 40, 6), (2, 6, 1, 40, 11), (1, 20, 5, 128, 300),
+          (1, 6, 2, 40, 450), (1, 4, 1, 128, 200)]
 
 
 def reference_attention(q, k_cache, v_cache, pos0):
@@ -62,10 +64,11 @@ def test_attention_simd_equals_scalar_and_reference(lib, shape, kernel):
 EDGES = np.float16([65504, -65504, 6.1e-5, -6e-8, 0.0, -0.0, 1e-7])  # largest, smallest normal, subnormals, zeros
 
 
-@pytest.mark.parametrize("d, column", [(40, 35), (19, 17)])  # in a block of 8 columns; in the tail
+@pytest.mark.parametrize("d, column", [(40, 35), (19, 17), (128, 100)])  # in a block of 8 columns; in the tail
 @pytest.mark.parametrize("special, where", [(None, None), (np.inf, "k"), (-np.inf, "v"), (np.nan, "v"), (np.nan, "k")])
-def test_attention_edge_and_nonfinite_cache_values_as_scalar(libs, special, where, d, column):
-    n, heads, kv_heads, pos0 = 2, 8, 2, 13
+@pytest.mark.parametrize("n, pos0", [(2, 13), (1, 300)])  # a prompt; a decoded token, its special row in a later phase where d is 128
+def test_attention_edge_and_nonfinite_cache_values_as_scalar(libs, special, where, d, column, n, pos0):
+    heads, kv_heads = 8, 2
     rng = np.random.default_rng(3)
     q, k, v = make(rng, n, heads, kv_heads, d, pos0)
     for cache in (k, v):
