@@ -54,10 +54,11 @@ def test_a_damaged_site_is_refused_naming_what_is_wrong(page, served_dir, site, 
     assert error is not None and message in error, error
 
 
-@pytest.fixture(scope="session")
-def overflowing_site(tmp_path_factory):
+@pytest.fixture(scope="session", params=["norm", "layers.0.input_norm"])
+def overflowing_site(tmp_path_factory, request):
+    """NaN logits from the final norm, or from a NaN born in layer 0 (the page's quantizer must not make it 0)."""
     root = tmp_path_factory.mktemp("overflow")
-    bitnet_wasm.build(overflowing_checkpoint(root / "hf"), root / "site", layout="mad", progress=False)
+    bitnet_wasm.build(overflowing_checkpoint(root / "hf", request.param), root / "site", layout="mad", progress=False)
     return root / "site"
 
 
