@@ -1,6 +1,8 @@
 """`bench SITE --browser --profile`: a profiling build of the site's own C runs in Chromium and
 times every kernel call of forward.c."""
+import json
 import re
+import shutil
 
 import pytest
 
@@ -35,8 +37,12 @@ def test_profile_times_every_op_of_the_forward_pass(site, threads):
     assert all(ms >= 0 for ms in result["decode"] + result["prefill"]) and sum(result["decode"]) > 0
     assert sum(result["decode"]) <= result["decodeMsPerToken"] * 1.001  # the ops run inside the measured step
     assert result["dotForm"] in (0, 1)  # relaxed SIMD: the form the runtime's dot_form.js picked
+    site_run = result["site"]  # the site's own module, the same steps: only the clock reads differ
+    assert len(result["generated"]) == 3 and site_run["generated"] == result["generated"]
+    assert site_run["decodeMsPerToken"] > 0 and site_run["prefillMsPerToken"] > 0
     text = profile.table(result)
     assert "head_f16 embed" in text and f"relaxed SIMD ({dot_form_name(result['dotForm'])} dot), {threads} thread(s)" in text
+    assert f"{profile.SITE_ROW:36} {site_run['prefillMsPerToken']:10.3f} {site_run['decodeMsPerToken']:10.3f}" in text
 
 
 def test_profile_refuses_what_it_cannot_run(site, tmp_path):
@@ -46,6 +52,12 @@ def test_profile_refuses_what_it_cannot_run(site, tmp_path):
         profile.run(tmp_path / "nothing")
     with pytest.raises(BrowserBenchError, match="--prompt-tokens must be at least 1, got 3, 1 and 0"):
         profile.run(site, tokens=3, prompt_tokens=0)
+    single = shutil.copytree(site, tmp_path / "single-threaded")
+    manifest = json.loads((single / "model" / "manifest.json").read_text())
+    del manifest["wasm"]["relaxed_threads"]
+    (single / "model" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BrowserBenchError, match="has no relaxed module for 2 thread"):
+        profile.run(single, tokens=3, threads=2)
 
 
 @pytest.mark.parametrize("args, message", [

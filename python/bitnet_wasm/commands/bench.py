@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=list(engines.ENGINES), default="chromium",
                         help="browser engine for --browser: Chromium, Firefox ESR or WebKitGTK (Safari's engine) (default: %(default)s)")
     parser.add_argument("--profile", action="store_true", help="with --browser: ms per token of every kernel call of the forward pass "
-                        "(a profiling build of SITE's C, in Chromium; --threads default 1, --tokens decode tokens)")
+                        "(a profiling build of SITE's C, in Chromium, then the same steps on the site's own module; --threads default 1, --tokens decode tokens)")
     parser.add_argument("--compare", action="store_true", help="bitnet-wasm vs wllama, read-bandwidth roofline, native build and native llama.cpp, "
                         "on --models; writes benchmarks.json, benchmarks.md and benchmark.png to --out")
     parser.add_argument("--prompt", help=f"prompt (default for --browser: {browser.DEFAULT_PROMPT!r}; for --compare: two sentences)")

@@ -1,6 +1,6 @@
 // The profile's leader thread (bench/profile.py; a worker, as only workers may wait on atomics):
 // runs a site's profiling build (its forward.c compiled with -DBN_PROFILE=1) on the site's weights
-// and answers with the milliseconds each op of forward.c took.
+// and answers with the milliseconds each op of forward.c took, beside the site's own module's total for the same steps.
 const PAGE = 65536;
 const MODULE_RESERVE_BYTES = 2 << 20; // below the arena: the module's stack and static data (plan.py)
 const THREAD_STACK_BYTES = 1 << 20;
@@ -42,11 +42,9 @@ function cString(memory, pointer) {
   return new TextDecoder().decode(bytes.slice(0, bytes.indexOf(0)));
 }
 
-async function profile({ manifestUrl, wasmUrl, dotFormUrl, simd, threads, promptTokens, decodeTokens }) {
-  const { pickDotForm, warmDotForms } = await import(dotFormUrl);
-  const manifest = await (await fetch(manifestUrl)).json();
-  const arenaBytes = manifest.abi.arena_bytes;
-  const machine = await instantiate(await (await fetch(wasmUrl)).arrayBuffer(), arenaBytes, threads);
+// One of the site's modules (or its profiling build), its threads started, with room for the site's arena at `base`.
+async function load(bytes, arenaBytes, threads) {
+  const machine = await instantiate(bytes, arenaBytes, threads);
   const { exports } = machine;
   const base = Math.ceil(exports.__heap_base.value / 64) * 64;
   const missing = base + arenaBytes + 16 + machine.stacks - machine.memory.buffer.byteLength;
@@ -55,39 +53,67 @@ async function profile({ manifestUrl, wasmUrl, dotFormUrl, simd, threads, prompt
     await startFollowers(machine, Math.ceil((base + arenaBytes) / 16) * 16, threads);
     if (exports.bn_threads_init(threads) !== threads) throw new Error(`the module refused ${threads} threads`);
   }
-  if (simd === "relaxed") warmDotForms({ exports, base });  // as the runtime: compiled while the weights load
-  for (const shard of manifest.shards) {
-    const bytes = new Uint8Array(await (await fetch(new URL(shard.file, manifestUrl))).arrayBuffer());
-    new Uint8Array(machine.memory.buffer, base + shard.offset, shard.bytes).set(bytes);
-  }
-  const { tokens, logits } = manifest.abi.buffers;
-  const vocab = manifest.model.vocab_size;
-  const ops = cString(machine.memory, exports.bn_profile_ops()).trim().split("\n");
-  const table = () => new Float64Array(machine.memory.buffer, exports.bn_profile_ms(), ops.length);
-  const ids = new Int32Array(machine.memory.buffer, base + tokens.offset, promptTokens);
-  ids.forEach((_, i) => { ids[i] = (i * 7919 + 1) % vocab; });  // any ids: the work does not depend on them
+  return { ...machine, base };
+}
 
-  // as the runtime: the dot form it would pick, and the kernels in the optimizing tier (an untimed prefill)
-  const dotForm = simd === "relaxed" ? pickDotForm({ exports, base }) : null;
+const shardBytes = ({ memory, base }, shard) => new Uint8Array(memory.buffer, base + shard.offset, shard.bytes);
+
+// An untimed prefill (the kernels then run in the optimizing tier), a timed one, then greedy decode
+// tokens, each chosen and run by bn_model_step as in the runtime; `ops` zeroes and reads the profiling
+// build's table around each timed part.
+function timeSteps({ exports, memory, base }, manifest, promptTokens, decodeTokens, ops) {
+  const { abi, model: { vocab_size: vocab } } = manifest;
+  const ids = new Int32Array(memory.buffer, base + abi.buffers.tokens.offset, promptTokens + decodeTokens);
+  ids.forEach((_, i) => { ids[i] = (i * 7919 + 1) % vocab; });  // any ids: the work does not depend on them
+  const step = new Int32Array(memory.buffer, base + abi.buffers.step.offset, abi.words);
+  step.fill(-1, abi.stop_tokens_word, abi.stop_tokens_word + abi.max_stop_tokens);  // no stop tokens
   exports.bn_model_prefill(base, promptTokens, 0);
 
-  table().fill(0);
+  ops.start();
   let start = performance.now();
   exports.bn_model_prefill(base, promptTokens, 0);
   const prefillMs = performance.now() - start;
-  const prefill = Array.from(table(), (ms) => ms / promptTokens);
+  const prefill = ops.read(promptTokens);
 
-  table().fill(0);
+  ops.start();
   start = performance.now();
-  for (let pos = promptTokens; pos < promptTokens + decodeTokens; pos++) {
-    const next = exports.bn_argmax(base + logits.offset, vocab);
-    new Int32Array(machine.memory.buffer, base + tokens.offset, 1)[0] = next;
-    exports.bn_model_forward(base, 1, pos, 0);
+  for (let i = 0; i < decodeTokens; i++) {
+    const code = exports.bn_model_step(base, promptTokens + i, i, decodeTokens + 1, 0, vocab, 1, 0, 1, 0, 0);  // greedy
+    if (code !== 0) throw new Error(`the generation step at position ${promptTokens + i} returned ${code}`);
   }
   const decodeMs = performance.now() - start;
+  return { prefill, decode: ops.read(decodeTokens), generated: Array.from(ids.subarray(promptTokens)),
+    prefillMsPerToken: prefillMs / promptTokens, decodeMsPerToken: decodeMs / decodeTokens };
+}
+
+const UNPROFILED = { start() {}, read() { return null; } };
+
+// The profiling build, then the site's own module in the same dot form on a copy of the same weights:
+// the two totals show how far the clock reads moved the engine's code.
+async function profile({ manifestUrl, wasmUrl, siteWasmUrl, dotFormUrl, simd, threads, promptTokens, decodeTokens }) {
+  const { pickDotForm, warmDotForms } = await import(dotFormUrl);
+  const manifest = await (await fetch(manifestUrl)).json();
+  const arenaBytes = manifest.abi.arena_bytes;
+  const fetchBytes = async (url) => (await fetch(url)).arrayBuffer();
+
+  const profiled = await load(await fetchBytes(wasmUrl), arenaBytes, threads);
+  if (simd === "relaxed") warmDotForms(profiled);  // as the runtime: compiled while the weights load
+  for (const shard of manifest.shards) shardBytes(profiled, shard).set(new Uint8Array(await fetchBytes(new URL(shard.file, manifestUrl))));
+  const dotForm = simd === "relaxed" ? pickDotForm(profiled) : null;  // the form the runtime would pick
+  const ops = cString(profiled.memory, profiled.exports.bn_profile_ops()).trim().split("\n");
+  const table = () => new Float64Array(profiled.memory.buffer, profiled.exports.bn_profile_ms(), ops.length);
+  const result = timeSteps(profiled, manifest, promptTokens, decodeTokens,
+    { start: () => table().fill(0), read: (tokens) => Array.from(table(), (ms) => ms / tokens) });
+
+  const site = await load(await fetchBytes(siteWasmUrl), arenaBytes, threads);
+  if (simd === "relaxed") {
+    warmDotForms(site);
+    site.exports.bn_set_dot_form(dotForm);
+  }
+  for (const shard of manifest.shards) shardBytes(site, shard).set(shardBytes(profiled, shard));
+  const { generated, prefillMsPerToken, decodeMsPerToken } = timeSteps(site, manifest, promptTokens, decodeTokens, UNPROFILED);
   return {
-    ops, prefill, decode: Array.from(table(), (ms) => ms / decodeTokens), dotForm,
-    prefillMsPerToken: prefillMs / promptTokens, decodeMsPerToken: decodeMs / decodeTokens,
+    ops, ...result, dotForm, site: { generated, prefillMsPerToken, decodeMsPerToken },
     crossOriginIsolated: self.crossOriginIsolated === true,
   };
 }
