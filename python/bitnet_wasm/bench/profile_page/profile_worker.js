@@ -89,7 +89,7 @@ function timeSteps({ exports, memory, base }, manifest, promptTokens, decodeToke
 const UNPROFILED = { start() {}, read() { return null; } };
 
 // The profiling build, then the site's own module in the same dot form on a copy of the same weights:
-// the two totals show how far the clock reads moved the engine's code.
+// the two totals show whether the profiling build runs as the site does.
 async function profile({ manifestUrl, wasmUrl, siteWasmUrl, dotFormUrl, simd, threads, promptTokens, decodeTokens }) {
   const { pickDotForm, warmDotForms } = await import(dotFormUrl);
   const manifest = await (await fetch(manifestUrl)).json();
