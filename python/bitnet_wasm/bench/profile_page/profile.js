@@ -1,9 +1,9 @@
-// The profile page (bench/profile.py): window.profile(options) runs profile_worker.js in a module worker
+// The profile page (bench/profile.py): window.profile(options) runs profile_worker.js in module workers
 // (from a blob, as is the runtime's dot_form.js it imports: the page's files are served by the browser context, not the site's server).
 const moduleUrl = async (name) =>
   URL.createObjectURL(new Blob([await (await fetch(new URL(name, import.meta.url))).text()], { type: "text/javascript" }));
 
-window.profile = async (options) => {
+const inWorker = async (options) => {
   const worker = new Worker(await moduleUrl("profile_worker.js"), { type: "module" });
   try {
     const { data } = await new Promise((resolve, reject) => {
@@ -16,4 +16,12 @@ window.profile = async (options) => {
   } finally {
     worker.terminate();
   }
+};
+
+// The profiling build, then the site's own module in its dot form; each in a worker that ends with it,
+// so that one copy of the weights lives at a time.
+window.profile = async ({ siteWasmUrl, ...options }) => {
+  const profiled = await inWorker(options);
+  const site = await inWorker({ ...options, wasmUrl: siteWasmUrl, dotForm: profiled.dotForm });
+  return { ...profiled, site };
 };

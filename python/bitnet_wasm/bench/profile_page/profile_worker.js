@@ -1,6 +1,6 @@
 // The profile's leader thread (bench/profile.py; a worker, as only workers may wait on atomics):
 // runs a site's profiling build (its forward.c compiled with -DBN_PROFILE=1) on the site's weights
-// and answers with the milliseconds each op of forward.c took, beside the site's own module's total for the same steps.
+// and answers with the milliseconds each op of forward.c took; or the same steps on the site's own module.
 const PAGE = 65536;
 const MODULE_RESERVE_BYTES = 2 << 20; // below the arena: the module's stack and static data (plan.py)
 const THREAD_STACK_BYTES = 1 << 20;
@@ -56,8 +56,6 @@ async function load(bytes, arenaBytes, threads) {
   return { ...machine, base };
 }
 
-const shardBytes = ({ memory, base }, shard) => new Uint8Array(memory.buffer, base + shard.offset, shard.bytes);
-
 // An untimed prefill (the kernels then run in the optimizing tier), a timed one, then greedy decode
 // tokens, each chosen and run by bn_model_step as in the runtime; `ops` zeroes and reads the profiling
 // build's table around each timed part.
@@ -88,34 +86,24 @@ function timeSteps({ exports, memory, base }, manifest, promptTokens, decodeToke
 
 const UNPROFILED = { start() {}, read() { return null; } };
 
-// The profiling build, then the site's own module in the same dot form on a copy of the same weights:
-// the two totals show whether the profiling build runs as the site does.
-async function profile({ manifestUrl, wasmUrl, siteWasmUrl, dotFormUrl, simd, threads, promptTokens, decodeTokens }) {
+// One module on the site's weights: the profiling build (with its table of ops, in the dot form the runtime
+// would pick) or, in a worker of its own, the site's module (in the profile's dot form).
+async function profile({ manifestUrl, wasmUrl, dotFormUrl, simd, threads, promptTokens, decodeTokens, dotForm }) {
   const { pickDotForm, warmDotForms } = await import(dotFormUrl);
   const manifest = await (await fetch(manifestUrl)).json();
-  const arenaBytes = manifest.abi.arena_bytes;
   const fetchBytes = async (url) => (await fetch(url)).arrayBuffer();
-
-  const profiled = await load(await fetchBytes(wasmUrl), arenaBytes, threads);
-  if (simd === "relaxed") warmDotForms(profiled);  // as the runtime: compiled while the weights load
-  for (const shard of manifest.shards) shardBytes(profiled, shard).set(new Uint8Array(await fetchBytes(new URL(shard.file, manifestUrl))));
-  const dotForm = simd === "relaxed" ? pickDotForm(profiled) : null;  // the form the runtime would pick
-  const ops = cString(profiled.memory, profiled.exports.bn_profile_ops()).trim().split("\n");
-  const table = () => new Float64Array(profiled.memory.buffer, profiled.exports.bn_profile_ms(), ops.length);
-  const result = timeSteps(profiled, manifest, promptTokens, decodeTokens,
-    { start: () => table().fill(0), read: (tokens) => Array.from(table(), (ms) => ms / tokens) });
-
-  const site = await load(await fetchBytes(siteWasmUrl), arenaBytes, threads);
-  if (simd === "relaxed") {
-    warmDotForms(site);
-    site.exports.bn_set_dot_form(dotForm);
-  }
-  for (const shard of manifest.shards) shardBytes(site, shard).set(shardBytes(profiled, shard));
-  const { generated, prefillMsPerToken, decodeMsPerToken } = timeSteps(site, manifest, promptTokens, decodeTokens, UNPROFILED);
-  return {
-    ops, ...result, dotForm, site: { generated, prefillMsPerToken, decodeMsPerToken },
-    crossOriginIsolated: self.crossOriginIsolated === true,
-  };
+  const machine = await load(await fetchBytes(wasmUrl), manifest.abi.arena_bytes, threads);
+  const { exports, memory, base } = machine;
+  if (simd === "relaxed") warmDotForms(machine);  // as the runtime: compiled while the weights load
+  for (const shard of manifest.shards)
+    new Uint8Array(memory.buffer, base + shard.offset, shard.bytes).set(new Uint8Array(await fetchBytes(new URL(shard.file, manifestUrl))));
+  const form = simd !== "relaxed" ? null : dotForm ?? pickDotForm(machine);
+  if (form !== null) exports.bn_set_dot_form(form);
+  if (!exports.bn_profile_ops) return { dotForm: form, ...timeSteps(machine, manifest, promptTokens, decodeTokens, UNPROFILED) };
+  const ops = cString(memory, exports.bn_profile_ops()).trim().split("\n");
+  const table = () => new Float64Array(memory.buffer, exports.bn_profile_ms(), ops.length);
+  return { ops, dotForm: form, crossOriginIsolated: self.crossOriginIsolated === true,
+    ...timeSteps(machine, manifest, promptTokens, decodeTokens, { start: () => table().fill(0), read: (tokens) => Array.from(table(), (ms) => ms / tokens) }) };
 }
 
 self.onmessage = async ({ data }) => {
