@@ -1,5 +1,5 @@
 """`bench SITE --browser --profile`: a profiling build of the site's own C runs in Chromium and
-times every kernel call of forward.c."""
+times every kernel call of forward.c; the site's own module then runs the same steps."""
 import json
 import re
 import shutil
