@@ -15,7 +15,7 @@ from bitnet_wasm.wasm_kernels.abi import defines, step_abi
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 FORMAT = "bitnet-wasm-site"
-FORMAT_VERSION = 3        # 3: the C's digest in "sources", model/src/ only when asked for (2: model card, files' sha256, step ABI, generation options)
+FORMAT_VERSION = 4        # 4: bn_model_step runs the token the step before chose, then chooses (3: the C's digest in "sources", model/src/ only when asked for; 2: model card, files' sha256, step ABI, generation options)
 ALIGN = 64                 # every region, buffer and tensor offset in the arena is a multiple of this
 MODEL_DIR = "model"        # SITE/model/ holds everything model-specific
 MANIFEST = "manifest.json"

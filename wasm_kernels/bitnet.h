@@ -217,8 +217,8 @@ BN_API int bn_sample(const float *logits /*[n]*/, int n, float temperature, int 
  *   Returns why the generation ends there, in this order: BN_STEP_EOS (one of the
  *   step[BN_STEP_STOP_TOKENS ..] ids; unused entries hold -1), BN_STEP_LENGTH (the
  *   max_new_tokens-th), BN_STEP_CONTEXT (position == context: no room to run it); otherwise
- *   BN_STEP_CONTINUE. BN_STEP_BAD_ARGUMENT if an argument is out of range; BN_STEP_NAN_LOGITS
- *   if a logit is NaN (finite weights whose arithmetic overflowed: nothing is chosen). */
+ *   BN_STEP_CONTINUE. BN_STEP_BAD_ARGUMENT if an argument is out of range (bn_step_arguments_valid);
+ *   BN_STEP_NAN_LOGITS if a logit is NaN (finite weights whose arithmetic overflowed: nothing is chosen). */
 #define BN_STEP_BAD_ARGUMENT -1
 #define BN_STEP_NAN_LOGITS -2
 #define BN_STEP_CONTINUE 0
@@ -230,6 +230,7 @@ BN_API int bn_sample(const float *logits /*[n]*/, int n, float temperature, int 
 #define BN_MAX_STOP_TOKENS 8
 #define BN_STEP_WORDS 9
 BN_API void bn_penalize(float *logits /*[n]*/, int n, const int32_t *history /*[n_history]*/, int n_history, float repetition, float presence, float frequency, int32_t *counts /*[n]*/);
+BN_API int bn_step_arguments_valid(int n, int context, int position, int generated, int max_new_tokens);
 BN_API int bn_generate_step(float *logits /*[n]*/, int n, int32_t *tokens /*[context]*/, int context, int position, int generated, int max_new_tokens, int32_t *step /*[BN_STEP_WORDS]*/, float temperature, int top_k, float top_p, float min_p, float repetition, float presence, float frequency, uint64_t *rng_state /*[1]*/, float *scratch_p /*[n]*/, int32_t *scratch_idx /*[n]*/);
 
 /* ---- bn_math.h exported for tests: y = f(x) elementwise with our own freestanding math ---- */

@@ -1,6 +1,6 @@
 /* One generation step, the same for every host: penalize the logits for the tokens already in
  * the context, sample, store the token at its position and say whether the generation ends there.
- * The generated forward.c wraps it as bn_model_step, which also runs the token when it does not. */
+ * The generated forward.c wraps it as bn_model_step, which first runs the token the step before chose. */
 #include "bitnet.h"
 
 static int is_stop_token(const int32_t *step, int32_t token) {
@@ -30,10 +30,14 @@ void bn_penalize(float *logits, int n, const int32_t *history, int n_history, fl
     }
 }
 
+int bn_step_arguments_valid(int n, int context, int position, int generated, int max_new_tokens) {
+    return n >= 1 && position >= 1 && position <= context && generated >= 0 && generated < max_new_tokens;
+}
+
 int bn_generate_step(float *logits, int n, int32_t *tokens, int context, int position, int generated, int max_new_tokens, int32_t *step,
                      float temperature, int top_k, float top_p, float min_p, float repetition, float presence, float frequency,
                      uint64_t *rng_state, float *scratch_p, int32_t *scratch_idx) {
-    if (n < 1 || position < 1 || position > context || generated < 0 || generated >= max_new_tokens) return BN_STEP_BAD_ARGUMENT;
+    if (!bn_step_arguments_valid(n, context, position, generated, max_new_tokens)) return BN_STEP_BAD_ARGUMENT;
     if (has_nan(logits, n)) return BN_STEP_NAN_LOGITS;
     bn_penalize(logits, n, tokens, position, repetition, presence, frequency, scratch_idx);
     const int32_t token = bn_sample(logits, n, temperature, top_k, top_p, min_p, rng_state, scratch_p, scratch_idx);

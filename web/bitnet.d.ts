@@ -116,8 +116,10 @@ export interface GenerationStats {
   /** The seed sampling used. */
   seed: number | bigint;
   newTokens: number;
+  /** From the call to the first new token: the prompt's forward pass and the first choice (a token is given before it runs). */
   ttftSeconds: number | null;
   prefillTokensPerSecond: number | null;
+  /** New tokens after the first, over the time since the first: each one forward pass (of the token before it) and a choice. */
   decodeTokensPerSecond: number | null;
   stopReason: "eos" | "stop" | "length" | "context" | "aborted";
 }

@@ -295,9 +295,9 @@ class Model {
     return this.run(this.promptIds(ids), o, this.chat.stop_tokens, { droppedMessages: dropped }, aborted, emit);
   }
 
-  // Generation, the loop of runtime.py's Model._generate: the C step (bn_model_step) chooses each
-  // token and says whether the generation ends; here only text. Yields to the event loop between
-  // steps so an abort message is seen.
+  // Generation, the loop of runtime.py's Model._generate: the C step (bn_model_step) runs the token
+  // chosen before, chooses the next and says whether the generation ends; here only text. Yields to
+  // the event loop between steps so an abort message is seen.
   async run(ids, o, stopTokens, extraStats, aborted, emit) {
     const seed = o.seed ?? crypto.getRandomValues(new Uint32Array(1))[0];
     const started = performance.now();
@@ -317,21 +317,22 @@ class Model {
     const decoder = this.tokenizer?.createStreamDecoder();
     const stops = new StopStrings(o.stop);
     const step = this.machine.view(Int32Array, this.buffers.step.offset, this.abi.words);
-    let position = ids.length, firstAt = 0;
+    let position = ids.length, firstAt = 0, chosen = null;
     while (!stats.stopReason) {
       // beyond the context or the vocabulary these limits mean "no limit"; the C takes int32
       const code = this.exports.bn_model_step(this.machine.base, position, stats.newTokens, Math.min(o.maxNewTokens, this.context), o.temperature, Math.min(o.topK, this.vocab), o.topP, o.minP,
         o.repetitionPenalty, o.presencePenalty, o.frequencyPenalty);
       if (code === this.abi.nan_logits) throw new Error(`the logits at position ${position} are NaN: the model's arithmetic overflowed float32 (weights far outside a trained model's range: a damaged or wrongly converted checkpoint)`);
       if (code < 0) throw new Error(`the generation step refused position ${position} (context ${this.context})`);
+      if (chosen !== null) this.cached.push(chosen); // the step ran the token chosen before this one
       const token = step[this.abi.token_word];
+      chosen = token;
       stats.newTokens += 1;
       if (stats.newTokens === 1) {
         firstAt = performance.now();
         stats.ttftSeconds = (firstAt - started) / 1000;
       }
       const reason = this.abi.stop_reasons[code];
-      if (!reason) this.cached.push(token); // bn_model_step ran it
       const text = decoder ? decoder.push(token) + (reason ? decoder.flush() : "") : "";
       const shown = stops.push(text, reason !== "");
       stats.stopReason = stops.stopped ? "stop" : reason;

@@ -265,11 +265,11 @@ class Model:
                                        "float32 (weights far outside a trained model's range: a damaged or wrongly converted checkpoint)")
                 if code < 0:
                     raise RuntimeError(f"the generation step refused position {position} (context {self.context})")
+                if result.tokens:  # the step ran the token chosen before this one
+                    self._cached.append(result.tokens[-1])
                 token = int(self._buffer("step", np.int32, self.abi["words"])[self.abi["token_word"]])
                 result.tokens.append(token)
                 reason = self.abi["stop_reasons"][code]
-                if not reason:  # bn_model_step ran it
-                    self._cached.append(token)
                 text = decoder.push(token) + (decoder.flush() if reason else "")
                 shown = stops.push(text, final=bool(reason))
                 result.text, result.stop_reason = stops.text, "stop" if stops.stopped else reason

@@ -127,6 +127,24 @@ def test_wasm_and_native_builds_give_identical_bits(packed_site):
         assert outputs[backend][1] == outputs["native"][1]
 
 
+@pytest.mark.parametrize("backend", ["native", "wasm"])
+def test_a_token_reaches_the_host_before_it_runs(packed_site, backend):
+    """Each step runs the token the step before chose, then chooses: the host has a token one forward
+    pass sooner, and the last token chosen never runs."""
+    _, site = packed_site
+    model, oracle = bitnet_wasm.load(site, backend), bitnet_wasm.load(site, backend)
+    ids = [5, 17, 250, 3, 99, 42]
+    logits = lambda: model._buffer("logits", np.float32, model.vocab_size).copy()
+    pieces = model.stream(ids, max_new_tokens=3, temperature=0, ignore_eos=True)
+    first = next(pieces)
+    np.testing.assert_array_equal(logits(), oracle.logits(ids)[-1])  # chosen from the prompt's logits: nothing ran
+    second = next(pieces)
+    np.testing.assert_array_equal(logits(), oracle.forward([first.token], len(ids))[-1])
+    last = next(pieces)
+    np.testing.assert_array_equal(logits(), oracle.forward([second.token], len(ids) + 1)[-1])
+    assert model._cached == ids + [first.token, second.token] and last.token == int(logits().argmax())
+
+
 def test_wasm_module_exports_the_model_abi_below_the_reserve(packed_site):
     _, site = packed_site
     engine = wasmtime.Engine(wasmtime.Config())

@@ -57,7 +57,9 @@ NOTES = [
     "Chromium started on a fresh profile on disk (wllama stores the GGUF before loading it, and in a private context storing "
     "a 2 GB one fails with QuotaExceededError); the server sends COOP/COEP, so pages are cross-origin isolated and wllama can use its multi-thread build.",
     "bitnet-wasm: `BitNet.load(manifest, {threads, simd})`, then `generate` greedily; prefill and decode tok/s "
-    "are the runtime's `lastStats` (decode: new tokens after the first, over the time since the first).",
+    "are the runtime's `lastStats` (decode: new tokens after the first, over the time since the first; each of those "
+    "steps runs one forward pass, that of the token the step before chose, so the last token chosen is never run and the "
+    "first reaches the page before it runs).",
     f"wllama {wllama.WLLAMA.version}: `loadModelFromUrl(gguf, {{n_threads, n_ctx, n_gpu_layers: 0}})`, then "
     "`createCompletion({prompt, max_tokens, temperature: 0, top_k: 1})`; tok/s are its own `timings` "
     "(prompt_per_second, predicted_per_second). Byte-level tokens that are not whole UTF-8 characters get "

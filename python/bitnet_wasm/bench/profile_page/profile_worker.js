@@ -57,8 +57,8 @@ async function load(bytes, arenaBytes, threads) {
 }
 
 // An untimed prefill (the kernels then run in the optimizing tier), a timed one, then greedy decode
-// tokens, each chosen and run by bn_model_step as in the runtime; `ops` zeroes and reads the profiling
-// build's table around each timed part.
+// tokens through bn_model_step as in the runtime (each step runs the token the step before chose);
+// `ops` zeroes and reads the profiling build's table around each timed part.
 function timeSteps({ exports, memory, base }, manifest, promptTokens, decodeTokens, ops) {
   const { abi, model: { vocab_size: vocab } } = manifest;
   const ids = new Int32Array(memory.buffer, base + abi.buffers.tokens.offset, promptTokens + decodeTokens);
@@ -73,11 +73,13 @@ function timeSteps({ exports, memory, base }, manifest, promptTokens, decodeToke
   const prefillMs = performance.now() - start;
   const prefill = ops.read(promptTokens);
 
+  const greedyStep = (i) => exports.bn_model_step(base, promptTokens + i, i, decodeTokens + 1, 0, vocab, 1, 0, 1, 0, 0);
+  greedyStep(0);  // chooses the first token from the prompt's logits: it runs nothing
   ops.start();
   start = performance.now();
-  for (let i = 0; i < decodeTokens; i++) {
-    const code = exports.bn_model_step(base, promptTokens + i, i, decodeTokens + 1, 0, vocab, 1, 0, 1, 0, 0);  // greedy
-    if (code !== 0) throw new Error(`the generation step at position ${promptTokens + i} returned ${code}`);
+  for (let i = 1; i <= decodeTokens; i++) {
+    const code = greedyStep(i), expected = i < decodeTokens ? "" : "length";
+    if (abi.stop_reasons[code] !== expected) throw new Error(`the generation step at position ${promptTokens + i} returned ${code}`);
   }
   const decodeMs = performance.now() - start;
   return { prefill, decode: ops.read(decodeTokens), generated: Array.from(ids.subarray(promptTokens)),
