@@ -1,8 +1,9 @@
 """`bitnet-wasm bench SITE --browser --profile`: where a token's time goes. The site's own C
 (SITE/model/src, or regenerated from its manifest) is compiled once more with -DBN_PROFILE=1, so that every kernel call of
 forward.c also reads the page's clock (OP in templates/forward.c.j2); headless Chromium runs it
-on the site's weights (profile_page/profile_worker.js) in the dot form the runtime would pick: an untimed
-prefill, so that the engine's optimizing tier has compiled the kernels, then a timed one and greedy decode tokens.
+on the site's weights (profile_page/profile_worker.js) in the dot form the runtime would pick, through the calls the
+runtime makes: an untimed prefill, so that the engine's optimizing tier has compiled the kernels, then a timed one and
+greedy decode tokens.
 The site's own module then runs the same steps and the table gives both totals: the engine's code for the
 kernels can move with the code around them (a simd128 profile of the 2B-4T shape that decoded through
 bn_model_forward, not bn_model_step, ran 1.2x slower than the site's module)."""

@@ -65,11 +65,16 @@ function timeSteps({ exports, memory, base }, manifest, promptTokens, decodeToke
   ids.forEach((_, i) => { ids[i] = (i * 7919 + 1) % vocab; });  // any ids: the work does not depend on them
   const step = new Int32Array(memory.buffer, base + abi.buffers.step.offset, abi.words);
   step.fill(-1, abi.stop_tokens_word, abi.stop_tokens_word + abi.max_stop_tokens);  // no stop tokens
-  exports.bn_model_prefill(base, promptTokens, 0);
+  const runPrompt = () => {  // as the runtime's worker does: bn_model_forward a chunk at a time
+    for (let i = 0; i < promptTokens; i += manifest.plan.chunk)
+      if (exports.bn_model_forward(base, Math.min(manifest.plan.chunk, promptTokens - i), i, 0) !== 0)
+        throw new Error(`the forward pass refused the prompt's tokens from position ${i}`);
+  };
+  runPrompt();
 
   ops.start();
   let start = performance.now();
-  exports.bn_model_prefill(base, promptTokens, 0);
+  runPrompt();
   const prefillMs = performance.now() - start;
   const prefill = ops.read(promptTokens);
 
