@@ -78,14 +78,14 @@ function timeSteps({ exports, memory, base }, manifest, promptTokens, decodeToke
   const prefillMs = performance.now() - start;
   const prefill = ops.read(promptTokens);
 
-  const greedyStep = (i) => exports.bn_model_step(base, promptTokens + i, i, decodeTokens + 1, 0, vocab, 1, 0, 1, 0, 0);
+  const greedyStep = (i) => {  // step i runs the token step i - 1 chose; the last ends the generation
+    const code = exports.bn_model_step(base, promptTokens + i, i, decodeTokens + 1, 0, vocab, 1, 0, 1, 0, 0);
+    if (abi.stop_reasons[code] !== (i < decodeTokens ? "" : "length")) throw new Error(`the generation step at position ${promptTokens + i} returned ${code}`);
+  };
   greedyStep(0);  // chooses the first token from the prompt's logits: it runs nothing
   ops.start();
   start = performance.now();
-  for (let i = 1; i <= decodeTokens; i++) {
-    const code = greedyStep(i), expected = i < decodeTokens ? "" : "length";
-    if (abi.stop_reasons[code] !== expected) throw new Error(`the generation step at position ${promptTokens + i} returned ${code}`);
-  }
+  for (let i = 1; i <= decodeTokens; i++) greedyStep(i);
   const decodeMs = performance.now() - start;
   return { prefill, decode: ops.read(decodeTokens), generated: Array.from(ids.subarray(promptTokens)),
     prefillMsPerToken: prefillMs / promptTokens, decodeMsPerToken: decodeMs / decodeTokens };
