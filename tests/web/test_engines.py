@@ -1,6 +1,8 @@
 """bitnet_wasm.bench.engines: a missing browser part is an error naming the Debian package; an
-unknown engine names the known ones."""
+unknown engine names the known ones; a browser that never answers is an error, not a hang."""
 from __future__ import annotations
+
+import subprocess
 
 import pytest
 
@@ -27,3 +29,18 @@ def test_webkit_without_xvfb_says_so(monkeypatch):
 def test_unknown_engine():
     with pytest.raises(engines.EngineError, match="unknown browser engine 'lynx': choose one of chromium, firefox, webkit"):
         engines.launch("lynx")
+
+
+def test_a_webkit_session_that_never_starts_is_an_error(monkeypatch, tmp_path):
+    hanging_browser = tmp_path / "MiniBrowser"
+    hanging_browser.write_text("#!/bin/sh\nsleep 600\n")  # its path stays in its command line
+    hanging_browser.chmod(0o755)
+    monkeypatch.setattr(webkit, "MINIBROWSER", str(hanging_browser))
+    monkeypatch.setattr(webkit, "SESSION_START_TIMEOUT_S", 2)
+    with pytest.raises(engines.EngineError, match=f"did not start MiniBrowser within 2 s, 2 times \\({hanging_browser}\\)"):
+        webkit.launch()
+    assert not _processes_running(str(hanging_browser)), "the hanging browser outlived the engine"
+
+
+def _processes_running(command_line_part: str) -> list[str]:
+    return subprocess.run(["pgrep", "-f", command_line_part], capture_output=True, text=True).stdout.split()

@@ -3,8 +3,10 @@ selenium. MiniBrowser has no headless mode, so the engine runs its own Xvfb disp
 is a new WebDriver session (a fresh, ephemeral profile)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 
 from bitnet_wasm.bench.engines import Engine, EngineError, Page, missing
@@ -12,6 +14,9 @@ from bitnet_wasm.bench.engines import Engine, EngineError, Page, missing
 WEBKIT_DRIVER = "/usr/bin/WebKitWebDriver"
 MINIBROWSER = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser"
 SCRIPT_TIMEOUT_S = 600  # one generation on a large model in one evaluate
+SESSION_START_TIMEOUT_S = 60  # a new session answers in seconds; seen once: MiniBrowser never came and nothing answered
+SESSION_STARTS = 2
+REPLY_MARGIN_S = 30  # the driver gives up on a script first and says so
 XVFB_START_TIMEOUT_S = 30
 # The function's result (or its error) through WebDriver's async-script callback.
 ASYNC_CALL = """const done = arguments[arguments.length - 1];
@@ -49,18 +54,18 @@ class Xvfb:
 
 class WebKitPage(Page):
     def __init__(self, display: str, viewport=None):
-        from selenium import webdriver
         from selenium.common.exceptions import WebDriverException
 
         self._errors = WebDriverException
-        options = webdriver.WebKitGTKOptions()
-        options.binary_location = MINIBROWSER
-        options.add_argument("--automation")
-        service = webdriver.WebKitGTKService(executable_path=WEBKIT_DRIVER, env={**os.environ, "DISPLAY": display})
-        try:
-            self.driver = webdriver.WebKitGTK(options=options, service=service)
-        except WebDriverException as e:
-            raise EngineError(f"WebKitWebDriver could not start MiniBrowser: {e.msg}") from e
+        for start in range(1, SESSION_STARTS + 1):
+            try:
+                self.driver, self.service = _new_session(display)
+                break
+            except TimeoutError:
+                if start == SESSION_STARTS:
+                    raise EngineError(f"WebKitWebDriver did not start MiniBrowser within {SESSION_START_TIMEOUT_S} s, "
+                                      f"{SESSION_STARTS} times ({MINIBROWSER})") from None
+        self.driver.command_executor.client_config.timeout = SCRIPT_TIMEOUT_S + REPLY_MARGIN_S
         self.driver.set_script_timeout(SCRIPT_TIMEOUT_S)
         self.driver.set_page_load_timeout(SCRIPT_TIMEOUT_S)
         if viewport:
@@ -82,7 +87,46 @@ class WebKitPage(Page):
         self.driver.save_screenshot(str(path))
 
     def close(self):
-        self.driver.quit()
+        try:
+            self.driver.quit()
+        finally:
+            _stop(self.service)
+
+
+def _new_session(display: str):
+    """A WebDriver session and its own WebKitWebDriver; TimeoutError if no session within SESSION_START_TIMEOUT_S."""
+    import urllib3
+    from selenium import webdriver
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.remote.client_config import ClientConfig
+
+    options = webdriver.WebKitGTKOptions()
+    options.binary_location = MINIBROWSER
+    options.add_argument("--automation")
+    service = webdriver.WebKitGTKService(executable_path=WEBKIT_DRIVER, env={**os.environ, "DISPLAY": display},
+                                         popen_kw={"start_new_session": True})
+    service.start()
+    try:
+        driver = webdriver.Remote(service.service_url, options=options,
+                                  client_config=ClientConfig(service.service_url, timeout=SESSION_START_TIMEOUT_S))
+    except urllib3.exceptions.ReadTimeoutError:
+        _stop(service)
+        raise TimeoutError from None
+    except WebDriverException as e:
+        _stop(service)
+        raise EngineError(f"WebKitWebDriver could not start MiniBrowser: {e.msg}") from e
+    except BaseException:
+        _stop(service)
+        raise
+    return driver, service
+
+
+def _stop(service):
+    """The driver and all it started: MiniBrowser and its web processes are in the driver's process group."""
+    group = service.process.pid
+    service.stop()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
 
 
 class WebKitEngine(Engine):
