@@ -331,9 +331,7 @@ def test_peers_that_cannot_be_installed_are_their_rows_errors(demo_model, tmp_pa
 
 
 def test_our_rows_and_wllamas_run_in_turns_on_the_demo_gguf_in_chromium_on_a_profile_on_disk(demo_model, wllama_esm, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    from bitnet_wasm.bench.chromium import CHROMIUM_ARGS, chromium_executable
+    from bitnet_wasm.bench.chromium import headless_chromium
     from bitnet_wasm.serve import SiteServer
 
     root = tmp_path / "cache"  # laid out as the compare's cache folder: everything the page loads is under the served root
@@ -343,13 +341,9 @@ def test_our_rows_and_wllamas_run_in_turns_on_the_demo_gguf_in_chromium_on_a_pro
     shutil.copy(demo_model.gguf, root / "demo" / "model.gguf")
     demo = compare.Prepared("demo", "the demo model", root / "demo" / "site", root / "demo" / "model.gguf")
     labels = []
-    with SiteServer(root, "127.0.0.1", 0, quiet=True) as server, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_executable(p), args=CHROMIUM_ARGS, headless=True)
-        try:
-            session = compare._Session(browser, server.url, root, p)
-            rows = compare._paired_rows(session, compare.Peers(wllama_esm=root / "wllama"), demo, compare.DEFAULT_PROMPT, 8, 2, labels.append)
-        finally:
-            browser.close()
+    with SiteServer(root, "127.0.0.1", 0, quiet=True) as server, headless_chromium() as (p, browser):
+        session = compare._Session(browser, server.url, root, p)
+        rows = compare._paired_rows(session, compare.Peers(wllama_esm=root / "wllama"), demo, compare.DEFAULT_PROMPT, 8, 2, labels.append)
     turns = [label for label in labels if not label.endswith("...")]
     assert [label.split(":")[1] for label in turns] == [f" {engine} {how}{threads} thread(s), round {r}/2" for r in (1, 2) for threads in compare_report.THREADS
                                                         for engine, how in ((compare_report.OURS, "relaxed "), (compare_report.WLLAMA, ""))]
@@ -361,20 +355,14 @@ def test_our_rows_and_wllamas_run_in_turns_on_the_demo_gguf_in_chromium_on_a_pro
 
 
 def test_roofline_probes_run_in_chromium(tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    from bitnet_wasm.bench.chromium import CHROMIUM_ARGS, chromium_executable
+    from bitnet_wasm.bench.chromium import headless_chromium
     from bitnet_wasm.serve import SiteServer
     from bitnet_wasm.wasm_kernels.toolchain import build_kernels
 
     root = tmp_path / "cache"
     compare._write_page(root)
-    with SiteServer(root, "127.0.0.1", 0, quiet=True) as server, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_executable(p), args=CHROMIUM_ARGS, headless=True)
-        try:
-            session = compare._Session(browser, server.url, root, p)
-            libraries = {name: session.url(path) for name, path in build_kernels(root / "kernels", ["wasm", "wasm-relaxed"]).items()}
-            bandwidth, compute = compare._bandwidth(session, libraries["wasm"], 1), compare._compute(session, libraries["wasm-relaxed"], 1)
-        finally:
-            browser.close()
+    with SiteServer(root, "127.0.0.1", 0, quiet=True) as server, headless_chromium() as (p, browser):
+        session = compare._Session(browser, server.url, root, p)
+        libraries = {name: session.url(path) for name, path in build_kernels(root / "kernels", ["wasm", "wasm-relaxed"]).items()}
+        bandwidth, compute = compare._bandwidth(session, libraries["wasm"], 1), compare._compute(session, libraries["wasm-relaxed"], 1)
     assert 0.1 < bandwidth["gbps"] < 1000 and 0.1 < compute["gops"] < 10_000, (bandwidth, compute)

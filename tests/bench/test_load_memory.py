@@ -9,12 +9,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
 from test_compare import _results  # the results dict of the report tests, to which these add a measured model
 
 import bitnet_wasm
 from bitnet_wasm.bench import compare, compare_report
-from bitnet_wasm.bench.chromium import CHROMIUM_ARGS, chromium_executable
+from bitnet_wasm.bench.chromium import headless_chromium, playwright
 from bitnet_wasm.models import embedded_model_dir
 from bitnet_wasm.serve import SiteServer
 
@@ -29,8 +28,8 @@ def bench(tmp_path_factory):
     root = tmp_path_factory.mktemp("compare-cache")
     compare._write_page(root)
     bitnet_wasm.build(embedded_model_dir("b1.58"), root / "demo" / "site", layout="mad", progress=False)  # no kernel timing: any layout serves
-    with SiteServer(root, "127.0.0.1", 0, quiet=True) as server, sync_playwright() as p:
-        yield p, compare._Session(None, server.url, root), compare.Prepared("demo", "the demo model", root / "demo" / "site")
+    with SiteServer(root, "127.0.0.1", 0, quiet=True) as server:
+        yield playwright(), compare._Session(None, server.url, root), compare.Prepared("demo", "the demo model", root / "demo" / "site")
 
 
 @pytest.fixture(scope="module")
@@ -102,16 +101,13 @@ def test_results_from_before_the_measurement_still_render():
 
 
 def test_the_int8_dot_peak_and_the_long_prompt_rows_run_in_chromium(bench, kernel_builds):
-    playwright, session, demo = bench
+    _, session, demo = bench
     shutil.copy(kernel_builds["wasm-relaxed"], session.root / "kernels-relaxed.wasm")
-    browser = playwright.chromium.launch(executable_path=chromium_executable(playwright), args=CHROMIUM_ARGS, headless=True)
-    try:
+    with headless_chromium() as (_, browser):
         live = compare._Session(browser, session.server_url, session.root)
         peaks = [compare._compute(live, live.url(session.root / "kernels-relaxed.wasm"), threads)["gops"] for threads in compare_report.THREADS]
         rows = compare._prefill_rows(live, demo, compare.DEFAULT_PROMPT, log=lambda message: None)
         missing = compare._prefill_rows(live, compare.Prepared("demo", "", session.root / "no-site"), "Hi", log=lambda message: None)
-    finally:
-        browser.close()
     assert all(1 < gops < 10_000 for gops in peaks), peaks  # this machine's cores do tens to hundreds of GOPS
     context = json.loads((demo.site / "model" / "manifest.json").read_text())["plan"]["context"]
     assert [(r["threads"], r["error"], r["prompt_tokens"]) for r in rows] == [(t, None, min(compare.PREFILL_TOKENS, context - 1)) for t in compare_report.THREADS]

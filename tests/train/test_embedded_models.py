@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from playwright.sync_api import sync_playwright
 
 import bitnet_wasm
-from bitnet_wasm.bench.chromium import CHROMIUM_ARGS, chromium_executable
+from bitnet_wasm.bench.chromium import headless_chromium
 from bitnet_wasm.models import EMBEDDED, MODELS_ENV, embedded_model_dir
 from test_demo import start_demo, stop_demo, text_loss
 
@@ -64,8 +63,7 @@ def test_demo_page_generates_text_in_chromium(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != MODELS_ENV}
     proc, _, url = start_demo("b1.58", tmp_path / "cache", env)
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium_executable(p), args=CHROMIUM_ARGS, headless=True)
+        with headless_chromium() as (_, browser):
             page = browser.new_page()
             page.goto(url)
             page.wait_for_function("() => document.documentElement.dataset.state === 'ready'", timeout=60_000)
@@ -74,7 +72,6 @@ def test_demo_page_generates_text_in_chromium(tmp_path):
             page.wait_for_function("() => document.documentElement.dataset.state === 'ready'"
                                    " && document.querySelector('#output').textContent.length > 0", timeout=60_000)
             text = page.text_content("#output")
-            browser.close()
     finally:
         stop_demo(proc)
     assert language_like(text, min_words=10), text

@@ -1,6 +1,8 @@
 """Chromium through Playwright: Playwright's own build if installed, else Debian's."""
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 
 from bitnet_wasm.bench.engines import Engine, EngineError, Page, missing
@@ -10,6 +12,38 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
+
+
+_playwright = None
+
+
+def playwright():
+    """The process's one Playwright driver, started on first use: its sync API refuses a second one
+    in a thread while one runs, so the engine, the profile and the compare share it."""
+    global _playwright
+    if _playwright is None:
+        try:
+            from playwright.sync_api import sync_playwright
+        except ImportError:
+            raise EngineError("Playwright is not installed: pip install playwright (the browser itself: apt-get install -y chromium)") from None
+        _playwright = sync_playwright().start()
+        atexit.register(_playwright.stop)
+    return _playwright
+
+
+@contextlib.contextmanager
+def headless_chromium():
+    """(the Playwright driver, a headless Chromium browser), the browser closed on exit."""
+    driver = playwright()
+    browser = _launch_headless(driver)
+    try:
+        yield driver, browser
+    finally:
+        browser.close()
+
+
+def _launch_headless(driver):
+    return driver.chromium.launch(executable_path=chromium_executable(driver), args=CHROMIUM_ARGS, headless=True)
 
 
 def chromium_executable(playwright) -> str:
@@ -53,16 +87,8 @@ class ChromiumEngine(Engine):
     name = "chromium"
 
     def __init__(self):
-        try:
-            from playwright.sync_api import sync_playwright
-        except ImportError:
-            raise EngineError("Playwright is not installed: pip install playwright (the browser itself: apt-get install -y chromium)") from None
-        self._playwright = sync_playwright().start()
-        try:
-            self.browser = self._playwright.chromium.launch(executable_path=chromium_executable(self._playwright), args=CHROMIUM_ARGS, headless=True)
-        except BaseException:
-            self._playwright.stop()
-            raise
+        self._playwright = playwright()
+        self.browser = _launch_headless(self._playwright)
         self.version = f"Chromium {self.browser.version}"
 
     def new_page(self, viewport=None) -> ChromiumPage:
@@ -74,7 +100,6 @@ class ChromiumEngine(Engine):
 
     def close(self):
         self.browser.close()
-        self._playwright.stop()
 
 
 def launch() -> ChromiumEngine:

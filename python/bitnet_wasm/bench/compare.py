@@ -24,7 +24,7 @@ from tokenizers import Tokenizer
 
 import bitnet_wasm
 from bitnet_wasm.bench import compare_report, llama_cpp, load_memory, random_model, wllama
-from bitnet_wasm.bench.chromium import CHROMIUM_ARGS, chromium_executable, launch_on_disk
+from bitnet_wasm.bench.chromium import headless_chromium, launch_on_disk
 from bitnet_wasm.bench.compare_report import LLAMA_CPP, NATIVE, OURS, THREADS, WLLAMA
 from bitnet_wasm.compiler.cache import cache_dir
 from bitnet_wasm.compiler.writers import hf as writers_hf
@@ -430,7 +430,7 @@ def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAU
     cache = Path(cache or cache_dir())
     load_start = os.getloadavg()[0]
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright  # noqa: F401
     except ImportError:
         raise CompareError("Playwright is not installed: pip install playwright (the browser itself: apt-get install -y chromium)") from None
 
@@ -439,28 +439,24 @@ def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAU
     _write_page(cache)
 
     bandwidth, compute = [], []
-    with SiteServer(cache, "127.0.0.1", 0, quiet=True) as server, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_executable(p), args=CHROMIUM_ARGS, headless=True)
-        try:
-            session = _Session(browser, server.url, cache, p)
-            if prepared:  # the kernel library exports the probes; a site's modules export only the model
-                libraries = {name: session.url(path) for name, path in build_kernels(cache / "kernels", ["wasm", "wasm-relaxed"]).items()}
-                for threads in THREADS:
-                    bandwidth.append(_attempt(f"read bandwidth, {threads} thread(s)", {"threads": threads},
-                                              lambda: _bandwidth(session, libraries["wasm"], threads), log))
-                    compute.append(_attempt(f"int8-dot peak, relaxed SIMD, {threads} thread(s)", {"threads": threads},
-                                            lambda: _compute(session, libraries["wasm-relaxed"], threads), log))
-            for model in prepared:
-                manifest = json.loads((model.site / "model" / "manifest.json").read_text())
-                results_models.append({"name": model.name, "description": model.description, "error": None,
-                                       "bytes_per_token": compare_report.bytes_per_token(manifest),
-                                       "prefill_ops_per_token": compare_report.prefill_ops_per_token(manifest),
-                                       "rows": _measure_model(session, peers, model, prompt, tokens, rounds, log),
-                                       "prefill": _prefill_rows(session, model, prompt, log)})
-                results_models[-1]["load"] = _load_and_memory(p, session, model, prompt, log)
-            browser_version = browser.version
-        finally:
-            browser.close()
+    with SiteServer(cache, "127.0.0.1", 0, quiet=True) as server, headless_chromium() as (p, browser):
+        session = _Session(browser, server.url, cache, p)
+        if prepared:  # the kernel library exports the probes; a site's modules export only the model
+            libraries = {name: session.url(path) for name, path in build_kernels(cache / "kernels", ["wasm", "wasm-relaxed"]).items()}
+            for threads in THREADS:
+                bandwidth.append(_attempt(f"read bandwidth, {threads} thread(s)", {"threads": threads},
+                                          lambda: _bandwidth(session, libraries["wasm"], threads), log))
+                compute.append(_attempt(f"int8-dot peak, relaxed SIMD, {threads} thread(s)", {"threads": threads},
+                                        lambda: _compute(session, libraries["wasm-relaxed"], threads), log))
+        for model in prepared:
+            manifest = json.loads((model.site / "model" / "manifest.json").read_text())
+            results_models.append({"name": model.name, "description": model.description, "error": None,
+                                   "bytes_per_token": compare_report.bytes_per_token(manifest),
+                                   "prefill_ops_per_token": compare_report.prefill_ops_per_token(manifest),
+                                   "rows": _measure_model(session, peers, model, prompt, tokens, rounds, log),
+                                   "prefill": _prefill_rows(session, model, prompt, log)})
+            results_models[-1]["load"] = _load_and_memory(p, session, model, prompt, log)
+        browser_version = browser.version
     results_models.sort(key=lambda m: list(models).index(m["name"]))
     return {
         "bitnet_wasm": bitnet_wasm.__version__,

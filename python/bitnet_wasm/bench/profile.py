@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from bitnet_wasm.bench.browser import BrowserBenchError, check_site, dot_form_label
-from bitnet_wasm.bench.chromium import CHROMIUM_ARGS, chromium_executable
+from bitnet_wasm.bench.chromium import headless_chromium
 from bitnet_wasm.compiler.pipeline import WASM_MODULES
 from bitnet_wasm.compiler.site_format import SiteError, read_manifest
 from bitnet_wasm.compiler.sources import site_sources
@@ -63,30 +63,25 @@ def run(site: Path, tokens: int = DEFAULT_TOKENS, threads: int | None = None, si
     if site_module is None:
         raise BrowserBenchError(f"{site}: has no {simd} module for {threads} thread(s) to compare the profile with")
     from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import sync_playwright
     with tempfile.TemporaryDirectory(prefix="bitnet-wasm-profile-") as tmp:
         wasm = profiling_module(site, simd, threads, Path(tmp) / "profile.wasm").read_bytes()
         files = {"index.html": ("text/html", b'<!doctype html><script type="module" src="profile.js"></script>'),
                  "profile.wasm": ("application/wasm", wasm),
                  **{p.name: ("text/javascript", p.read_bytes()) for p in [*PAGE_FILES.glob("*.js"), WEB_DIR / "dot_form.js"]}}
         try:
-            with SiteServer(site, "127.0.0.1", 0, quiet=True) as server, sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=chromium_executable(p), args=CHROMIUM_ARGS, headless=True)
-                try:
-                    context = browser.new_context()
-                    context.route(server.url + PAGE + "*", lambda route: route.fulfill(
-                        status=200, content_type=files[route.request.url.rsplit("/", 1)[1]][0],
-                        headers=ISOLATION_HEADERS, body=files[route.request.url.rsplit("/", 1)[1]][1]))
-                    page = context.new_page()
-                    page.goto(server.url + PAGE + "index.html")
-                    page.wait_for_function("() => window.profile !== undefined")
-                    page.set_default_timeout(TIMEOUT_MS)
-                    result = page.evaluate("(a) => window.profile(a)", {
-                        "manifestUrl": server.url + "model/manifest.json", "wasmUrl": server.url + PAGE + "profile.wasm",
-                        "siteWasmUrl": server.url + "model/" + site_module, "simd": simd,
-                        "threads": threads, "promptTokens": prompt_tokens, "decodeTokens": tokens})
-                finally:
-                    browser.close()
+            with SiteServer(site, "127.0.0.1", 0, quiet=True) as server, headless_chromium() as (_, browser):
+                context = browser.new_context()
+                context.route(server.url + PAGE + "*", lambda route: route.fulfill(
+                    status=200, content_type=files[route.request.url.rsplit("/", 1)[1]][0],
+                    headers=ISOLATION_HEADERS, body=files[route.request.url.rsplit("/", 1)[1]][1]))
+                page = context.new_page()
+                page.goto(server.url + PAGE + "index.html")
+                page.wait_for_function("() => window.profile !== undefined")
+                page.set_default_timeout(TIMEOUT_MS)
+                result = page.evaluate("(a) => window.profile(a)", {
+                    "manifestUrl": server.url + "model/manifest.json", "wasmUrl": server.url + PAGE + "profile.wasm",
+                    "siteWasmUrl": server.url + "model/" + site_module, "simd": simd,
+                    "threads": threads, "promptTokens": prompt_tokens, "decodeTokens": tokens})
         except (ServeError, PlaywrightError) as e:
             raise BrowserBenchError(str(e).splitlines()[0]) from e
     return {**result, "simd": simd, "threads": threads, "prompt_tokens": prompt_tokens, "tokens": tokens}
