@@ -33,7 +33,7 @@ from bitnet_wasm.wasm_kernels.toolchain import TARGETS
 WASM_MODULES = {"simd128": "wasm", "relaxed": "wasm-relaxed", "simd128_threads": "wasm-threads", "relaxed_threads": "wasm-relaxed-threads"}
 # What the hosts (web/worker.js, web/threads.js, runtime.py) call: all a site's modules export, unless built with sources=True
 HOST_EXPORTS = ["bn_model_forward", "bn_model_prefill", "bn_model_step", "bn_threads_init", "bn_thread_main", "bn_checksum",
-                "bn_set_dot_form", "bn_dot_form_probe"]
+                "bn_set_dot_form", "bn_dot_form_probe", "bn_set_read_ahead"]
 
 
 class MemoryWarning(UserWarning):

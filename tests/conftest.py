@@ -55,15 +55,18 @@ def libs(kernel_builds):
     return {name: LIBRARY_CLASSES[name](path) for name, path in kernel_builds.items()}
 
 
-# the library fixture's cases: every build, the relaxed ones once per dot form (the same sums either way)
-LIBRARY_CASES = {**{name: (name, "BN_DOT_I16") for name in LIBRARY_CLASSES},
-                 **{f"{name}-i32": (name, "BN_DOT_I32") for name in LIBRARY_CLASSES if name.endswith("relaxed")}}
+# the library fixture's cases: every build, the relaxed ones once per dot form, and every build once without
+# reading weights ahead (the same sums every way): (build, dot form, read-ahead)
+LIBRARY_CASES = {**{name: (name, "BN_DOT_I16", 1) for name in LIBRARY_CLASSES},
+                 **{f"{name}-i32": (name, "BN_DOT_I32", 1) for name in LIBRARY_CLASSES if name.endswith("relaxed")},
+                 **{f"{name}-no-read-ahead": (name, "BN_DOT_I16", 0) for name in LIBRARY_CLASSES}}
 
 
 @pytest.fixture(params=list(LIBRARY_CASES))
 def lib(request, libs):
-    build, form = LIBRARY_CASES[request.param]
+    build, form, read_ahead = LIBRARY_CASES[request.param]
     libs[build].bn_set_dot_form(defines()[form])
+    libs[build].bn_set_read_ahead(read_ahead)
     return libs[build]
 
 

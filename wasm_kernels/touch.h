@@ -1,8 +1,10 @@
 /* Weights streamed from memory are read ahead in a loop of one load per cache line, a phase of
  * BN_TOUCH_BYTES at a time, then computed from L1. A kernel's own loads, ~50 instructions apart,
- * keep few cache misses (and page walks) in flight: in Chromium here a GEMV of 2B-4T's gate+up
- * shape read its weights at 2.2-4.0 GB/s where one load per line read 13-14, and 1.6-2.2x faster touched
- * first; a 2B-4T decode token took 0.47-0.67x the time (docs/benchmarks.md). */
+ * keep few cache misses (and page walks) in flight: on an Intel Xeon in Chromium a GEMV of 2B-4T's
+ * gate+up shape read its weights at 2.2-4.0 GB/s where one load per line read 13-14, and 1.6-2.2x faster
+ * touched first; a 2B-4T decode token took 0.47-0.67x the time. On an AMD Zen 4, whose prefetchers keep
+ * the kernel's own loads streaming, reading ahead made it 1.4x slower (docs/benchmarks.md), so it is the
+ * host's choice by speed: bn_set_read_ahead (read_ahead.c). */
 #ifndef BN_TOUCH_H
 #define BN_TOUCH_H
 
@@ -17,12 +19,14 @@ BN_INLINE void bn_touch(const void *p, size_t bytes) {
     for (size_t i = 0; i < bytes; i += BN_TOUCH_LINE) (void)((const volatile uint8_t *)p)[i];
 }
 
+extern int bn_read_ahead; /* read_ahead.c: 1 (the default) or 0 */
+
 /* Called before unit `index` of `count` units of unit_bytes each, consecutive from this one's address,
  * that the call computes for `tokens` tokens: at the first unit of each phase, touches the phase
- * (where the call serves at most BN_TOUCH_TOKENS). */
+ * (where weights are read ahead and the call serves at most BN_TOUCH_TOKENS). */
 BN_INLINE void bn_touch_phase(const void *unit, size_t unit_bytes, int index, int count, int tokens) {
     const int units = unit_bytes < BN_TOUCH_BYTES ? (int)(BN_TOUCH_BYTES / unit_bytes) : 1;
-    if (tokens <= BN_TOUCH_TOKENS && index % units == 0) bn_touch(unit, (size_t)(count - index < units ? count - index : units) * unit_bytes);
+    if (bn_read_ahead && tokens <= BN_TOUCH_TOKENS && index % units == 0) bn_touch(unit, (size_t)(count - index < units ? count - index : units) * unit_bytes);
 }
 
 #endif

@@ -8,6 +8,7 @@ import { Tokenizer } from "./tokenizer.js";
 import { loadShards, sha256Hex } from "./loader.js";
 import { CHECKSUM_SCRATCH_BYTES, wasmChecksum } from "./checksum.js";
 import { pickDotForm, warmDotForms } from "./dot_form.js";
+import { pickReadAhead } from "./read_ahead.js";
 import { readManifest } from "./manifest.js";
 import { ALIGN, MODULE_RESERVE_BYTES } from "./format.js"; // generated at build
 import { checkMessages, renderChat } from "./chat.js";
@@ -184,7 +185,9 @@ class Model {
     });
     if (cacheError) console.warn(`bitnet-wasm: ${cacheError}`);
     const dotForm = simd === "relaxed" ? pickDotForm(machine) : null;
-    return new Model(manifest, machine, tokenizer, { simd, dotForm, threads, fallback, cacheError, cachedBytes });
+    const model = new Model(manifest, machine, tokenizer, { simd, dotForm, threads, fallback, cacheError, cachedBytes });
+    model.info.readAhead = pickReadAhead(model.exports, () => model.step([0], 0, false)) === 1;  // before any tokens are cached
+    return model;
   }
 
   constructor(manifest, machine, tokenizer, { simd, dotForm, threads, fallback, cacheError, cachedBytes }) {
@@ -208,6 +211,7 @@ class Model {
       downloadBytes: manifest.card.download_bytes,
       simd,
       dotForm,
+      readAhead: machine.exports.bn_set_read_ahead(-1) === 1,  // -1 reads the setting; load() times both
       threads,
       crossOriginIsolated: self.crossOriginIsolated === true,
       threadsFallback: fallback,

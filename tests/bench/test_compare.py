@@ -155,7 +155,9 @@ def test_markdown_table_from_results_json():
     del results["settings"]["dot_peak"]["rows"]
     assert "4096 bytes of activations in L1)" in compare_report.markdown(results)  # results from before it was recorded
     results["models"][0]["rows"][0]["dot_form"] = abi.defines()["BN_DOT_I32"]  # the form the runtime timed fastest
-    assert "| large | bitnet-wasm | relaxed (i32 dot) | 1 | 40 |" in compare_report.markdown(results)
+    assert "| large | bitnet-wasm | relaxed (i32 dot) | 1 | 40 |" in compare_report.markdown(results)  # results from before read-ahead was timed
+    results["models"][0]["rows"][0]["read_ahead"] = False
+    assert "| large | bitnet-wasm | relaxed (i32 dot, no read-ahead) | 1 | 40 |" in compare_report.markdown(results)
 
 
 def _with_rounds(results, ours_1t, peer_1t):

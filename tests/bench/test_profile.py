@@ -37,11 +37,13 @@ def test_profile_times_every_op_of_the_forward_pass(site, threads):
     assert all(ms >= 0 for ms in result["decode"] + result["prefill"]) and sum(result["decode"]) > 0
     assert sum(result["decode"]) <= result["decodeMsPerToken"] * 1.001  # the ops run inside the measured step
     assert result["dotForm"] in (0, 1)  # relaxed SIMD: the form the runtime's dot_form.js picked
+    assert result["readAhead"] in (True, False) and result["site"]["readAhead"] == result["readAhead"]  # read_ahead.js's pick, kept for the site's module
     site_run = result["site"]  # the site's own module, the same steps: only the clock reads differ
     assert len(result["generated"]) == 3 and site_run["generated"] == result["generated"]
     assert site_run["decodeMsPerToken"] > 0 and site_run["prefillMsPerToken"] > 0
     text = profile.table(result)
-    assert "head_f16 embed" in text and f"relaxed SIMD ({dot_form_name(result['dotForm'])} dot), {threads} thread(s)" in text
+    read_ahead = "read-ahead" if result["readAhead"] else "no read-ahead"
+    assert "head_f16 embed" in text and f"relaxed SIMD ({dot_form_name(result['dotForm'])} dot, {read_ahead}), {threads} thread(s)" in text
     assert f"{profile.SITE_ROW:36} {site_run['prefillMsPerToken']:10.3f} {site_run['decodeMsPerToken']:10.3f}" in text
 
 

@@ -76,6 +76,7 @@ def test_load_reaches_ready_with_sane_info(loaded, manifest, features):
     assert info["simd"] == features.simd  # relaxed where the engine validates the relaxed-SIMD probe
     forms = {defines()["BN_DOT_I16"], defines()["BN_DOT_I32"]}
     assert info["dotForm"] in forms if features.simd == "relaxed" else info["dotForm"] is None  # the faster, timed at load
+    assert info["readAhead"] in (True, False)  # the faster, timed at load on the model
     assert info["vocabSize"] == 320 and info["context"] == manifest["plan"]["context"]
     default_threads = min(page.evaluate("() => navigator.hardwareConcurrency"), 4)  # the default, on an isolated page
     assert info["threads"] == (default_threads if features.threads else 1)

@@ -103,8 +103,11 @@ def run(site: Path, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAULT_TOKENS, 
     }
 
 
-def dot_form_label(form: int | None) -> str:
-    return f" ({dot_form_name(form)} dot)" if form is not None else ""
+def kernel_choices_label(dot_form: int | None, read_ahead: bool | None) -> str:
+    """The choices the runtime made by speed at load, as " (i16 dot, no read-ahead)"; None: not made (or not reported)."""
+    choices = ([f"{dot_form_name(dot_form)} dot"] if dot_form is not None else []) + \
+              ([] if read_ahead is None else ["read-ahead" if read_ahead else "no read-ahead"])
+    return f" ({', '.join(choices)})" if choices else ""
 
 
 def table(result: dict) -> str:
@@ -114,7 +117,7 @@ def table(result: dict) -> str:
         f"engine: {result['engine']} ({result['browser']})",
         f"limits: WebAssembly.Memory up to {limits['memoryMiB']:,.0f} MiB, shared {limits['sharedMemoryMiB']:,.0f} MiB"
         f" (SharedArrayBuffer {'yes' if limits['sharedArrayBuffer'] else 'no'}), storage quota {quota}",
-        f"browser: {info.get('simd')} SIMD{dot_form_label(info.get('dotForm'))}, {info.get('threads')} thread(s), cross-origin isolated: {info.get('crossOriginIsolated')}"
+        f"browser: {info.get('simd')} SIMD{kernel_choices_label(info.get('dotForm'), info.get('readAhead'))}, {info.get('threads')} thread(s), cross-origin isolated: {info.get('crossOriginIsolated')}"
         + (f" (single thread: {info['threadsFallback']})" if info.get("threadsFallback") else ""),
         f"page load      {result['page_load_s']:8.3f} s",
         f"weight load    {result['weight_load_s']:8.3f} s",

@@ -234,7 +234,7 @@ def _ours_call(session: _Session, site: Path, simd: str, threads: int, prompt: s
 
 def _ours(session: _Session, site: Path, simd: str, threads: int, prompt: str, tokens: int) -> dict:
     got = _ours_call(session, site, simd, threads, prompt, tokens)
-    return {"prompt_tokens": got["promptTokens"], "new_tokens": got["newTokens"], "dot_form": got["dotForm"],
+    return {"prompt_tokens": got["promptTokens"], "new_tokens": got["newTokens"], "dot_form": got["dotForm"], "read_ahead": got["readAhead"],
             "prefill_tps": got["prefillTokensPerSecond"], "decode_tps": got["decodeTokensPerSecond"]}
 
 

@@ -8,7 +8,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Callable
 
-from bitnet_wasm.bench.browser import dot_form_label
+from bitnet_wasm.bench.browser import kernel_choices_label
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
 OURS = "bitnet-wasm"
@@ -225,7 +225,7 @@ def markdown(results: dict, plot_file: str | None = "benchmark.png") -> str:
         if m.get("error"):
             lines.append(f"| {m['name']} | all | | | not measured: {m['error']} | | | | | |")
         for row in m["rows"]:
-            head = f"| {m['name']} | {row['engine']} | {row.get('simd') or ''}{dot_form_label(row.get('dot_form'))} | {row['threads']} |"
+            head = f"| {m['name']} | {row['engine']} | {row.get('simd') or ''}{kernel_choices_label(row.get('dot_form'), row.get('read_ahead'))} | {row['threads']} |"
             if row.get("error"):
                 lines.append(f"{head} not measured: {row['error']} | | | | | |")
             else:

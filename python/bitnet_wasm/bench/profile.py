@@ -1,7 +1,7 @@
 """`bitnet-wasm bench SITE --browser --profile`: where a token's time goes. The site's own C
 (SITE/model/src, or regenerated from its manifest) is compiled once more with -DBN_PROFILE=1, so that every kernel call of
 forward.c also reads the page's clock (OP in templates/forward.c.j2); headless Chromium runs it
-on the site's weights (profile_page/profile_worker.js) in the dot form the runtime would pick, through the calls the
+on the site's weights (profile_page/profile_worker.js) with the choices the runtime would make (dot form, read-ahead), through the calls the
 runtime makes: an untimed prefill, so that the engine's optimizing tier has compiled the kernels, then a timed one and
 greedy decode tokens.
 The site's own module then runs the same steps and the table gives both totals: the engine's code for the
@@ -13,7 +13,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from bitnet_wasm.bench.browser import BrowserBenchError, check_site, dot_form_label
+from bitnet_wasm.bench.browser import BrowserBenchError, check_site, kernel_choices_label
 from bitnet_wasm.bench.chromium import headless_chromium
 from bitnet_wasm.compiler.pipeline import WASM_MODULES
 from bitnet_wasm.compiler.site_format import SiteError, read_manifest
@@ -67,7 +67,7 @@ def run(site: Path, tokens: int = DEFAULT_TOKENS, threads: int | None = None, si
         wasm = profiling_module(site, simd, threads, Path(tmp) / "profile.wasm").read_bytes()
         files = {"index.html": ("text/html", b'<!doctype html><script type="module" src="profile.js"></script>'),
                  "profile.wasm": ("application/wasm", wasm),
-                 **{p.name: ("text/javascript", p.read_bytes()) for p in [*PAGE_FILES.glob("*.js"), WEB_DIR / "dot_form.js"]}}
+                 **{p.name: ("text/javascript", p.read_bytes()) for p in [*PAGE_FILES.glob("*.js"), WEB_DIR / "dot_form.js", WEB_DIR / "read_ahead.js"]}}
         try:
             with SiteServer(site, "127.0.0.1", 0, quiet=True) as server, headless_chromium() as (_, browser):
                 context = browser.new_context()
@@ -91,7 +91,7 @@ def table(result: dict) -> str:
     """One row per op of forward.c (layer ops summed over the layers), ms per token, largest share first."""
     decode_total, prefill_total, site = sum(result["decode"]), sum(result["prefill"]), result["site"]
     rows = sorted(zip(result["ops"], result["prefill"], result["decode"]), key=lambda row: -row[2])
-    lines = [f"profile: {result['simd']} SIMD{dot_form_label(result['dotForm'])}, {result['threads']} thread(s); prefill of {result['prompt_tokens']} tokens, "
+    lines = [f"profile: {result['simd']} SIMD{kernel_choices_label(result['dotForm'], result['readAhead'])}, {result['threads']} thread(s); prefill of {result['prompt_tokens']} tokens, "
              f"then {result['tokens']} decode tokens; ms per token, each layer op summed over the layers",
              f"{'op':36} {'prefill ms':>10} {'decode ms':>10} {'decode %':>8}"]
     lines += [f"{op:36} {p:10.3f} {d:10.3f} {100 * d / decode_total:8.1f}" for op, p, d in rows]

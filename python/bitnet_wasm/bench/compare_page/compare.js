@@ -54,7 +54,7 @@ async function ours({ siteUrl, threads, simd, prompt, tokens }) {
     const ids = await drain(model.generate(prompt, { maxNewTokens: tokens, temperature: 0, cachePrompt: false })); // the whole prompt prefilled
     const s = model.lastStats;
     return {
-      simd: model.info.simd, dotForm: model.info.dotForm, threads: model.info.threads, threadsFallback: model.info.threadsFallback ?? null,
+      simd: model.info.simd, dotForm: model.info.dotForm, readAhead: model.info.readAhead, threads: model.info.threads, threadsFallback: model.info.threadsFallback ?? null,
       promptTokens: s.promptTokens, newTokens: s.newTokens, tokens: ids, ttftSeconds: s.ttftSeconds,
       prefillTokensPerSecond: s.prefillTokensPerSecond, decodeTokensPerSecond: s.decodeTokensPerSecond,
     };

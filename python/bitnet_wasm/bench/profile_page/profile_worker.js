@@ -93,10 +93,17 @@ function timeSteps({ exports, memory, base }, manifest, promptTokens, decodeToke
 
 const UNPROFILED = { start() {}, read() { return null; } };
 
+// As the runtime times the read-ahead (web/read_ahead.js): token 0 at position 0, before the timed steps.
+function forwardOneToken({ exports, memory, base }, manifest) {
+  new Int32Array(memory.buffer, base + manifest.abi.buffers.tokens.offset, 1)[0] = 0;
+  if (exports.bn_model_forward(base, 1, 0, 0) !== 0) throw new Error("the forward pass refused one token at position 0");
+}
+
 // One module on the site's weights: the profiling build (with its table of ops, in the dot form the runtime
 // would pick) or, in a worker of its own, the site's module (in the profile's dot form).
-async function profile({ manifestUrl, wasmUrl, dotFormUrl, simd, threads, promptTokens, decodeTokens, dotForm }) {
+async function profile({ manifestUrl, wasmUrl, dotFormUrl, readAheadUrl, simd, threads, promptTokens, decodeTokens, dotForm, readAhead }) {
   const { pickDotForm, warmDotForms } = await import(dotFormUrl);
+  const { pickReadAhead } = await import(readAheadUrl);
   const manifest = await (await fetch(manifestUrl)).json();
   const fetchBytes = async (url) => (await fetch(url)).arrayBuffer();
   const machine = await load(await fetchBytes(wasmUrl), manifest.abi.arena_bytes, threads);
@@ -106,10 +113,13 @@ async function profile({ manifestUrl, wasmUrl, dotFormUrl, simd, threads, prompt
     new Uint8Array(memory.buffer, base + shard.offset, shard.bytes).set(new Uint8Array(await fetchBytes(new URL(shard.file, manifestUrl))));
   const form = simd !== "relaxed" ? null : dotForm ?? pickDotForm(machine);
   if (form !== null) exports.bn_set_dot_form(form);
-  if (!exports.bn_profile_ops) return { dotForm: form, ...timeSteps(machine, manifest, promptTokens, decodeTokens, UNPROFILED) };
+  const ahead = readAhead === undefined ? pickReadAhead(exports, () => forwardOneToken(machine, manifest)) === 1 : readAhead;
+  exports.bn_set_read_ahead(ahead ? 1 : 0);
+  const choices = { dotForm: form, readAhead: ahead };
+  if (!exports.bn_profile_ops) return { ...choices, ...timeSteps(machine, manifest, promptTokens, decodeTokens, UNPROFILED) };
   const ops = cString(memory, exports.bn_profile_ops()).trim().split("\n");
   const table = () => new Float64Array(memory.buffer, exports.bn_profile_ms(), ops.length);
-  return { ops, dotForm: form, crossOriginIsolated: self.crossOriginIsolated === true,
+  return { ops, ...choices, crossOriginIsolated: self.crossOriginIsolated === true,
     ...timeSteps(machine, manifest, promptTokens, decodeTokens, { start: () => table().fill(0), read: (tokens) => Array.from(table(), (ms) => ms / tokens) }) };
 }
 

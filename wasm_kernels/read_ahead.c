@@ -1,0 +1,9 @@
+/* Whether weights streamed from memory are read ahead (touch.h): a host's choice, by speed only. */
+#include "bitnet.h"
+
+int bn_read_ahead = 1;
+
+int bn_set_read_ahead(int on) {
+    if (on == 0 || on == 1) bn_read_ahead = on;
+    return bn_read_ahead;
+}
