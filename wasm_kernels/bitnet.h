@@ -77,10 +77,11 @@ BN_API int bn_set_dot_form(int form);
 #define BN_DOT_FORM_PROBE_BYTES 2112
 BN_API uint32_t bn_dot_form_probe(const uint8_t *mem /*[BN_DOT_FORM_PROBE_BYTES]*/, int reps);
 
-/* ---- read_ahead.c: whether the kernels read a decode call's weights a phase ahead, one load per cache
- * line, before computing them (touch.h). Faster where the CPU's own prefetch keeps too few misses in
- * flight (1.5-2x on an Intel Xeon), slower where it streams well (0.7x on an AMD Zen 4): the host times
- * both and keeps the faster. Same sums either way. Returns the setting (1 until set; other values ignored). ---- */
+/* ---- read_ahead.c: whether the ternary kernels read a decode call's weights a phase ahead, one load per
+ * cache line, before computing them (touch.h; the heads always do). Faster where the CPU's own prefetch
+ * keeps too few misses in flight (1.5-2x on an Intel Xeon), slower where it streams well (0.56x on an AMD
+ * Zen 4): the host times both and keeps the faster. Same sums either way. Returns the setting (1 until set;
+ * other values ignored). ---- */
 BN_API int bn_set_read_ahead(int on);
 
 /* ---- dot_peak.c: the int8-dot compute roofline of the runtime: `reps` passes over the whole 16-byte

@@ -1,5 +1,5 @@
-// Whether the kernels read a decode call's weights a phase ahead (wasm_kernels/touch.h) is decided by the CPU:
-// 1.5-2x faster decode on an Intel Xeon, 0.7x on an AMD Zen 4 (docs/benchmarks.md). Timed on the model itself
+// Whether the ternary kernels read a decode call's weights a phase ahead (wasm_kernels/touch.h) is decided by the
+// CPU: 1.5-2x faster decode on an Intel Xeon, 0.7x on an AMD Zen 4 (docs/benchmarks.md). Timed on the model itself
 // once its weights are in memory: one-token forward passes with, without, without, with (the first pass,
 // the coldest, is not the only one of its setting); the faster setting's best is kept. The same sums either way.
 const ORDER = [1, 0, 0, 1];
