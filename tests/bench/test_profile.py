@@ -1,6 +1,7 @@
 """`bench SITE --browser --profile`: a profiling build of the site's own C runs in Chromium and
 times every kernel call of forward.c; the site's own module then runs the same steps."""
 import json
+import os
 import re
 import shutil
 
@@ -8,7 +9,7 @@ import pytest
 
 import bitnet_wasm
 from bitnet_wasm import cli
-from bitnet_wasm.bench import profile
+from bitnet_wasm.bench import chromium, profile
 from bitnet_wasm.bench.browser import BrowserBenchError
 from bitnet_wasm.compiler.site_format import read_manifest
 from bitnet_wasm.compiler.sources import site_sources
@@ -69,3 +70,12 @@ def test_profile_refuses_what_it_cannot_run(site, tmp_path):
 def test_the_cli_passes_prompt_tokens_to_the_profile_only(site, args, message, capsys):
     assert cli.main(["bench", str(site), "--browser", *args]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_the_cli_says_when_chromium_is_missing(site, monkeypatch, capsys):
+    if os.path.exists(chromium.playwright().chromium.executable_path):
+        pytest.skip("Playwright's own Chromium is installed: the profile would run it")
+    monkeypatch.setattr(chromium, "SYSTEM_CHROMIUM", "/nonexistent/chromium")
+    assert cli.main(["bench", str(site), "--browser", "--profile", "--tokens", "2"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("bitnet-wasm bench: Chromium (looked for") and "unexpected error" not in err, err

@@ -93,7 +93,7 @@ def main(args) -> int:
         run, as_text = MODES[mode]
         try:
             result = run(args)
-        except (ToolchainError, browser.BrowserBenchError, compare.CompareError, WllamaUnavailable, OSError) as e:
+        except (ToolchainError, browser.BrowserBenchError, compare.CompareError, engines.EngineError, WllamaUnavailable, OSError) as e:
             print(f"bitnet-wasm bench: {e}", file=sys.stderr)
             return 1
         print(json.dumps(result) if args.json else as_text(result))
