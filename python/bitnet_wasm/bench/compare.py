@@ -24,7 +24,7 @@ from tokenizers import Tokenizer
 
 import bitnet_wasm
 from bitnet_wasm.bench import compare_report, llama_cpp, load_memory, random_model, wllama
-from bitnet_wasm.bench.chromium import headless_chromium, launch_on_disk
+from bitnet_wasm.bench.chromium import headless_chromium, launch_on_disk, playwright
 from bitnet_wasm.bench.compare_report import LLAMA_CPP, NATIVE, OURS, THREADS, WLLAMA
 from bitnet_wasm.compiler.cache import cache_dir
 from bitnet_wasm.compiler.writers import hf as writers_hf
@@ -429,10 +429,7 @@ def run(models=DEFAULT_MODELS, prompt: str = DEFAULT_PROMPT, tokens: int = DEFAU
         raise CompareError(f"--rounds must be at least 1, got {rounds}")
     cache = Path(cache or cache_dir())
     load_start = os.getloadavg()[0]
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        raise CompareError("Playwright is not installed: pip install playwright (the browser itself: apt-get install -y chromium)") from None
+    playwright()  # before the long preparation: without Playwright the compare cannot run
 
     prepared, results_models = _prepare(models, cache, log)
     peers = _install_peers(cache / "npm", log)
