@@ -104,7 +104,7 @@ void bn_bitlinear_lut_rows(const uint8_t *w, float wscale, const int8_t *q, cons
         const int begin = first / LUT_ROWS, tiles = (last + LUT_ROWS - 1) / LUT_ROWS - begin;
         for (int o = begin * LUT_ROWS; o < last; o += LUT_ROWS) {
             const uint8_t *tile = w + (size_t)(o / LUT_ROWS) * blocks * LUT_ROWS;
-            bn_touch_ternary_phase(tile, (size_t)blocks * LUT_ROWS, o / LUT_ROWS - begin, tiles, T);
+            bn_touch_stream_phase(tile, (size_t)blocks * LUT_ROWS, o / LUT_ROWS - begin, tiles, T);
             _Alignas(16) int32_t dots[LUT_TOKENS][LUT_ROWS];
             if (T == LUT_TOKENS) /* constant T: the token loops unroll */
                 lut_tile(tile, scratch, table_bytes, blocks, LUT_TOKENS, dots);

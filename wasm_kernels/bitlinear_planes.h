@@ -276,7 +276,7 @@ BN_INLINE void plane_bitlinear_in(enum plane_isa isa, int form, const uint8_t *w
         const int begin = first / PLANE_ROWS, tiles = (last + PLANE_ROWS - 1) / PLANE_ROWS - begin;
         for (int o = begin * PLANE_ROWS; o < last; o += PLANE_ROWS) {
             const uint8_t *tile = w + (size_t)(o / PLANE_ROWS) * tile_bytes;
-            bn_touch_ternary_phase(tile, tile_bytes, o / PLANE_ROWS - begin, tiles, tn);
+            bn_touch_stream_phase(tile, tile_bytes, o / PLANE_ROWS - begin, tiles, tn);
             for (int t = 0; t < tn;) {
                 int32_t dots[PLANE_TOKENS][PLANE_ROWS];
                 const int tokens = plane_tokens(isa, tn - t, prep_tokens > 0);

@@ -1,4 +1,4 @@
-/* Whether the ternary kernels read their weights ahead (touch.h): a host's choice, by speed only. */
+/* Whether the one-stream kernels read their weights ahead (touch.h): a host's choice, by speed only. */
 #include "bitnet.h"
 
 int bn_read_ahead = 1;

@@ -4,8 +4,9 @@
  * gate+up shape read its weights at 2.2-4.0 GB/s where one load per line read 13-14, and 1.6-2.2x faster
  * touched first; a 2B-4T decode token took 0.47-0.67x the time. On an AMD Zen 4, whose prefetchers keep
  * the ternary kernels' one stream of tiles coming, reading their weights ahead made them 1.8x slower, so
- * for them it is the host's choice by speed (bn_set_read_ahead, read_ahead.c); the heads, whose rows are
- * read 4 or 8 at once (as many streams), gain on both CPUs (docs/benchmarks.md). */
+ * for the kernels that read one stream (the ternary linears, the 7-bit head's tiles) it is the host's choice
+ * by speed (bn_set_read_ahead, read_ahead.c); the other heads, whose rows are read 4 at once (as many
+ * streams), gain on both CPUs (docs/benchmarks.md). */
 #ifndef BN_TOUCH_H
 #define BN_TOUCH_H
 
@@ -20,7 +21,7 @@ BN_INLINE void bn_touch(const void *p, size_t bytes) {
     for (size_t i = 0; i < bytes; i += BN_TOUCH_LINE) (void)((const volatile uint8_t *)p)[i];
 }
 
-extern int bn_read_ahead; /* read_ahead.c: the ternary kernels' setting, 1 (the default) or 0 */
+extern int bn_read_ahead; /* read_ahead.c: the one-stream kernels' setting, 1 (the default) or 0 */
 
 /* Called before unit `index` of `count` units of unit_bytes each, consecutive from this one's address,
  * that the call computes for `tokens` tokens: at the first unit of each phase, touches the phase
@@ -30,8 +31,8 @@ BN_INLINE void bn_touch_phase(const void *unit, size_t unit_bytes, int index, in
     if (tokens <= BN_TOUCH_TOKENS && index % units == 0) bn_touch(unit, (size_t)(count - index < units ? count - index : units) * unit_bytes);
 }
 
-/* bn_touch_phase for the ternary kernels' weights, where the host reads them ahead */
-BN_INLINE void bn_touch_ternary_phase(const void *unit, size_t unit_bytes, int index, int count, int tokens) {
+/* bn_touch_phase for one-stream kernels' weights, where the host reads them ahead */
+BN_INLINE void bn_touch_stream_phase(const void *unit, size_t unit_bytes, int index, int count, int tokens) {
     if (bn_read_ahead) bn_touch_phase(unit, unit_bytes, index, count, tokens);
 }
 

@@ -8,7 +8,7 @@ import pytest
 from bitnet_wasm.compiler.checkpoint import BitLinear, Checkpoint, ModelConfig
 from bitnet_wasm.compiler.graph import BuildOptions, build_graph
 from bitnet_wasm.compiler.plan import plan_memory
-from bitnet_wasm.compiler.shards import PackError, ShardWriter, pack_weight, q4_pack, q4_rows, q4_unpack, q7_rows, q8_rows, write_shards
+from bitnet_wasm.compiler.shards import PackError, ShardWriter, pack_weight, q4_pack, q4_rows, q4_unpack, q7_pack, q7_rows, q7_unpack, q8_rows, write_shards
 from bitnet_wasm.wasm_kernels.abi import q4_row_bytes
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
@@ -77,6 +77,23 @@ def test_q7_rows_are_codes_of_63_steps_each_side_of_zero():
     assert codes.dtype == np.uint8 and codes.min() >= 1 and codes.max() <= 127 and np.abs(q).max() == 63
     assert np.all(np.abs(q * scale[:, None] - table) <= 0.5 * scale[:, None] + 1e-7)
     assert np.all(codes[3] == 64) and scale[3] == 1
+
+
+@pytest.mark.parametrize("vocab, dim", [(16, 32), (21, 37), (5, 40), (8, 7), (3, 5)])
+def test_q7_pack_lays_out_tiles_as_bitnet_h_states(vocab, dim):
+    """Tiles of 8 rows: chunk c of row r at tile + (8c + r) * 16, then the rows' last dim % 16 columns row by
+    row; the rows after the last whole tile as they are."""
+    codes = np.random.default_rng(vocab * dim).integers(1, 128, (vocab, dim), dtype=np.uint8)
+    packed = q7_pack(codes)
+    assert packed.dtype == np.uint8 and packed.shape == (vocab * dim,)
+    tiled, whole = vocab // 8 * 8, dim // 16 * 16
+    for v in range(vocab):
+        for i in range(dim):
+            tile, r = v // 8 * 8 * dim, v % 8
+            at = (v * dim + i if v >= tiled else tile + (8 * (i // 16) + r) * 16 + i % 16 if i < whole
+                  else tile + 8 * whole + r * (dim - whole) + i - whole)
+            assert packed[at] == codes[v, i], (v, i)
+    assert np.array_equal(q7_unpack(packed, vocab, dim), codes)
 
 
 def test_q4_groups_are_codes_of_7_steps_each_side_of_zero_per_group_of_64():

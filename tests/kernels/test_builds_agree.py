@@ -60,7 +60,7 @@ def head_outputs(lib):
     E, x = head.make_f16(rng, 2, 37, 515)
     q8, q7, q4 = head.make_q8(rng, 2, 37, 515), head.make_q7(rng, 2, 37, 515), head.make_q4(rng, 2, 37, 515)
     return [[head.run_f16(lib, f"bn_head_f16{v}", E, x) for v in ("", "_ref")], [head.run_q8(lib, f"bn_head_q8{v}", *q8) for v in ("", "_ref")],
-            [head.run_q8(lib, f"bn_head_q7{v}", *q7) for v in ("", "_ref")], [head.run_q4(lib, f"bn_head_q4{v}", *q4) for v in ("", "_ref")]]
+            [head.run_q7(lib, f"bn_head_q7{v}", *q7) for v in ("", "_ref")], [head.run_q4(lib, f"bn_head_q4{v}", *q4) for v in ("", "_ref")]]
 
 
 def math_outputs(lib):

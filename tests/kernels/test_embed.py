@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from bitnet_wasm.compiler.shards import Q4_GROUP, Q4_ZERO, q4_pack
+from bitnet_wasm.compiler.shards import Q4_GROUP, Q4_ZERO, Q7_ZERO, q4_pack, q7_pack
 
 DIMS = [1, 3, 8, 17, 100, 129, 515]
 
@@ -26,13 +26,14 @@ def tables(rng, vocab, dim):
     q8 = rng.integers(-128, 128, (vocab, dim), dtype=np.int8)
     scale = rng.uniform(1e-3, 1, vocab).astype(np.float32)
     q4 = rng.integers(1, 16, (vocab, dim), dtype=np.uint8)
+    q7 = q8.view(np.uint8) >> 1
     group_scale = rng.uniform(1e-3, 1, (vocab, -(-dim // Q4_GROUP))).astype(np.float32)
     return {
         "bn_embed_f32": ((f32,), f32),
         "bn_embed_f16": ((f32.astype(np.float16).view(np.uint16),), f32.astype(np.float16).astype(np.float32)),
         "bn_embed_bf16": ((bf16,), (bf16.astype(np.uint32) << 16).view(np.float32)),
         "bn_embed_q8": ((q8, scale), q8.astype(np.float32) * scale[:, None]),
-        "bn_embed_q7": ((q8.view(np.uint8) >> 1, scale), ((q8.view(np.uint8) >> 1).astype(np.float32) - 64) * scale[:, None]),
+        "bn_embed_q7": ((q7_pack(q7), scale), (q7.astype(np.float32) - Q7_ZERO) * scale[:, None]),
         "bn_embed_q4": ((q4_pack(q4), group_scale), (q4.astype(np.float32) - Q4_ZERO) * np.repeat(group_scale, Q4_GROUP, axis=1)[:, :dim]),
     }
 

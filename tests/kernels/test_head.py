@@ -3,7 +3,7 @@ float64 with a dot-product error bound, int8, 7-bit and 4-bit exactly."""
 import numpy as np
 import pytest
 
-from bitnet_wasm.compiler.shards import Q4_GROUP, Q4_ZERO, q4_pack  # the table as the compiler writes it (its layout: test_shards.py)
+from bitnet_wasm.compiler.shards import Q4_GROUP, Q4_ZERO, Q7_ZERO, q4_pack, q7_pack  # the tables as the compiler writes them (their layouts: test_shards.py)
 
 # (n, vocab, dim)
 SHAPES = [(1, 1, 1), (1, 3, 17), (2, 17, 3), (3, 100, 129), (1, 129, 100), (2, 64, 2560)]
@@ -39,17 +39,25 @@ def reference_q8(E, row_scale, xq, xscale):
     return (acc.astype(np.float32) * row_scale[None, :]) / xscale[:, None]
 
 
-Q7_ZERO = 64
-
-
 def make_q7(rng, n, vocab, dim):
+    """(codes, row scales, xq, xscale): q7_pack(codes) is the kernels' table."""
     E, row_scale, xq, xscale = make_q8(rng, n, vocab, dim)
     return rng.integers(1, 128, (vocab, dim), dtype=np.uint8), row_scale, xq, xscale
+
+
+def run_q7(lib, name, codes, row_scale, xq, xscale):
+    (vocab, dim), n = codes.shape, xq.shape[0]
+    logits = np.zeros((n, vocab), np.float32)
+    getattr(lib, name)(q7_pack(codes), row_scale, xq, xscale, logits, n, vocab, dim)
+    return logits
 
 
 def reference_q7(codes, row_scale, xq, xscale):
     return reference_q8(codes.astype(np.int32) - Q7_ZERO, row_scale, xq, xscale)
 
+
+# beyond SHAPES: whole tiles and chunks with and without rows and columns after them
+Q7_SHAPES = SHAPES + [(2, 16, 32), (1, 21, 37), (2, 8, 7), (3, 24, 2560)]
 
 # beyond SHAPES: groups whole and not, chunks whole and not, more tokens than one block of sums, and rows
 # whose group sums take the whole stack buffer (262144: one token a block) or more (the reference path)
@@ -108,7 +116,7 @@ def test_head_f16_takes_every_finite_half_exactly(lib):
 
 
 # quantized table -> (make, run, reference, shapes): the SIMD path and _ref each equal the numpy reference bit for bit
-QUANTIZED_HEADS = {"q8": (make_q8, run_q8, reference_q8, SHAPES), "q7": (make_q7, run_q8, reference_q7, SHAPES),
+QUANTIZED_HEADS = {"q8": (make_q8, run_q8, reference_q8, SHAPES), "q7": (make_q7, run_q7, reference_q7, Q7_SHAPES),
                    "q4": (make_q4, run_q4, reference_q4, Q4_SHAPES)}
 
 
@@ -125,10 +133,10 @@ def test_quantized_head_exact(lib, table, shape):
 def test_head_q7_extreme_values_stay_exact(lib, code):
     """The relaxed dot's pair sums at their largest (-128 * 127 * 2) and the int32 sum of a long row."""
     dim = 4099
-    codes = np.full((5, dim), code, np.uint8)
+    codes = np.full((13, dim), code, np.uint8)  # a tile and rows after it
     xq = np.full((1, dim), -128, np.int8)
-    got = run_q8(lib, "bn_head_q7", codes, np.ones(5, np.float32), xq, np.ones(1, np.float32))
-    np.testing.assert_array_equal(got, np.full((1, 5), np.float32(-128 * (code - Q7_ZERO) * dim)))
+    got = run_q7(lib, "bn_head_q7", codes, np.ones(13, np.float32), xq, np.ones(1, np.float32))
+    np.testing.assert_array_equal(got, np.full((1, 13), np.float32(-128 * (code - Q7_ZERO) * dim)))
 
 
 def test_head_q8_extreme_values_stay_exact(lib):
