@@ -36,7 +36,7 @@ import gguf
 import numpy as np
 
 from bitnet_wasm.compiler.loaders.gguf_tokenizer import LLAMA3_REGEX
-from bitnet_wasm.compiler.shards import Q4_GROUP, Q4_ZERO, Q7_ZERO, q4_unpack, q7_unpack
+from bitnet_wasm.compiler.shards import Q4_GROUP, Q4_ZERO, Q7_ZERO, q4_unpack, untile_table
 from bitnet_wasm.compiler.site_format import SiteError, read_json_file, read_manifest, read_shard
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
@@ -78,11 +78,7 @@ WEIGHT_TYPES = {"tq2_0": gguf.LlamaFileType.MOSTLY_TQ2_0, "tq1_0": gguf.LlamaFil
 
 
 def _per_row(dtype, zero: int):
-    return lambda site, name, data, shape: (data.view(dtype).reshape(shape).astype(np.float32) - zero) * site.array(name + ".row_scale")[:, None]
-
-
-def _q7_tiles(site, name, data, shape):
-    return (q7_unpack(data.view(np.uint8), *shape).astype(np.float32) - Q7_ZERO) * site.array(name + ".row_scale")[:, None]
+    return lambda site, name, data, shape: (untile_table(data.view(dtype), *shape).astype(np.float32) - zero) * site.array(name + ".row_scale")[:, None]
 
 
 def _per_group(site, name, data, shape):
@@ -91,7 +87,7 @@ def _per_group(site, name, data, shape):
 
 
 # site table layout -> (site weights, tensor name, its bytes, its shape) -> its values as f32, as the embedding kernels give them
-QUANTIZED_TABLES = {"q8": _per_row(np.int8, 0), "q7": _q7_tiles, "q4": _per_group}
+QUANTIZED_TABLES = {"q8": _per_row(np.int8, 0), "q7": _per_row(np.uint8, Q7_ZERO), "q4": _per_group}
 FALLBACKS = ("q8_0", "f16")  # for rows the requested type's block does not divide, in order of size
 
 LINEAR_NAMES = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",

@@ -41,27 +41,27 @@ def q7_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (q + Q7_ZERO).astype(np.uint8), row_scale
 
 
-Q7_TILE_ROWS, Q7_CHUNK = defines()["BN_Q7_TILE_ROWS"], defines()["BN_Q7_CHUNK"]
+TABLE_TILE_ROWS, TABLE_CHUNK = defines()["BN_TABLE_TILE_ROWS"], defines()["BN_TABLE_CHUNK"]
 
 
-def q7_pack(codes: np.ndarray) -> np.ndarray:
-    """Codes [vocab, dim] in bitnet.h's 7-bit tiles: per tile of Q7_TILE_ROWS rows, chunk by chunk of
-    Q7_CHUNK columns the rows side by side, then each row's last dim % Q7_CHUNK columns; the rows after
-    the last tile as they are."""
-    vocab, dim = codes.shape
-    tiled, whole = vocab - vocab % Q7_TILE_ROWS, dim - dim % Q7_CHUNK
-    tiles = codes[:tiled].reshape(-1, Q7_TILE_ROWS, dim)
-    chunks = tiles[:, :, :whole].reshape(len(tiles), Q7_TILE_ROWS, whole // Q7_CHUNK, Q7_CHUNK).transpose(0, 2, 1, 3)
-    packed = np.concatenate([chunks.reshape(len(tiles), Q7_TILE_ROWS * whole), tiles[:, :, whole:].reshape(len(tiles), Q7_TILE_ROWS * (dim - whole))], axis=1)
-    return np.concatenate([packed.reshape(-1), codes[tiled:].reshape(-1)])
+def tile_table(values: np.ndarray) -> np.ndarray:
+    """An int8 or 7-bit table [vocab, dim] in bitnet.h's tiles: per tile of TABLE_TILE_ROWS rows, chunk by chunk
+    of TABLE_CHUNK columns the rows side by side, then each row's last dim % TABLE_CHUNK columns; the rows after
+    the last tile as they are. One byte per value, flat."""
+    vocab, dim = values.shape
+    tiled, whole = vocab - vocab % TABLE_TILE_ROWS, dim - dim % TABLE_CHUNK
+    tiles = values[:tiled].reshape(tiled // TABLE_TILE_ROWS, TABLE_TILE_ROWS, dim)
+    chunks = tiles[:, :, :whole].reshape(len(tiles), TABLE_TILE_ROWS, whole // TABLE_CHUNK, TABLE_CHUNK).transpose(0, 2, 1, 3)
+    packed = np.concatenate([chunks.reshape(len(tiles), TABLE_TILE_ROWS * whole), tiles[:, :, whole:].reshape(len(tiles), TABLE_TILE_ROWS * (dim - whole))], axis=1)
+    return np.concatenate([packed.reshape(-1), values[tiled:].reshape(-1)])
 
 
-def q7_unpack(packed: np.ndarray, vocab: int, dim: int) -> np.ndarray:
-    """The codes [vocab, dim] of q7_pack's bytes."""
-    tiled, whole = vocab - vocab % Q7_TILE_ROWS, dim - dim % Q7_CHUNK
-    tiles = packed.reshape(-1)[:tiled * dim].reshape(tiled // Q7_TILE_ROWS, Q7_TILE_ROWS * dim)
-    chunks = tiles[:, :Q7_TILE_ROWS * whole].reshape(len(tiles), whole // Q7_CHUNK, Q7_TILE_ROWS, Q7_CHUNK).transpose(0, 2, 1, 3)
-    rows = np.concatenate([chunks.reshape(len(tiles), Q7_TILE_ROWS, whole), tiles[:, Q7_TILE_ROWS * whole:].reshape(len(tiles), Q7_TILE_ROWS, dim - whole)], axis=2)
+def untile_table(packed: np.ndarray, vocab: int, dim: int) -> np.ndarray:
+    """The table [vocab, dim] of tile_table's bytes."""
+    tiled, whole = vocab - vocab % TABLE_TILE_ROWS, dim - dim % TABLE_CHUNK
+    tiles = packed.reshape(-1)[:tiled * dim].reshape(tiled // TABLE_TILE_ROWS, TABLE_TILE_ROWS * dim)
+    chunks = tiles[:, :TABLE_TILE_ROWS * whole].reshape(len(tiles), whole // TABLE_CHUNK, TABLE_TILE_ROWS, TABLE_CHUNK).transpose(0, 2, 1, 3)
+    rows = np.concatenate([chunks.reshape(len(tiles), TABLE_TILE_ROWS, whole), tiles[:, TABLE_TILE_ROWS * whole:].reshape(len(tiles), TABLE_TILE_ROWS, dim - whole)], axis=2)
     return np.concatenate([rows.reshape(tiled, dim), packed.reshape(-1)[tiled * dim:].reshape(vocab - tiled, dim)])
 
 
@@ -106,9 +106,9 @@ def _f16(name: str, a: np.ndarray) -> np.ndarray:
 TENSOR_PACKERS = {
     "f32": lambda name, a: a.astype("<f4"),
     "f16": _f16,
-    "q8": lambda name, a: q8_rows(a)[0],
+    "q8": lambda name, a: tile_table(q8_rows(a)[0]),
     "q8_scale": lambda name, a: q8_rows(a)[1],
-    "q7": lambda name, a: q7_pack(q7_rows(a)[0]),
+    "q7": lambda name, a: tile_table(q7_rows(a)[0]),
     "q7_scale": lambda name, a: q7_rows(a)[1],
     "q4": lambda name, a: q4_pack(q4_rows(a)[0]),
     "q4_scale": lambda name, a: q4_rows(a)[1],

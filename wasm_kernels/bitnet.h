@@ -78,7 +78,7 @@ BN_API int bn_set_dot_form(int form);
 BN_API uint32_t bn_dot_form_probe(const uint8_t *mem /*[BN_DOT_FORM_PROBE_BYTES]*/, int reps);
 
 /* ---- read_ahead.c: whether the kernels that stream their weights as one run of tiles (the ternary
- * linears, the 7-bit head) read a decode call's weights a phase ahead, one load per cache line, before
+ * linears, the int8 and 7-bit heads) read a decode call's weights a phase ahead, one load per cache line, before
  * computing them (touch.h; the other heads always do). Faster where the CPU's own prefetch
  * keeps too few misses in flight (1.5-2x on an Intel Xeon), slower where it streams well (0.56x on an AMD
  * Zen 4): the host times both and keeps the faster. Same sums either way. Returns the setting (1 until set;
@@ -135,22 +135,23 @@ BN_REF_API void bn_add_ref(const float *a /*[n]*/, const float *b /*[n]*/, float
 BN_API void bn_embed_f32(const float *table /*[vocab*dim]*/, const int32_t *ids /*[n]*/, float *y /*[n*dim]*/, int n, int dim, int vocab);
 BN_API void bn_embed_f16(const uint16_t *table /*[vocab*dim]*/, const int32_t *ids /*[n]*/, float *y /*[n*dim]*/, int n, int dim, int vocab);
 BN_API void bn_embed_bf16(const uint16_t *table /*[vocab*dim]*/, const int32_t *ids /*[n]*/, float *y /*[n*dim]*/, int n, int dim, int vocab);
-BN_API void bn_embed_q8(const int8_t *table /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int32_t *ids /*[n]*/, float *y /*[n*dim]*/, int n, int dim, int vocab); /* q * row_scale */
-/* 7-bit tables store q + BN_Q7_ZERO, q in -63..63, vocab * dim bytes in tiles of BN_Q7_TILE_ROWS rows, so
- * that a head reads one stream of bytes, not one per row: in a tile, chunk c (BN_Q7_CHUNK columns) of its
- * row r at (c * BN_Q7_TILE_ROWS + r) * BN_Q7_CHUNK, then the rows' last dim % BN_Q7_CHUNK columns row by
- * row; the vocab % BN_Q7_TILE_ROWS rows after the last tile follow, row by row. */
-#define BN_Q7_ZERO 64
-#define BN_Q7_TILE_ROWS 8
-#define BN_Q7_CHUNK 16
-_Static_assert(BN_Q7_CHUNK == 16, "kernels read a chunk as one v128");
-static inline int bn_q7_code(const uint8_t *E, int v, int i, int dim, int vocab) {  /* row v column i's code: the layout above, one element at a time */
-    const int r = v % BN_Q7_TILE_ROWS, whole = dim / BN_Q7_CHUNK * BN_Q7_CHUNK;
-    const uint8_t *tile = E + (size_t)(v - r) * dim;
-    if (v >= vocab / BN_Q7_TILE_ROWS * BN_Q7_TILE_ROWS) return E[(size_t)v * dim + i];
-    if (i < whole) return tile[((size_t)(i / BN_Q7_CHUNK) * BN_Q7_TILE_ROWS + r) * BN_Q7_CHUNK + i % BN_Q7_CHUNK];
-    return tile[(size_t)whole * BN_Q7_TILE_ROWS + (size_t)r * (dim - whole) + (i - whole)];
+/* int8 and 7-bit tables: one byte per value, vocab * dim bytes in tiles of BN_TABLE_TILE_ROWS rows, so that a
+ * head reads one stream of bytes, not one per row: in a tile, chunk c (BN_TABLE_CHUNK columns) of its row r at
+ * (c * BN_TABLE_TILE_ROWS + r) * BN_TABLE_CHUNK, then the rows' last dim % BN_TABLE_CHUNK columns row by row;
+ * the vocab % BN_TABLE_TILE_ROWS rows after the last tile follow, row by row. */
+#define BN_TABLE_TILE_ROWS 8
+#define BN_TABLE_CHUNK 16
+_Static_assert(BN_TABLE_CHUNK == 16, "kernels read a chunk as one v128");
+static inline size_t bn_table_at(int v, int i, int dim, int vocab) {  /* row v column i's byte: the layout above, one element at a time */
+    const int r = v % BN_TABLE_TILE_ROWS, whole = dim / BN_TABLE_CHUNK * BN_TABLE_CHUNK;
+    const size_t tile = (size_t)(v - r) * dim;
+    if (v >= vocab / BN_TABLE_TILE_ROWS * BN_TABLE_TILE_ROWS) return (size_t)v * dim + i;
+    if (i < whole) return tile + ((size_t)(i / BN_TABLE_CHUNK) * BN_TABLE_TILE_ROWS + r) * BN_TABLE_CHUNK + i % BN_TABLE_CHUNK;
+    return tile + (size_t)whole * BN_TABLE_TILE_ROWS + (size_t)r * (dim - whole) + (i - whole);
 }
+BN_API void bn_embed_q8(const int8_t *table /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int32_t *ids /*[n]*/, float *y /*[n*dim]*/, int n, int dim, int vocab); /* q * row_scale */
+/* 7-bit tables store q + BN_Q7_ZERO, q in -63..63 */
+#define BN_Q7_ZERO 64
 BN_API void bn_embed_q7(const uint8_t *table /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int32_t *ids /*[n]*/, float *y /*[n*dim]*/, int n, int dim, int vocab); /* (code - BN_Q7_ZERO) * row_scale */
 /* 4-bit tables: codes q + BN_Q4_ZERO in 1..15 (q in -7..7), two per byte, and an f32 scale per
  * group of BN_Q4_GROUP columns of a row (the last group of a row may be shorter): value = q * scale.

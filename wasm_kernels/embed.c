@@ -55,42 +55,42 @@ void bn_embed_bf16(const uint16_t *table, const int32_t *ids, float *y, int n, i
     }
 }
 
-void bn_embed_q8(const int8_t *table, const float *row_scale, const int32_t *ids, float *y, int n, int dim, int vocab) {
+
+/* row v of an int8 or 7-bit table (bitnet.h): chunk c at chunks + c * stride, the last dim % BN_TABLE_CHUNK columns at tail */
+typedef struct { const uint8_t *chunks, *tail; size_t stride; } TableRow;
+
+static TableRow table_row(const uint8_t *table, int v, int dim, int vocab) {
+    const int r = v % BN_TABLE_TILE_ROWS, whole = dim / BN_TABLE_CHUNK * BN_TABLE_CHUNK;
+    const uint8_t *tile = table + (size_t)(v - r) * dim;
+    if (v >= vocab / BN_TABLE_TILE_ROWS * BN_TABLE_TILE_ROWS) return (TableRow){ table + (size_t)v * dim, table + (size_t)v * dim + whole, BN_TABLE_CHUNK };
+    return (TableRow){ tile + r * BN_TABLE_CHUNK, tile + (size_t)whole * BN_TABLE_TILE_ROWS + (size_t)r * (dim - whole), BN_TABLE_TILE_ROWS * BN_TABLE_CHUNK };
+}
+
+/* (value - zero) * row scale, the value an int8 (signed) or a 7-bit code (unsigned) */
+BN_INLINE void embed_bytes(int is_signed, int zero, const uint8_t *table, const float *row_scale, const int32_t *ids, float *y, int n, int dim, int vocab) {
+    const int whole = dim / BN_TABLE_CHUNK * BN_TABLE_CHUNK;
     for (int t = 0; t < n; t++, y += dim) {
         if (!in_vocab(ids[t], vocab)) { zero_row(y, dim); continue; }
-        const int8_t *row = table + (size_t)ids[t] * dim;
+        const TableRow row = table_row(table, ids[t], dim, vocab);
         const float s = row_scale[ids[t]];
-        const v128_t vs = wasm_f32x4_splat(s);
-        int i = 0;
-        for (; i + 8 <= dim; i += 8) store_scaled_i16x8(y + i, wasm_i16x8_extend_low_i8x16(wasm_v128_load64_zero(row + i)), vs);
-        for (; i < dim; i++) y[i] = (float)row[i] * s;
+        const v128_t vs = wasm_f32x4_splat(s), zeros = wasm_i16x8_splat((int16_t)zero);
+        for (int i = 0; i < whole; i += BN_TABLE_CHUNK) {
+            const v128_t bytes = wasm_v128_load(row.chunks + (size_t)(i / BN_TABLE_CHUNK) * row.stride);
+            const v128_t lo = is_signed ? wasm_i16x8_extend_low_i8x16(bytes) : wasm_u16x8_extend_low_u8x16(bytes);
+            const v128_t hi = is_signed ? wasm_i16x8_extend_high_i8x16(bytes) : wasm_u16x8_extend_high_u8x16(bytes);
+            store_scaled_i16x8(y + i, wasm_i16x8_sub(lo, zeros), vs);
+            store_scaled_i16x8(y + i + 8, wasm_i16x8_sub(hi, zeros), vs);
+        }
+        for (int i = whole; i < dim; i++) y[i] = (float)((is_signed ? (int)(int8_t)row.tail[i - whole] : (int)row.tail[i - whole]) - zero) * s;
     }
 }
 
-/* row v of a 7-bit table (bitnet.h): chunk c at chunks + c * stride, the last dim % BN_Q7_CHUNK columns at tail */
-typedef struct { const uint8_t *chunks, *tail; size_t stride; } Q7Row;
-
-static Q7Row q7_row(const uint8_t *table, int v, int dim, int vocab) {
-    const int r = v % BN_Q7_TILE_ROWS, whole = dim / BN_Q7_CHUNK * BN_Q7_CHUNK;
-    const uint8_t *tile = table + (size_t)(v - r) * dim;
-    if (v >= vocab / BN_Q7_TILE_ROWS * BN_Q7_TILE_ROWS) return (Q7Row){ table + (size_t)v * dim, table + (size_t)v * dim + whole, BN_Q7_CHUNK };
-    return (Q7Row){ tile + r * BN_Q7_CHUNK, tile + (size_t)whole * BN_Q7_TILE_ROWS + (size_t)r * (dim - whole), BN_Q7_TILE_ROWS * BN_Q7_CHUNK };
+void bn_embed_q8(const int8_t *table, const float *row_scale, const int32_t *ids, float *y, int n, int dim, int vocab) {
+    embed_bytes(1, 0, (const uint8_t *)table, row_scale, ids, y, n, dim, vocab);
 }
 
 void bn_embed_q7(const uint8_t *table, const float *row_scale, const int32_t *ids, float *y, int n, int dim, int vocab) {
-    const int whole = dim / BN_Q7_CHUNK * BN_Q7_CHUNK;
-    for (int t = 0; t < n; t++, y += dim) {
-        if (!in_vocab(ids[t], vocab)) { zero_row(y, dim); continue; }
-        const Q7Row row = q7_row(table, ids[t], dim, vocab);
-        const float s = row_scale[ids[t]];
-        const v128_t vs = wasm_f32x4_splat(s), zero = wasm_i16x8_splat(BN_Q7_ZERO);
-        for (int i = 0; i < whole; i += BN_Q7_CHUNK) {
-            const v128_t codes = wasm_v128_load(row.chunks + (size_t)(i / BN_Q7_CHUNK) * row.stride);
-            store_scaled_i16x8(y + i, wasm_i16x8_sub(wasm_u16x8_extend_low_u8x16(codes), zero), vs);
-            store_scaled_i16x8(y + i + 8, wasm_i16x8_sub(wasm_u16x8_extend_high_u8x16(codes), zero), vs);
-        }
-        for (int i = whole; i < dim; i++) y[i] = (float)(row.tail[i - whole] - BN_Q7_ZERO) * s;
-    }
+    embed_bytes(0, BN_Q7_ZERO, table, row_scale, ids, y, n, dim, vocab);
 }
 
 /* y[0..16) = q (16 x i8) * scale */

@@ -29,18 +29,38 @@ void bn_head_f16(const uint16_t *E, const float *x, float *logits, int n, int vo
     bn_head_f16_rows(E, x, logits, n, vocab, dim, 0, vocab);
 }
 
-static float q8_logit(int32_t acc, float row_scale, float xscale) { return ((float)acc * row_scale) / xscale; }
+/* int8 and 7-bit rows (bitnet.h's byte tables, in tiles), one walk over the tiles for both: int8 values times
+ * int8 activations; 7-bit codes q + BN_Q7_ZERO in 1..127 (q in -63..63), the unsigned operand of the relaxed
+ * dot as the ternary kernels' weight codes, with dot(x, q) = dot(x, code) - BN_Q7_ZERO * sum(x). */
+enum byte_table { TABLE_Q8, TABLE_Q7 };
 
-static int32_t dot_i8_ref(const int8_t *a, const int8_t *b, int d) {
+static int32_t byte_dot_ref(enum byte_table kind, const int8_t *x, const uint8_t *row, int d) {
     int32_t acc = 0;
-    for (int i = 0; i < d; i++) acc += (int32_t)a[i] * (int32_t)b[i];
+    for (int i = 0; i < d; i++) acc += (int32_t)x[i] * (kind == TABLE_Q8 ? (int32_t)(int8_t)row[i] : (int32_t)row[i]);
     return acc;
 }
 
-void bn_head_q8_ref(const int8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim) {
+static int32_t table_dot_ref(enum byte_table kind, const uint8_t *E, int v, const int8_t *x, int dim, int vocab) {
+    int32_t acc = 0;
+    for (int i = 0; i < dim; i++) {
+        const uint8_t byte = E[bn_table_at(v, i, dim, vocab)];
+        acc += (int32_t)x[i] * (kind == TABLE_Q8 ? (int32_t)(int8_t)byte : (int32_t)byte);
+    }
+    return acc;
+}
+
+static float q8_logit(int32_t acc, float row_scale, float xscale) { return ((float)acc * row_scale) / xscale; }
+
+static float table_logit(enum byte_table kind, int32_t dot, int32_t x_sum, float row_scale, float xscale) {
+    return q8_logit(kind == TABLE_Q8 ? dot : dot - BN_Q7_ZERO * x_sum, row_scale, xscale);
+}
+
+static void table_head_ref(enum byte_table kind, const uint8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim) {
     for (int v = 0; v < vocab; v++)
-        for (int t = 0; t < n; t++)
-            logits[(size_t)t * vocab + v] = q8_logit(dot_i8_ref(xq + (size_t)t * dim, E + (size_t)v * dim, dim), row_scale[v], xscale[t]);
+        for (int t = 0; t < n; t++) {
+            const int8_t *x = xq + (size_t)t * dim;
+            logits[(size_t)t * vocab + v] = table_logit(kind, table_dot_ref(kind, E, v, x, dim, vocab), bn_token_sum_ref(x, dim), row_scale[v], xscale[t]);
+        }
 }
 
 /* int8 widened to int16, then pmaddwd-style pair dots into int32 lanes (exact) */
@@ -49,111 +69,74 @@ static v128_t dot16_i8(v128_t x_lo, v128_t x_hi, v128_t e, v128_t acc) {
     return wasm_i32x4_add(acc, wasm_i32x4_dot_i16x8(x_hi, wasm_i16x8_extend_high_i8x16(e)));
 }
 
+BN_INLINE v128_t dot16_byte(enum byte_table kind, v128_t x, v128_t e, v128_t acc) {
+#if BN_RELAXED
+    if (kind == TABLE_Q7) return bn_dot_i8_i7_add(x, e, acc);
+#endif
+    return dot16_i8(wasm_i16x8_extend_low_i8x16(x), wasm_i16x8_extend_high_i8x16(x), e, acc);  /* 7-bit codes < 128: their sign extension is their value */
+}
 
-void bn_head_q8_rows(const int8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim, int v0, int v1) {
-    int v = v0 > 0 ? v0 : 0;
-    const int last = v1 < vocab ? v1 : vocab;
-    for (const int first = v; v + 4 <= last; v += 4) {
-        const int8_t *e = E + (size_t)v * dim;
-        bn_touch_phase(e, 4 * (size_t)dim, (v - first) / 4, (last - first) / 4, n);
-        for (int t = 0; t < n; t++) {
-            const int8_t *x = xq + (size_t)t * dim;
-            v128_t acc[4] = { wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0) };
-            int i = 0;
-            for (; i + 16 <= dim; i += 16) {
-                v128_t xv = wasm_v128_load(x + i), x_lo = wasm_i16x8_extend_low_i8x16(xv), x_hi = wasm_i16x8_extend_high_i8x16(xv);
-                for (int r = 0; r < 4; r++) acc[r] = dot16_i8(x_lo, x_hi, wasm_v128_load(e + (size_t)r * dim + i), acc[r]);
-            }
-            for (int r = 0; r < 4; r++) {
-                int32_t total = bn_i32x4_total(acc[r]) + dot_i8_ref(x + i, e + (size_t)r * dim + i, dim - i);
-                logits[(size_t)t * vocab + v + r] = q8_logit(total, row_scale[v + r], xscale[t]);
+#define TABLE_SUM_TOKENS 64 /* tokens whose activation sums are taken once per call, not once per tile */
+
+/* dots of one tile's rows with one token: its chunks in order, then the rows' column tails (bitnet.h) */
+BN_INLINE void table_tile_dots(enum byte_table kind, const uint8_t *tile, const int8_t *x, int dim, int32_t dots[BN_TABLE_TILE_ROWS]) {
+    const int whole = dim / BN_TABLE_CHUNK * BN_TABLE_CHUNK, tail = dim - whole;
+    v128_t acc[BN_TABLE_TILE_ROWS];
+    for (int r = 0; r < BN_TABLE_TILE_ROWS; r++) acc[r] = wasm_i32x4_splat(0);
+    for (int i = 0; i < whole; i += BN_TABLE_CHUNK) {
+        const v128_t xv = wasm_v128_load(x + i);
+        const uint8_t *chunk = tile + (size_t)i * BN_TABLE_TILE_ROWS;
+        for (int r = 0; r < BN_TABLE_TILE_ROWS; r++) acc[r] = dot16_byte(kind, xv, wasm_v128_load(chunk + r * BN_TABLE_CHUNK), acc[r]);
+    }
+    const uint8_t *tails = tile + (size_t)whole * BN_TABLE_TILE_ROWS;
+    for (int r = 0; r < BN_TABLE_TILE_ROWS; r++) dots[r] = bn_i32x4_total(acc[r]) + byte_dot_ref(kind, x + whole, tails + r * tail, tail);
+}
+
+/* the tiles holding rows [v0, v1) computed whole, their rows in range written; every path sums the same exact int32 */
+BN_INLINE void table_head_rows(enum byte_table kind, const uint8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim, int v0, int v1) {
+    const int first = v0 > 0 ? v0 : 0, last = v1 < vocab ? v1 : vocab;
+    const int tiled = vocab / BN_TABLE_TILE_ROWS * BN_TABLE_TILE_ROWS, tile0 = first / BN_TABLE_TILE_ROWS * BN_TABLE_TILE_ROWS;
+    const int tiled_last = last < tiled ? last : tiled;
+    const int tiles = tiled_last > tile0 ? (tiled_last - tile0 + BN_TABLE_TILE_ROWS - 1) / BN_TABLE_TILE_ROWS : 0;
+    int32_t x_sum[TABLE_SUM_TOKENS];
+    for (int t0 = 0; t0 < n; t0 += TABLE_SUM_TOKENS) {
+        const int tn = n - t0 < TABLE_SUM_TOKENS ? n - t0 : TABLE_SUM_TOKENS;
+        for (int t = 0; t < tn; t++) x_sum[t] = kind == TABLE_Q7 ? bn_token_sum(xq + (size_t)(t0 + t) * dim, dim) : 0;
+        for (int k = 0; k < tiles; k++) {
+            const int v = tile0 + k * BN_TABLE_TILE_ROWS;
+            const uint8_t *tile = E + (size_t)v * dim;
+            bn_touch_stream_phase(tile, BN_TABLE_TILE_ROWS * (size_t)dim, k, tiles, tn);
+            for (int t = 0; t < tn; t++) {
+                int32_t dots[BN_TABLE_TILE_ROWS];
+                table_tile_dots(kind, tile, xq + (size_t)(t0 + t) * dim, dim, dots);
+                for (int r = v < first ? first - v : 0; r < BN_TABLE_TILE_ROWS && v + r < last; r++)
+                    logits[(size_t)(t0 + t) * vocab + v + r] = table_logit(kind, dots[r], x_sum[t], row_scale[v + r], xscale[t0 + t]);
             }
         }
+        for (int v = first > tiled ? first : tiled; v < last; v++)
+            for (int t = 0; t < tn; t++)
+                logits[(size_t)(t0 + t) * vocab + v] = table_logit(kind, byte_dot_ref(kind, xq + (size_t)(t0 + t) * dim, E + (size_t)v * dim, dim), x_sum[t], row_scale[v], xscale[t0 + t]);
     }
-    for (; v < last; v++)
-        for (int t = 0; t < n; t++)
-            logits[(size_t)t * vocab + v] = q8_logit(dot_i8_ref(xq + (size_t)t * dim, E + (size_t)v * dim, dim), row_scale[v], xscale[t]);
+}
+
+void bn_head_q8_ref(const int8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim) {
+    table_head_ref(TABLE_Q8, (const uint8_t *)E, row_scale, xq, xscale, logits, n, vocab, dim);
+}
+
+void bn_head_q8_rows(const int8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim, int v0, int v1) {
+    table_head_rows(TABLE_Q8, (const uint8_t *)E, row_scale, xq, xscale, logits, n, vocab, dim, v0, v1);
 }
 
 void bn_head_q8(const int8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim) {
     bn_head_q8_rows(E, row_scale, xq, xscale, logits, n, vocab, dim, 0, vocab);
 }
 
-/* 7-bit rows: E holds codes q + BN_Q7_ZERO in 1..127 (q in -63..63), the unsigned operand of the
- * relaxed dot, as the ternary kernels' weight codes; dot(x, q) = dot(x, code) - BN_Q7_ZERO * sum(x). */
-static int32_t dot_i8_u7_ref(const int8_t *x, const uint8_t *code, int d) {
-    int32_t acc = 0;
-    for (int i = 0; i < d; i++) acc += (int32_t)x[i] * (int32_t)code[i];
-    return acc;
-}
-
-static int32_t q7_code_dot_ref(const uint8_t *E, int v, const int8_t *x, int dim, int vocab) {
-    int32_t acc = 0;
-    for (int i = 0; i < dim; i++) acc += (int32_t)x[i] * bn_q7_code(E, v, i, dim, vocab);
-    return acc;
-}
-
-static float q7_logit(int32_t code_dot, int32_t x_sum, float row_scale, float xscale) {
-    return q8_logit(code_dot - BN_Q7_ZERO * x_sum, row_scale, xscale);
-}
-
 void bn_head_q7_ref(const uint8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim) {
-    for (int v = 0; v < vocab; v++)
-        for (int t = 0; t < n; t++) {
-            const int8_t *x = xq + (size_t)t * dim;
-            logits[(size_t)t * vocab + v] = q7_logit(q7_code_dot_ref(E, v, x, dim, vocab), bn_token_sum_ref(x, dim), row_scale[v], xscale[t]);
-        }
+    table_head_ref(TABLE_Q7, E, row_scale, xq, xscale, logits, n, vocab, dim);
 }
 
-static v128_t dot16_u7(v128_t x, v128_t code, v128_t acc) {
-#if BN_RELAXED
-    return bn_dot_i8_i7_add(x, code, acc);
-#else /* codes < 128: their sign extension is their value */
-    return dot16_i8(wasm_i16x8_extend_low_i8x16(x), wasm_i16x8_extend_high_i8x16(x), code, acc);
-#endif
-}
-
-#define Q7_SUM_TOKENS 64 /* tokens whose activation sums are taken once per call, not once per tile */
-
-/* code dots of one tile's rows with one token: its chunks in order, then the rows' column tails (bitnet.h) */
-static void q7_tile_dots(const uint8_t *tile, const int8_t *x, int dim, int32_t dots[BN_Q7_TILE_ROWS]) {
-    const int whole = dim / BN_Q7_CHUNK * BN_Q7_CHUNK, tail = dim - whole;
-    v128_t acc[BN_Q7_TILE_ROWS];
-    for (int r = 0; r < BN_Q7_TILE_ROWS; r++) acc[r] = wasm_i32x4_splat(0);
-    for (int i = 0; i < whole; i += BN_Q7_CHUNK) {
-        const v128_t xv = wasm_v128_load(x + i);
-        const uint8_t *chunk = tile + (size_t)i * BN_Q7_TILE_ROWS;
-        for (int r = 0; r < BN_Q7_TILE_ROWS; r++) acc[r] = dot16_u7(xv, wasm_v128_load(chunk + r * BN_Q7_CHUNK), acc[r]);
-    }
-    const uint8_t *tails = tile + (size_t)whole * BN_Q7_TILE_ROWS;
-    for (int r = 0; r < BN_Q7_TILE_ROWS; r++) dots[r] = bn_i32x4_total(acc[r]) + dot_i8_u7_ref(x + whole, tails + r * tail, tail);
-}
-
-/* the tiles holding rows [v0, v1) computed whole, their rows in range written; every path sums the same exact int32 */
 void bn_head_q7_rows(const uint8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim, int v0, int v1) {
-    const int first = v0 > 0 ? v0 : 0, last = v1 < vocab ? v1 : vocab;
-    const int tiled = vocab / BN_Q7_TILE_ROWS * BN_Q7_TILE_ROWS, tile0 = first / BN_Q7_TILE_ROWS * BN_Q7_TILE_ROWS;
-    const int tiled_last = last < tiled ? last : tiled;
-    const int tiles = tiled_last > tile0 ? (tiled_last - tile0 + BN_Q7_TILE_ROWS - 1) / BN_Q7_TILE_ROWS : 0;
-    int32_t x_sum[Q7_SUM_TOKENS];
-    for (int t0 = 0; t0 < n; t0 += Q7_SUM_TOKENS) {
-        const int tn = n - t0 < Q7_SUM_TOKENS ? n - t0 : Q7_SUM_TOKENS;
-        for (int t = 0; t < tn; t++) x_sum[t] = bn_token_sum(xq + (size_t)(t0 + t) * dim, dim);
-        for (int k = 0; k < tiles; k++) {
-            const int v = tile0 + k * BN_Q7_TILE_ROWS;
-            const uint8_t *tile = E + (size_t)v * dim;
-            bn_touch_stream_phase(tile, BN_Q7_TILE_ROWS * (size_t)dim, k, tiles, tn);
-            for (int t = 0; t < tn; t++) {
-                int32_t dots[BN_Q7_TILE_ROWS];
-                q7_tile_dots(tile, xq + (size_t)(t0 + t) * dim, dim, dots);
-                for (int r = v < first ? first - v : 0; r < BN_Q7_TILE_ROWS && v + r < last; r++)
-                    logits[(size_t)(t0 + t) * vocab + v + r] = q7_logit(dots[r], x_sum[t], row_scale[v + r], xscale[t0 + t]);
-            }
-        }
-        for (int v = first > tiled ? first : tiled; v < last; v++)
-            for (int t = 0; t < tn; t++)
-                logits[(size_t)(t0 + t) * vocab + v] = q7_logit(dot_i8_u7_ref(xq + (size_t)(t0 + t) * dim, E + (size_t)v * dim, dim), x_sum[t], row_scale[v], xscale[t0 + t]);
-    }
+    table_head_rows(TABLE_Q7, E, row_scale, xq, xscale, logits, n, vocab, dim, v0, v1);
 }
 
 void bn_head_q7(const uint8_t *E, const float *row_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim) {

@@ -9,7 +9,7 @@
 #include "bitnet.h"
 #include "bitlinear.h"
 
-#define VOCAB_GRAIN BN_Q7_TILE_ROWS  /* the q7 head's tiles (the other heads' four rows divide them) */
+#define VOCAB_GRAIN BN_TABLE_TILE_ROWS  /* the int8 and 7-bit heads' tiles (the other heads' four rows divide them) */
 #define CHUNKS_PER_THREAD 16  /* of the head's jobs: more evens out the threads' finish */
 #define SPINS 20000      /* atomic loads before sleeping in memory.atomic.wait32 */
 #define MIN_SHARED_WORK (1 << 17)  /* multiply-adds below which waking the followers costs more than it saves */

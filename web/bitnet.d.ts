@@ -33,7 +33,7 @@ export interface ModelInfo {
   /** The relaxed build's int8 dot form the kernels run, the fastest of those timed at load (BN_DOT_I16 = 0,
    * BN_DOT_I32 = 1 in wasm_kernels/bitnet.h; the same sums either way), or null with simd128. */
   dotForm: number | null;
-  /** Whether the kernels that read their weights as one stream (the ternary layers, the 7-bit head) read a decode
+  /** Whether the kernels that read their weights as one stream (the ternary layers, the int8 and 7-bit heads) read a decode
    * call's weights a phase ahead before computing them (the other heads always do), as timed at load on the model
    * itself (the faster of with and without; the same sums either way). */
   readAhead: boolean;

@@ -1,4 +1,4 @@
-// Whether the one-stream kernels (the ternary layers, the 7-bit head) read a decode call's weights a phase
+// Whether the one-stream kernels (the ternary layers, the int8 and 7-bit heads) read a decode call's weights a phase
 // ahead (wasm_kernels/touch.h) is decided by the CPU: 1.5-2x faster decode on an Intel Xeon, 0.7x on an AMD Zen 4
 // (docs/benchmarks.md). Timed on the model itself once its weights are in memory: one-token forward passes until
 // they stop getting faster (presumably while the engine's optimizing tier compiles it: on the Zen 4, at two threads,

@@ -8,7 +8,7 @@ import pytest
 from bitnet_wasm.compiler.checkpoint import BitLinear, Checkpoint, ModelConfig
 from bitnet_wasm.compiler.graph import BuildOptions, build_graph
 from bitnet_wasm.compiler.plan import plan_memory
-from bitnet_wasm.compiler.shards import PackError, ShardWriter, pack_weight, q4_pack, q4_rows, q4_unpack, q7_pack, q7_rows, q7_unpack, q8_rows, write_shards
+from bitnet_wasm.compiler.shards import PackError, ShardWriter, pack_weight, q4_pack, q4_rows, q4_unpack, q7_rows, q8_rows, tile_table, untile_table, write_shards
 from bitnet_wasm.wasm_kernels.abi import q4_row_bytes
 from bitnet_wasm.wasm_kernels.layouts import LAYOUTS
 
@@ -80,12 +80,13 @@ def test_q7_rows_are_codes_of_63_steps_each_side_of_zero():
 
 
 @pytest.mark.parametrize("vocab, dim", [(16, 32), (21, 37), (5, 40), (8, 7), (3, 5)])
-def test_q7_pack_lays_out_tiles_as_bitnet_h_states(vocab, dim):
-    """Tiles of 8 rows: chunk c of row r at tile + (8c + r) * 16, then the rows' last dim % 16 columns row by
-    row; the rows after the last whole tile as they are."""
-    codes = np.random.default_rng(vocab * dim).integers(1, 128, (vocab, dim), dtype=np.uint8)
-    packed = q7_pack(codes)
-    assert packed.dtype == np.uint8 and packed.shape == (vocab * dim,)
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_byte_tables_are_laid_out_in_tiles_as_bitnet_h_states(vocab, dim, dtype):
+    """int8 and 7-bit tables, tiles of 8 rows: chunk c of row r at tile + (8c + r) * 16, then the rows' last
+    dim % 16 columns row by row; the rows after the last whole tile as they are."""
+    codes = np.random.default_rng(vocab * dim).integers(np.iinfo(dtype).min, np.iinfo(dtype).max + 1, (vocab, dim)).astype(dtype)
+    packed = tile_table(codes)
+    assert packed.dtype == dtype and packed.shape == (vocab * dim,)
     tiled, whole = vocab // 8 * 8, dim // 16 * 16
     for v in range(vocab):
         for i in range(dim):
@@ -93,7 +94,7 @@ def test_q7_pack_lays_out_tiles_as_bitnet_h_states(vocab, dim):
             at = (v * dim + i if v >= tiled else tile + (8 * (i // 16) + r) * 16 + i % 16 if i < whole
                   else tile + 8 * whole + r * (dim - whole) + i - whole)
             assert packed[at] == codes[v, i], (v, i)
-    assert np.array_equal(q7_unpack(packed, vocab, dim), codes)
+    assert np.array_equal(untile_table(packed, vocab, dim), codes)
 
 
 def test_q4_groups_are_codes_of_7_steps_each_side_of_zero_per_group_of_64():
@@ -122,6 +123,14 @@ def test_q4_pack_lays_out_rows_as_bitnet_h_states():
         byte = packed[:, column // 32 * 16 + column % 16]
         assert np.array_equal(byte & 0x0F if column % 32 < 16 else byte >> 4, padded[:, column]), column
     assert np.array_equal(q4_unpack(packed, 70), codes)
+
+
+@pytest.mark.parametrize("embed, rows", [("q8", q8_rows), ("q7", q7_rows)])
+def test_byte_tables_pack_in_tiles(embed, rows):
+    graph = build_graph(TINY, BuildOptions(embed=embed))
+    ckpt = checkpoint()
+    values, _ = rows(ckpt.tensors["embed"])
+    assert np.array_equal(pack_weight(graph.weights["embed"], ckpt).view(values.dtype), tile_table(values))
 
 
 def test_q4_table_packs_to_the_planned_bytes_and_names_a_bad_shape():

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from bitnet_wasm.compiler.shards import Q4_GROUP, Q4_ZERO, Q7_ZERO, q4_pack, q7_pack
+from bitnet_wasm.compiler.shards import Q4_GROUP, Q4_ZERO, Q7_ZERO, q4_pack, tile_table
 
 DIMS = [1, 3, 8, 17, 100, 129, 515]
 
@@ -32,8 +32,8 @@ def tables(rng, vocab, dim):
         "bn_embed_f32": ((f32,), f32),
         "bn_embed_f16": ((f32.astype(np.float16).view(np.uint16),), f32.astype(np.float16).astype(np.float32)),
         "bn_embed_bf16": ((bf16,), (bf16.astype(np.uint32) << 16).view(np.float32)),
-        "bn_embed_q8": ((q8, scale), q8.astype(np.float32) * scale[:, None]),
-        "bn_embed_q7": ((q7_pack(q7), scale), (q7.astype(np.float32) - Q7_ZERO) * scale[:, None]),
+        "bn_embed_q8": ((tile_table(q8), scale), q8.astype(np.float32) * scale[:, None]),
+        "bn_embed_q7": ((tile_table(q7), scale), (q7.astype(np.float32) - Q7_ZERO) * scale[:, None]),
         "bn_embed_q4": ((q4_pack(q4), group_scale), (q4.astype(np.float32) - Q4_ZERO) * np.repeat(group_scale, Q4_GROUP, axis=1)[:, :dim]),
     }
 

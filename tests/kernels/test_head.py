@@ -3,7 +3,7 @@ float64 with a dot-product error bound, int8, 7-bit and 4-bit exactly."""
 import numpy as np
 import pytest
 
-from bitnet_wasm.compiler.shards import Q4_GROUP, Q4_ZERO, Q7_ZERO, q4_pack, q7_pack  # the tables as the compiler writes them (their layouts: test_shards.py)
+from bitnet_wasm.compiler.shards import Q4_GROUP, Q4_ZERO, Q7_ZERO, q4_pack, tile_table  # the tables as the compiler writes them (their layouts: test_shards.py)
 
 # (n, vocab, dim)
 SHAPES = [(1, 1, 1), (1, 3, 17), (2, 17, 3), (3, 100, 129), (1, 129, 100), (2, 64, 2560)]
@@ -28,9 +28,10 @@ def make_q8(rng, n, vocab, dim):
 
 
 def run_q8(lib, name, E, row_scale, xq, xscale):
+    """tile_table(E) is the kernels' table (its layout: test_shards.py)."""
     (vocab, dim), n = E.shape, xq.shape[0]
     logits = np.zeros((n, vocab), np.float32)
-    getattr(lib, name)(E, row_scale, xq, xscale, logits, n, vocab, dim)
+    getattr(lib, name)(tile_table(E), row_scale, xq, xscale, logits, n, vocab, dim)
     return logits
 
 
@@ -40,7 +41,7 @@ def reference_q8(E, row_scale, xq, xscale):
 
 
 def make_q7(rng, n, vocab, dim):
-    """(codes, row scales, xq, xscale): q7_pack(codes) is the kernels' table."""
+    """(codes, row scales, xq, xscale): tile_table(codes) is the kernels' table."""
     E, row_scale, xq, xscale = make_q8(rng, n, vocab, dim)
     return rng.integers(1, 128, (vocab, dim), dtype=np.uint8), row_scale, xq, xscale
 
@@ -48,7 +49,7 @@ def make_q7(rng, n, vocab, dim):
 def run_q7(lib, name, codes, row_scale, xq, xscale):
     (vocab, dim), n = codes.shape, xq.shape[0]
     logits = np.zeros((n, vocab), np.float32)
-    getattr(lib, name)(q7_pack(codes), row_scale, xq, xscale, logits, n, vocab, dim)
+    getattr(lib, name)(tile_table(codes), row_scale, xq, xscale, logits, n, vocab, dim)
     return logits
 
 
@@ -57,7 +58,7 @@ def reference_q7(codes, row_scale, xq, xscale):
 
 
 # beyond SHAPES: whole tiles and chunks with and without rows and columns after them
-Q7_SHAPES = SHAPES + [(2, 16, 32), (1, 21, 37), (2, 8, 7), (3, 24, 2560)]
+TABLE_SHAPES = SHAPES + [(2, 16, 32), (1, 21, 37), (2, 8, 7), (3, 24, 2560)]
 
 # beyond SHAPES: groups whole and not, chunks whole and not, more tokens than one block of sums, and rows
 # whose group sums take the whole stack buffer (262144: one token a block) or more (the reference path)
@@ -116,7 +117,7 @@ def test_head_f16_takes_every_finite_half_exactly(lib):
 
 
 # quantized table -> (make, run, reference, shapes): the SIMD path and _ref each equal the numpy reference bit for bit
-QUANTIZED_HEADS = {"q8": (make_q8, run_q8, reference_q8, SHAPES), "q7": (make_q7, run_q7, reference_q7, Q7_SHAPES),
+QUANTIZED_HEADS = {"q8": (make_q8, run_q8, reference_q8, TABLE_SHAPES), "q7": (make_q7, run_q7, reference_q7, TABLE_SHAPES),
                    "q4": (make_q4, run_q4, reference_q4, Q4_SHAPES)}
 
 
@@ -141,10 +142,10 @@ def test_head_q7_extreme_values_stay_exact(lib, code):
 
 def test_head_q8_extreme_values_stay_exact(lib):
     dim = 4099
-    E = np.full((5, dim), -128, np.int8)
+    E = np.full((13, dim), -128, np.int8)  # a tile and rows after it
     xq = np.full((1, dim), -128, np.int8)  # acc = 128 * 128 * 4099 needs int32 all the way
-    got = run_q8(lib, "bn_head_q8", E, np.ones(5, np.float32), xq, np.ones(1, np.float32))
-    np.testing.assert_array_equal(got, np.full((1, 5), np.float32(128 * 128 * dim)))
+    got = run_q8(lib, "bn_head_q8", E, np.ones(13, np.float32), xq, np.ones(1, np.float32))
+    np.testing.assert_array_equal(got, np.full((1, 13), np.float32(128 * 128 * dim)))
 
 
 @pytest.mark.parametrize("code", [1, 15])
