@@ -60,10 +60,9 @@ void bn_embed_bf16(const uint16_t *table, const int32_t *ids, float *y, int n, i
 typedef struct { const uint8_t *chunks, *tail; size_t stride; } TableRow;
 
 static TableRow table_row(const uint8_t *table, int v, int dim, int vocab) {
-    const int r = v % BN_TABLE_TILE_ROWS, whole = dim / BN_TABLE_CHUNK * BN_TABLE_CHUNK;
-    const uint8_t *tile = table + (size_t)(v - r) * dim;
-    if (v >= vocab / BN_TABLE_TILE_ROWS * BN_TABLE_TILE_ROWS) return (TableRow){ table + (size_t)v * dim, table + (size_t)v * dim + whole, BN_TABLE_CHUNK };
-    return (TableRow){ tile + r * BN_TABLE_CHUNK, tile + (size_t)whole * BN_TABLE_TILE_ROWS + (size_t)r * (dim - whole), BN_TABLE_TILE_ROWS * BN_TABLE_CHUNK };
+    const int whole = dim / BN_TABLE_CHUNK * BN_TABLE_CHUNK, tiled = v < vocab / BN_TABLE_TILE_ROWS * BN_TABLE_TILE_ROWS;
+    return (TableRow){ table + bn_table_at(v, 0, dim, vocab), table + bn_table_at(v, whole, dim, vocab),
+                       tiled ? BN_TABLE_TILE_ROWS * BN_TABLE_CHUNK : BN_TABLE_CHUNK };
 }
 
 /* (value - zero) * row scale, the value an int8 (signed) or a 7-bit code (unsigned) */

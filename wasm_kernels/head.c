@@ -34,18 +34,17 @@ void bn_head_f16(const uint16_t *E, const float *x, float *logits, int n, int vo
  * dot as the ternary kernels' weight codes, with dot(x, q) = dot(x, code) - BN_Q7_ZERO * sum(x). */
 enum byte_table { TABLE_Q8, TABLE_Q7 };
 
+static int32_t table_value(enum byte_table kind, uint8_t byte) { return kind == TABLE_Q8 ? (int8_t)byte : byte; }
+
 static int32_t byte_dot_ref(enum byte_table kind, const int8_t *x, const uint8_t *row, int d) {
     int32_t acc = 0;
-    for (int i = 0; i < d; i++) acc += (int32_t)x[i] * (kind == TABLE_Q8 ? (int32_t)(int8_t)row[i] : (int32_t)row[i]);
+    for (int i = 0; i < d; i++) acc += (int32_t)x[i] * table_value(kind, row[i]);
     return acc;
 }
 
 static int32_t table_dot_ref(enum byte_table kind, const uint8_t *E, int v, const int8_t *x, int dim, int vocab) {
     int32_t acc = 0;
-    for (int i = 0; i < dim; i++) {
-        const uint8_t byte = E[bn_table_at(v, i, dim, vocab)];
-        acc += (int32_t)x[i] * (kind == TABLE_Q8 ? (int32_t)(int8_t)byte : (int32_t)byte);
-    }
+    for (int i = 0; i < dim; i++) acc += (int32_t)x[i] * table_value(kind, E[bn_table_at(v, i, dim, vocab)]);
     return acc;
 }
 
