@@ -83,8 +83,9 @@ NOTES = [
     "A row requested with a thread count or SIMD level the runtime did not run is reported as not measured, with what ran.",
     "int8-dot peak: `bn_dot_peak` of the relaxed-SIMD kernel library, one instance per thread in its own Web Worker, all at once: "
     "the ternary kernels' inner step (16 multiply-adds) in each of its two dot forms (`i16x8.relaxed_dot_i8x16_i7x16` plus an i16 add, or "
-    "`i32x4.relaxed_dot_i8x16_i7x16_add`) on 4 KB of activations in L1 against 8 weight vectors in registers; the fastest call of each thread "
-    "in its faster form, summed; 2 operations per multiply-add.",
+    "`i32x4.relaxed_dot_i8x16_i7x16_add`) on 4 KB of activations in L1 against 8 weight vectors in registers; all threads start each call "
+    "together (a barrier in shared memory); the fastest such round in the faster form, every thread's multiply-adds over the round's "
+    "slowest call; 2 operations per multiply-add.",
     f"Prefill rows: our engine, relaxed SIMD, on the first {PREFILL_TOKENS} token ids of the prompt repeated (the context minus one where "
     "it is smaller), one new token: time to first token is the runtime's `ttftSeconds` (prefill and the first step), prefill tok/s its "
     "`prefillTokensPerSecond`. Prefill GOPS = prefill tok/s x 2 x the multiply-adds of the ternary linears per token (from the manifest's "
@@ -481,13 +482,13 @@ def _write_page(cache: Path) -> None:
 
 def _bandwidth(session: _Session, wasm_url: str, threads: int) -> dict:
     got = session.call("bandwidth", {"wasmUrl": wasm_url, "threads": threads, "megabytes": STREAM_MB, "seconds": STREAM_SECONDS})
-    return {"gbps": got["gbps"]}
+    return {"gbps": got["gbps"], "rounds": got["rounds"]}
 
 
 def _compute(session: _Session, wasm_url: str, threads: int) -> dict:
     macs_per_call = 16 * abi.defines()["BN_DOT_PEAK_ROWS"] * (DOT_PEAK["bytes"] // 16) * DOT_PEAK["reps"]
     got = session.call("compute", {"wasmUrl": wasm_url, "threads": threads, "macsPerCall": macs_per_call, **DOT_PEAK})
-    return {"gops": got["gops"]}
+    return {"gops": got["gops"], "rounds": got["rounds"]}
 
 
 def _load_and_memory(playwright, session: _Session, model: Prepared, prompt: str, log) -> dict:

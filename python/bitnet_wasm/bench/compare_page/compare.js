@@ -14,29 +14,43 @@ function ask(worker, message) {
   });
 }
 
-// `threads` workers, each with its own kernel library instance and `bytes` of memory, run `probe`
-// at the same time; the results, one per worker.
+// `threads` workers, each with its own kernel library instance and `bytes` of memory, run `probe` in rounds
+// they start together (roofline_worker.js); the results, one per worker, each with its time per round.
 async function roofline({ wasmUrl, threads, bytes }, probe) {
+  if (threads > 1 && !self.crossOriginIsolated) throw new Error("the roofline of several threads needs a cross-origin isolated page (SharedArrayBuffer)");
   const workers = Array.from({ length: threads }, () => new Worker(new URL("./roofline_worker.js", import.meta.url), { type: "module" }));
+  const shared = new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT);
   try {
     await Promise.all(workers.map((w) => ask(w, { type: "setup", wasmUrl, bytes })));
-    return await Promise.all(workers.map((w) => ask(w, probe)));
+    return await Promise.all(workers.map((w, i) => ask(w, { ...probe, shared, parties: threads, leader: i === 0 })));
   } finally {
     workers.forEach((w) => w.terminate());
   }
 }
 
-/** Aggregate read GB/s of `threads` workers streaming their own buffers at the same time (each its fastest read). */
+// The fastest round's time: a round lasts as long as its slowest thread's call.
+function fastestRound(timesPerWorker) {
+  const rounds = Math.min(...timesPerWorker.map((times) => times.length));
+  if (!rounds) throw new Error("the roofline probe timed no round");
+  let best = Infinity;
+  for (let i = 0; i < rounds; i++) best = Math.min(best, Math.max(...timesPerWorker.map((times) => times[i])));
+  return { seconds: best, rounds };
+}
+
+/** Aggregate read GB/s of `threads` workers streaming their own buffers together: all the bytes of the fastest round over its time. */
 async function bandwidth({ wasmUrl, threads, megabytes, seconds }) {
   const bytes = megabytes * 2 ** 20;
   const runs = await roofline({ wasmUrl, threads, bytes }, { type: "read", bytes, seconds });
-  return { gbps: runs.reduce((sum, r) => sum + r.bytes / r.seconds, 0) / 1e9, threads, megabytes };
+  const round = fastestRound(runs.map((r) => r.times));
+  return { gbps: (threads * bytes) / round.seconds / 1e9, threads, megabytes, rounds: round.rounds };
 }
 
-/** Aggregate int8 GOPS (2 per multiply-add) of `threads` workers running bn_dot_peak at the same time. */
+/** Aggregate int8 GOPS (2 per multiply-add) of `threads` workers running bn_dot_peak together: the fastest round of the faster form. */
 async function compute({ wasmUrl, threads, bytes, reps, macsPerCall, seconds }) {
   const runs = await roofline({ wasmUrl, threads, bytes }, { type: "dot", bytes, reps, seconds });
-  return { gops: runs.reduce((sum, r) => sum + (2 * macsPerCall) / r.seconds, 0) / 1e9, threads };
+  const rounds = runs[0].timesByForm.map((_, form) => fastestRound(runs.map((r) => r.timesByForm[form])));
+  const fastest = Math.min(...rounds.map((r) => r.seconds));
+  return { gops: (threads * 2 * macsPerCall) / fastest / 1e9, threads, rounds: Math.min(...rounds.map((r) => r.rounds)) };
 }
 
 async function drain(generator) {

@@ -1,6 +1,6 @@
 // One thread of the roofline probes: its own instance of a bitnet-wasm kernel library, then either
 // its own buffer read with bn_stream_read (v128 loads) or bn_dot_peak's multiply-adds on 4 KB in L1,
-// again and again for a fixed time once told to start.
+// in rounds that every thread starts together, for a fixed time once told to start.
 import { dotForms } from "./dot_form.js";
 
 let exports = null;
@@ -17,30 +17,53 @@ async function setup({ wasmUrl, bytes }) {
   for (let i = 0; i < bytes; i += 4096) buffer[i] = i >> 12; // commit every page before timing
 }
 
-// The fastest of the calls made in `seconds` (two untimed calls first: the optimizing tier replaces
-// the baseline code between calls); on a shared machine a call may lose the CPU midway.
-function fastest(once, seconds) {
-  once();
-  once();
-  let best = Infinity;
-  const started = performance.now();
-  do {
-    const t0 = performance.now();
-    once();
-    best = Math.min(best, performance.now() - t0);
-  } while (performance.now() - started < seconds * 1000);
-  return best / 1000;
+// The shared Int32Array the page hands every thread of a probe (compare.js roofline)
+const ARRIVED = 0, GENERATION = 1, STOP = 2;
+
+function together({ flags, parties }) {
+  const generation = Atomics.load(flags, GENERATION);
+  if (Atomics.add(flags, ARRIVED, 1) === parties - 1) {
+    Atomics.store(flags, ARRIVED, 0);
+    Atomics.add(flags, GENERATION, 1);
+    Atomics.notify(flags, GENERATION);
+  } else {
+    while (Atomics.load(flags, GENERATION) === generation) Atomics.wait(flags, GENERATION, generation);
+  }
 }
 
-function read({ bytes, seconds }) {
-  return { bytes, seconds: fastest(() => exports.bn_stream_read(base, bytes), seconds) };
+// This thread's time of each round's call, in seconds: every thread starts a round's call together, so no
+// call is timed while another thread idles (a thread reading alone reads faster). The leader ends the rounds
+// after `seconds`; two untimed calls first (the optimizing tier replaces the baseline code between calls).
+function rounds(once, seconds, sync) {
+  once();
+  once();
+  const times = [];
+  const started = performance.now();
+  for (;;) {
+    if (sync.leader && performance.now() - started >= seconds * 1000) Atomics.store(sync.flags, STOP, 1);
+    together(sync);
+    if (Atomics.load(sync.flags, STOP)) break;
+    const t0 = performance.now();
+    once();
+    times.push((performance.now() - t0) / 1000);
+  }
+  together(sync); // every thread has seen STOP before the leader clears it for the next rounds
+  if (sync.leader) Atomics.store(sync.flags, STOP, 0);
+  return times;
+}
+
+function syncOf({ shared, parties, leader }) {
+  return { flags: new Int32Array(shared), parties, leader };
+}
+
+function read({ bytes, seconds, ...sync }) {
+  return { times: rounds(() => exports.bn_stream_read(base, bytes), seconds, syncOf(sync)) };
 }
 
 // Each int8 dot form the library has (bn_set_dot_form; the runtime keeps the faster) for a share of the time.
-function dot({ bytes, reps, seconds }) {
+function dot({ bytes, reps, seconds, ...sync }) {
   const forms = dotForms(exports);
-  const times = forms.map((form) => (exports.bn_set_dot_form(form), fastest(() => exports.bn_dot_peak(base, bytes, reps), seconds / forms.length)));
-  return { seconds: Math.min(...times) };
+  return { timesByForm: forms.map((form) => (exports.bn_set_dot_form(form), rounds(() => exports.bn_dot_peak(base, bytes, reps), seconds / forms.length, syncOf(sync)))) };
 }
 
 const HANDLERS = { setup, read, dot };
