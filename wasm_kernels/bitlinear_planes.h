@@ -15,7 +15,7 @@
 #define PLANE_ROWS 4
 #define PLANE_CHUNK 16
 #define PLANE_SUM_CHUNK 64     /* tokens passing over each row tile while it sits in L1 (prefill; fewer where the simd128 path prepares them) */
-#define PLANE_TOKENS 4         /* tokens one decoded row serves at once (prefill) */
+#define PLANE_TOKENS 4         /* tokens a row's codes serve at once (prefill) */
 
 enum plane_isa { PLANE_SIMD128, PLANE_RELAXED };
 
@@ -103,19 +103,29 @@ BN_INLINE void plane_tile_relaxed(int form, const uint8_t *tile, const int8_t *q
     for (int r = 0; r < PLANE_ROWS; r++) dots[r] = bn_i32x4_total(total[r]);
 }
 
-/* Rows decoded together in the relaxed prefill, each activation load serving all of them: the whole
+/* Rows multiplied together in the relaxed prefill, each activation load serving all of them: the whole
  * tile with i32 sums, two rows with i16 sums, whose flushes to i32 would spill the whole tile's (a
  * Chromium GEMM of 32 tokens: i32 1.25x faster with 4 rows than 2, i16 0.75x). The tile's 16 i32 sums
  * outnumber x64's vector registers (V8 likely spills some), and from some call sites that step runs ~2x slower
  * (docs/benchmarks.md, the q/k/v prefill); 2 rows runs alike from every one, but 1.25x slower than the fast case. */
 BN_INLINE int plane_rows_at_once(int form) { return form == BN_DOT_I32 ? PLANE_ROWS : 2; }
 
-/* dots[r][t] += sum over `blocks` blocks of the codes of plane_rows_at_once(form) rows (chunk, chunk + PLANE_CHUNK, ...)
- * times token t's activations a[t]. Each row's codes of a block are decoded once and applied to every
- * token (prefill). */
-BN_INLINE void plane_rows_tokens_relaxed(int form, const uint8_t *chunk, const int8_t *const a[PLANE_TOKENS], int blocks, int bits, int32_t dots[PLANE_ROWS][PLANE_TOKENS]) {
-    const int rows = plane_rows_at_once(form);
+/* Prefill's codes (bitnet.h BN_PLANE_SEGMENT_COLS): codes + r * BN_PLANE_SEGMENT_COLS + c is the code of row r of
+ * the tile at column c of blocks [b0, b0 + blocks), unpacked once for a chunk of tokens */
+BN_INLINE void plane_unpack_relaxed(const uint8_t *tile, int b0, int blocks, int bits, uint8_t *codes) {
     const v128_t mask = wasm_i8x16_splat((1 << bits) - 1);
+    for (int b = 0; b < blocks; b++)
+        for (int r = 0; r < PLANE_ROWS; r++) {
+            const v128_t v = wasm_v128_load(tile + (size_t)(b0 + b) * PLANE_ROWS * PLANE_CHUNK + r * PLANE_CHUNK);
+            uint8_t *row = codes + r * BN_PLANE_SEGMENT_COLS + b * plane_cols(bits);
+            for (int k = 0; k < 8 / bits; k++) wasm_v128_store(row + k * PLANE_CHUNK, wasm_v128_and(wasm_u16x8_shr(v, bits * k), mask));
+        }
+}
+
+/* dots[r][t] += sum over `blocks` blocks of the unpacked codes of plane_rows_at_once(form) rows (code, code +
+ * BN_PLANE_SEGMENT_COLS, ...) times token t's activations a[t], each activation load serving all of the rows */
+BN_INLINE void plane_rows_tokens_relaxed(int form, const uint8_t *code, const int8_t *const a[PLANE_TOKENS], int blocks, int bits, int32_t dots[PLANE_ROWS][PLANE_TOKENS]) {
+    const int rows = plane_rows_at_once(form);
     const int cols = plane_cols(bits), flush = form == BN_DOT_I32 ? blocks : PLANE_FLUSH;
     v128_t total[PLANE_ROWS][PLANE_TOKENS];
     for (int r = 0; r < rows; r++)
@@ -124,16 +134,12 @@ BN_INLINE void plane_rows_tokens_relaxed(int form, const uint8_t *chunk, const i
         v128_t part[PLANE_ROWS][PLANE_TOKENS];
         for (int r = 0; r < rows; r++)
             for (int t = 0; t < PLANE_TOKENS; t++) part[r][t] = wasm_i32x4_splat(0);
-        for (int b = b0; b < blocks && b < b0 + flush; b++) {
-            v128_t v[PLANE_ROWS];
-            for (int r = 0; r < rows; r++) v[r] = wasm_v128_load(chunk + (size_t)b * PLANE_ROWS * PLANE_CHUNK + r * PLANE_CHUNK);
-            for (int k = 0; k < 8 / bits; k++) {
-                v128_t codes[PLANE_ROWS];
-                for (int r = 0; r < rows; r++) codes[r] = wasm_v128_and(wasm_u16x8_shr(v[r], bits * k), mask);
-                for (int t = 0; t < PLANE_TOKENS; t++) {
-                    const v128_t act = wasm_v128_load(a[t] + b * cols + k * PLANE_CHUNK);
-                    for (int r = 0; r < rows; r++) part[r][t] = relaxed_dot(form, act, codes[r], part[r][t]);
-                }
+        for (int c = b0 * cols; c < blocks * cols && c < (b0 + flush) * cols; c += PLANE_CHUNK) {
+            v128_t codes[PLANE_ROWS];
+            for (int r = 0; r < rows; r++) codes[r] = wasm_v128_load(code + r * BN_PLANE_SEGMENT_COLS + c);
+            for (int t = 0; t < PLANE_TOKENS; t++) {
+                const v128_t act = wasm_v128_load(a[t] + c);
+                for (int r = 0; r < rows; r++) part[r][t] = relaxed_dot(form, act, codes[r], part[r][t]);
             }
         }
         for (int r = 0; r < rows; r++)
@@ -143,23 +149,39 @@ BN_INLINE void plane_rows_tokens_relaxed(int form, const uint8_t *chunk, const i
         for (int t = 0; t < PLANE_TOKENS; t++) dots[r][t] += bn_i32x4_total(total[r][t]);
 }
 
-/* code dots of the 4 rows of one tile with PLANE_TOKENS consecutive tokens of q */
-BN_INLINE void plane_tile_tokens_relaxed(int form, const uint8_t *tile, const int8_t *q, int in, int bits, int32_t dots[PLANE_TOKENS][PLANE_ROWS]) {
-    const int cols = plane_cols(bits), full = in / cols;
+/* dots[t][r] += the code dots of the tile's rows, unpacked in `codes`, over blocks [b0, b0 + blocks) with the
+ * PLANE_TOKENS consecutive tokens of q (the last block zero-padded where it is partial) */
+BN_INLINE void plane_segment_tokens_relaxed(int form, const uint8_t *codes, int b0, int blocks, const int8_t *q, int in, int bits, int32_t dots[][PLANE_ROWS]) {
+    const int cols = plane_cols(bits), full = in / cols - b0 < blocks ? in / cols - b0 : blocks;
     _Alignas(16) int8_t pad[PLANE_TOKENS][128];
     const int8_t *a[PLANE_TOKENS], *tail[PLANE_TOKENS];
     for (int t = 0; t < PLANE_TOKENS; t++) {
-        a[t] = q + (size_t)t * in;
+        a[t] = q + (size_t)t * in + b0 * cols;
         tail[t] = pad[t];
-        if (full * cols < in) bn_pad_tail(pad[t], a[t] + full * cols, in - full * cols, cols);
+        if (full < blocks) bn_pad_tail(pad[t], a[t] + full * cols, in - (b0 + full) * cols, cols);
     }
     for (int r0 = 0; r0 < PLANE_ROWS; r0 += plane_rows_at_once(form)) {
         int32_t rows[PLANE_ROWS][PLANE_TOKENS] = { { 0 } };
-        plane_rows_tokens_relaxed(form, tile + r0 * PLANE_CHUNK, a, full, bits, rows);
-        if (full * cols < in) plane_rows_tokens_relaxed(form, tile + (size_t)full * PLANE_ROWS * PLANE_CHUNK + r0 * PLANE_CHUNK, tail, 1, bits, rows);
+        plane_rows_tokens_relaxed(form, codes + r0 * BN_PLANE_SEGMENT_COLS, a, full, bits, rows);
+        if (full < blocks) plane_rows_tokens_relaxed(form, codes + r0 * BN_PLANE_SEGMENT_COLS + full * cols, tail, 1, bits, rows);
         for (int r = 0; r < plane_rows_at_once(form); r++)
-            for (int t = 0; t < PLANE_TOKENS; t++) dots[t][r0 + r] = rows[r][t];
+            for (int t = 0; t < PLANE_TOKENS; t++) dots[t][r0 + r] += rows[r][t];
     }
+}
+
+/* code dots of the 4 rows of one tile with tn consecutive tokens of q: PLANE_TOKENS at a time from the unpacked
+ * codes, the rest one by one as in decode */
+BN_INLINE void plane_tile_chunk_relaxed(int form, const uint8_t *tile, const int8_t *q, int in, int bits, int tn, int32_t dots[][PLANE_ROWS]) {
+    const int grouped = tn / PLANE_TOKENS * PLANE_TOKENS, segment = BN_PLANE_SEGMENT_COLS / plane_cols(bits), blocks = plane_blocks(in, bits);
+    _Alignas(16) uint8_t codes[PLANE_ROWS * BN_PLANE_SEGMENT_COLS];
+    for (int t = 0; t < grouped; t++)
+        for (int r = 0; r < PLANE_ROWS; r++) dots[t][r] = 0;
+    for (int b0 = 0; b0 < blocks && grouped > 0; b0 += segment) {
+        const int span = blocks - b0 < segment ? blocks - b0 : segment;
+        plane_unpack_relaxed(tile, b0, span, bits, codes);
+        for (int t = 0; t < grouped; t += PLANE_TOKENS) plane_segment_tokens_relaxed(form, codes, b0, span, q + (size_t)t * in, in, bits, dots + t);
+    }
+    for (int t = grouped; t < tn; t++) plane_tile_relaxed(form, tile, q + (size_t)t * in, in, bits, dots[t]);
 }
 #endif
 
@@ -240,33 +262,35 @@ BN_INLINE void plane_tile_tokens_simd128(const uint8_t *tile, const v128_t *prep
     }
 }
 
-/* tokens the next call serves: PLANE_TOKENS at once where the path has a blocked form (the simd128
- * one needs the tokens' prepared activations), else 1 */
-BN_INLINE int plane_tokens(enum plane_isa isa, int left, int prepared) {
-    const int blocked = isa == PLANE_SIMD128 ? prepared : BN_RELAXED;
-    return blocked && left >= PLANE_TOKENS ? PLANE_TOKENS : 1;
-}
-
-BN_INLINE void plane_tile_tokens(enum plane_isa isa, int form, const uint8_t *tile, const int8_t *q, const v128_t *prep, size_t prep_stride, int in, int bits, int32_t dots[PLANE_TOKENS][PLANE_ROWS]) {
+/* code dots of the 4 rows of one tile with tn consecutive tokens of q: the relaxed path from unpacked codes, the
+ * simd128 one PLANE_TOKENS at a time from the tokens' prepared activations where there are some (prep), else one by one */
+BN_INLINE void plane_tile_chunk(enum plane_isa isa, int form, const uint8_t *tile, const int8_t *q, const v128_t *prep, size_t prep_stride, int in, int bits, int tn, int32_t dots[][PLANE_ROWS]) {
 #if BN_RELAXED
     if (isa == PLANE_RELAXED) {
-        plane_tile_tokens_relaxed(form, tile, q, in, bits, dots);
+        plane_tile_chunk_relaxed(form, tile, q, in, bits, tn, dots);
         return;
     }
 #endif
-    plane_tile_tokens_simd128(tile, prep, prep_stride, in, bits, dots);
+    for (int t = 0; t < tn;)
+        if (prep && tn - t >= PLANE_TOKENS) {
+            plane_tile_tokens_simd128(tile, prep + t * prep_stride, prep_stride, in, bits, dots + t);
+            t += PLANE_TOKENS;
+        } else {
+            plane_tile(isa, form, tile, q + (size_t)t * in, prep ? prep + t * prep_stride : NULL, in, bits, dots[t]);
+            t++;
+        }
 }
 
 /* Row tiles outer: a tile (4 rows, in bytes for MAD) is read from memory once per chunk of tokens
- * (touched a phase of tiles at a time, touch.h) and from L1 for the rest; both paths serve PLANE_TOKENS
- * tokens per decoded row, the simd128 one from each token's activations prepared once per chunk where they fit. */
+ * (touched a phase of tiles at a time, touch.h) and from L1 for the rest; each row's codes serve several
+ * tokens (plane_tile_chunk), the simd128 path's from each token's activations prepared once per chunk where they fit. */
 BN_INLINE void plane_bitlinear_in(enum plane_isa isa, int form, const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, int out, int in, int n, int bits, int o0, int o1) {
     const size_t tile_bytes = plane_tile_bytes(in, bits);
     const int first = o0 > 0 ? o0 : 0, last = o1 < out ? o1 : out;
     const int prep_tokens = isa == PLANE_SIMD128 ? plane_prep_tokens(in, bits) : 0;
     const int chunk = prep_tokens > 0 && prep_tokens < PLANE_SUM_CHUNK ? prep_tokens : PLANE_SUM_CHUNK;
     const size_t prep_stride = (size_t)plane_blocks(in, bits) * plane_prep_vectors(bits);
-    int32_t act_sum[PLANE_SUM_CHUNK];
+    int32_t act_sum[PLANE_SUM_CHUNK], dots[PLANE_SUM_CHUNK][PLANE_ROWS];
     v128_t prep[BN_PLANE_PREP_BYTES / sizeof(v128_t)];
     for (int t0 = 0; t0 < n && first < last; t0 += chunk) {
         const int tn = n - t0 < chunk ? n - t0 : chunk;
@@ -277,17 +301,10 @@ BN_INLINE void plane_bitlinear_in(enum plane_isa isa, int form, const uint8_t *w
         for (int o = begin * PLANE_ROWS; o < last; o += PLANE_ROWS) {
             const uint8_t *tile = w + (size_t)(o / PLANE_ROWS) * tile_bytes;
             bn_touch_stream_phase(tile, tile_bytes, o / PLANE_ROWS - begin, tiles, tn);
-            for (int t = 0; t < tn;) {
-                int32_t dots[PLANE_TOKENS][PLANE_ROWS];
-                const int tokens = plane_tokens(isa, tn - t, prep_tokens > 0);
-                if (tokens == PLANE_TOKENS)
-                    plane_tile_tokens(isa, form, tile, q + (size_t)(t0 + t) * in, prep + t * prep_stride, prep_stride, in, bits, dots);
-                else
-                    plane_tile(isa, form, tile, q + (size_t)(t0 + t) * in, prep_tokens > 0 ? prep + t * prep_stride : NULL, in, bits, dots[0]);
-                for (int u = 0; u < tokens; u++, t++)
-                    for (int r = o < first ? first - o : 0; r < PLANE_ROWS && o + r < last; r++)
-                        y[(size_t)(t0 + t) * out + o + r] = bn_bitlinear_out(plane_weight_sum(dots[u][r], act_sum[t], bits), scale[t0 + t], wscale);
-            }
+            plane_tile_chunk(isa, form, tile, q + (size_t)t0 * in, prep_tokens > 0 ? prep : NULL, prep_stride, in, bits, tn, dots);
+            for (int t = 0; t < tn; t++)
+                for (int r = o < first ? first - o : 0; r < PLANE_ROWS && o + r < last; r++)
+                    y[(size_t)(t0 + t) * out + o + r] = bn_bitlinear_out(plane_weight_sum(dots[t][r], act_sum[t], bits), scale[t0 + t], wscale);
         }
     }
 }

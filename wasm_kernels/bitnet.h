@@ -28,6 +28,9 @@ BN_REF_API void bn_quantize_rows_ref(const float *x /*[n*k]*/, int8_t *q /*[n*k]
 /* the simd128 path of mad and binary prepares the activations of the tokens it serves at once in this
  * many bytes of stack (2 per column and token), else block by block for every tile (wider rows) */
 #define BN_PLANE_PREP_BYTES 65536
+/* the relaxed path of mad and binary unpacks a tile's codes, a byte per column, this many columns at a time in
+ * prefill (4 rows: 8 KB of stack, in L1 beside 4 tokens' activations), then multiplies without shift or mask */
+#define BN_PLANE_SEGMENT_COLS 2048
 BN_API void bn_bitlinear_mad(const uint8_t *w /*[mad_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
 BN_REF_API void bn_bitlinear_mad_ref(const uint8_t *w /*[mad_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);
 BN_API void bn_bitlinear_mad_simd128(const uint8_t *w /*[mad_bytes(out, in_)]*/, float wscale, const int8_t *q /*[n*in_]*/, const float *scale /*[n]*/, float *y /*[n*out]*/, int out, int in_, int n);

@@ -101,6 +101,19 @@ def test_rows_too_wide_for_the_prepared_activations_match_numpy(lib):
             check_all(lib, w, values, q, scale, wscale, f"6x{in_} {values} n={n}")
 
 
+def test_prefill_across_unpacked_segments_matches_numpy(lib):
+    """relaxed planes path: prefill unpacks BN_PLANE_SEGMENT_COLS columns of a tile at a time; rows that end at a segment,
+    a column past it (a partial block alone in the last segment) and a block and 3 columns past it, 9 tokens (two groups
+    of 4 and one left over)."""
+    segment = abi.defines()["BN_PLANE_SEGMENT_COLS"]
+    rng = np.random.default_rng(segment)
+    for values in ((-1, 0, 1), (-1, 1)):
+        for in_ in (segment, segment + 1, segment + 128 + 3):
+            w = rng.choice(np.array(values, np.int8), size=(6, in_))
+            _, q, scale, wscale = problem(rng, LAYOUTS["mad"], 6, in_, 9)
+            check_all(lib, w, values, q, scale, wscale, f"6x{in_} {values} n=9")
+
+
 @pytest.mark.parametrize("activation", [-128, 127])
 def test_extreme_activations_do_not_overflow(lib, activation):
     out, in_, n = 7, 6912 + 5, 5  # 5 tokens: the blocked prefill path (4 at once) and the one-token path
