@@ -13,9 +13,10 @@ static void binary_rows(const uint8_t *w, float wscale, const int8_t *q, const f
 
 static size_t no_scratch(int in) { return 0; }
 
-/* LUT calls build their activation tables first, so its chunks stay few */
+/* Chunks stay few: LUT calls build their activation tables first; MAD decoded the large shape 1.13x faster on two
+ * threads with 4 per thread than with 16 (docs/benchmarks.md, 2026-12-06) */
 const bn_layout_traits BN_LAYOUT_TRAITS[BN_LAYOUTS] = {
-    [BN_LAYOUT_MAD] = { .rows = mad_rows, .tile_rows = PLANE_ROWS, .scratch_bytes = no_scratch, .chunks_per_thread = 16 },
+    [BN_LAYOUT_MAD] = { .rows = mad_rows, .tile_rows = PLANE_ROWS, .scratch_bytes = no_scratch, .chunks_per_thread = 4 },
     [BN_LAYOUT_LUT] = { .rows = bn_bitlinear_lut_rows, .tile_rows = LUT_ROWS, .scratch_bytes = bn_lut_scratch_bytes, .chunks_per_thread = 4 },
     [BN_LAYOUT_BINARY] = { .rows = binary_rows, .tile_rows = PLANE_ROWS, .scratch_bytes = no_scratch, .chunks_per_thread = 16 },
 };
