@@ -84,8 +84,8 @@ NOTES = [
     "int8-dot peak: `bn_dot_peak` of the relaxed-SIMD kernel library, one instance per thread in its own Web Worker, all at once: "
     "the ternary kernels' inner step (16 multiply-adds) in each of its two dot forms (`i16x8.relaxed_dot_i8x16_i7x16` plus an i16 add, or "
     "`i32x4.relaxed_dot_i8x16_i7x16_add`) on 4 KB of activations in L1 against 8 weight vectors in registers; all threads start each call "
-    "together (a barrier in shared memory); the fastest such round in the faster form, every thread's multiply-adds over the round's "
-    "slowest call; 2 operations per multiply-add.",
+    "together (a barrier in shared memory); the fastest such round in the faster form, every thread's multiply-adds over the round "
+    "(its first call's start to its last call's end); 2 operations per multiply-add.",
     f"Prefill rows: our engine, relaxed SIMD, on the first {PREFILL_TOKENS} token ids of the prompt repeated (the context minus one where "
     "it is smaller), one new token: time to first token is the runtime's `ttftSeconds` (prefill and the first step), prefill tok/s its "
     "`prefillTokensPerSecond`. Prefill GOPS = prefill tok/s x 2 x the multiply-adds of the ternary linears per token (from the manifest's "

@@ -208,8 +208,8 @@ def markdown(results: dict, plot_file: str | None = "benchmark.png") -> str:
         "## Read bandwidth and decode roofline", "",
         f"Wasm streaming read (`bn_stream_read`, v128 loads) of a {s['stream_mb']} MB buffer per thread (its own module "
         f"instance in a Web Worker), in the same page, for {s['stream_seconds']:g} s in rounds: every thread starts its read "
-        "together (a barrier in shared memory), so no read is timed while another thread idles; GB/s = the bytes of all threads "
-        "over the fastest round's slowest read. Roofline = GB/s / weight bytes read per decode token.", "",
+        "together (a barrier in shared memory), so no read runs while another thread idles; GB/s = the bytes of all threads "
+        "over the fastest round, from its first read's start to its last read's end (one clock for all workers). Roofline = GB/s / weight bytes read per decode token.", "",
         "| threads | read GB/s | " + " | ".join(f"{m['name']}: roofline tok/s ({m['bytes_per_token'] / 1e6:.1f} MB/token)"
                                              if m.get("bytes_per_token") else f"{m['name']}: roofline tok/s" for m in r["models"]) + " |",
         "|---|---|" + "---|" * len(r["models"]),

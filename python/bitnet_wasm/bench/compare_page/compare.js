@@ -15,7 +15,7 @@ function ask(worker, message) {
 }
 
 // `threads` workers, each with its own kernel library instance and `bytes` of memory, run `probe` in rounds
-// they start together (roofline_worker.js); the results, one per worker, each with its time per round.
+// they start together (roofline_worker.js); the results, one per worker, each with its span of each round.
 async function roofline({ wasmUrl, threads, bytes }, probe) {
   if (threads > 1 && !self.crossOriginIsolated) throw new Error("the roofline of several threads needs a cross-origin isolated page (SharedArrayBuffer)");
   const workers = Array.from({ length: threads }, () => new Worker(new URL("./roofline_worker.js", import.meta.url), { type: "module" }));
@@ -28,27 +28,30 @@ async function roofline({ wasmUrl, threads, bytes }, probe) {
   }
 }
 
-// The fastest round's time: a round lasts as long as its slowest thread's call.
-function fastestRound(timesPerWorker) {
-  const rounds = Math.min(...timesPerWorker.map((times) => times.length));
+// The fastest round's time in seconds: from its first thread's start to its last thread's end.
+function fastestRound(spansPerWorker) {
+  const rounds = Math.min(...spansPerWorker.map((spans) => spans.length));
   if (!rounds) throw new Error("the roofline probe timed no round");
   let best = Infinity;
-  for (let i = 0; i < rounds; i++) best = Math.min(best, Math.max(...timesPerWorker.map((times) => times[i])));
-  return { seconds: best, rounds };
+  for (let i = 0; i < rounds; i++) {
+    const round = spansPerWorker.map((spans) => spans[i]);
+    best = Math.min(best, Math.max(...round.map(([, end]) => end)) - Math.min(...round.map(([start]) => start)));
+  }
+  return { seconds: best / 1000, rounds };
 }
 
-/** Aggregate read GB/s of `threads` workers streaming their own buffers together: all the bytes of the fastest round over its time. */
+/** Aggregate read GB/s of `threads` workers streaming their own buffers together: all the bytes of the fastest round over its span. */
 async function bandwidth({ wasmUrl, threads, megabytes, seconds }) {
   const bytes = megabytes * 2 ** 20;
   const runs = await roofline({ wasmUrl, threads, bytes }, { type: "read", bytes, seconds });
-  const round = fastestRound(runs.map((r) => r.times));
+  const round = fastestRound(runs.map((r) => r.spans));
   return { gbps: (threads * bytes) / round.seconds / 1e9, threads, megabytes, rounds: round.rounds };
 }
 
 /** Aggregate int8 GOPS (2 per multiply-add) of `threads` workers running bn_dot_peak together: the fastest round of the faster form. */
 async function compute({ wasmUrl, threads, bytes, reps, macsPerCall, seconds }) {
   const runs = await roofline({ wasmUrl, threads, bytes }, { type: "dot", bytes, reps, seconds });
-  const rounds = runs[0].timesByForm.map((_, form) => fastestRound(runs.map((r) => r.timesByForm[form])));
+  const rounds = runs[0].spansByForm.map((_, form) => fastestRound(runs.map((r) => r.spansByForm[form])));
   const fastest = Math.min(...rounds.map((r) => r.seconds));
   return { gops: (threads * 2 * macsPerCall) / fastest / 1e9, threads, rounds: Math.min(...rounds.map((r) => r.rounds)) };
 }

@@ -31,25 +31,28 @@ function together({ flags, parties }) {
   }
 }
 
-// This thread's time of each round's call, in seconds: every thread starts a round's call together, so no
-// call is timed while another thread idles (a thread reading alone reads faster). The leader ends the rounds
-// after `seconds`; two untimed calls first (the optimizing tier replaces the baseline code between calls).
+// A clock every worker shares (each worker's performance.now() counts from its own start)
+const now = () => performance.timeOrigin + performance.now();
+
+// This thread's [start, end] of each round's call, in ms on the shared clock: every thread starts a round's call
+// together, so no call runs while another thread idles (a thread reading alone reads faster). The leader ends the
+// rounds after `seconds`; two untimed calls first (the optimizing tier replaces the baseline code between calls).
 function rounds(once, seconds, sync) {
   once();
   once();
-  const times = [];
+  const spans = [];
   const started = performance.now();
   for (;;) {
     if (sync.leader && performance.now() - started >= seconds * 1000) Atomics.store(sync.flags, STOP, 1);
     together(sync);
     if (Atomics.load(sync.flags, STOP)) break;
-    const t0 = performance.now();
+    const start = now();
     once();
-    times.push((performance.now() - t0) / 1000);
+    spans.push([start, now()]);
   }
   together(sync); // every thread has seen STOP before the leader clears it for the next rounds
   if (sync.leader) Atomics.store(sync.flags, STOP, 0);
-  return times;
+  return spans;
 }
 
 function syncOf({ shared, parties, leader }) {
@@ -57,13 +60,13 @@ function syncOf({ shared, parties, leader }) {
 }
 
 function read({ bytes, seconds, ...sync }) {
-  return { times: rounds(() => exports.bn_stream_read(base, bytes), seconds, syncOf(sync)) };
+  return { spans: rounds(() => exports.bn_stream_read(base, bytes), seconds, syncOf(sync)) };
 }
 
 // Each int8 dot form the library has (bn_set_dot_form; the runtime keeps the faster) for a share of the time.
 function dot({ bytes, reps, seconds, ...sync }) {
   const forms = dotForms(exports);
-  return { timesByForm: forms.map((form) => (exports.bn_set_dot_form(form), rounds(() => exports.bn_dot_peak(base, bytes, reps), seconds / forms.length, syncOf(sync)))) };
+  return { spansByForm: forms.map((form) => (exports.bn_set_dot_form(form), rounds(() => exports.bn_dot_peak(base, bytes, reps), seconds / forms.length, syncOf(sync)))) };
 }
 
 const HANDLERS = { setup, read, dot };
