@@ -72,13 +72,16 @@ BN_INLINE void plane_widen(int form, v128_t total[PLANE_ROWS], v128_t sums[2][PL
         }
 }
 
-/* i8 lanes: plane k holds codes 0..mask (the i7 operand of the relaxed dot) */
+/* i8 lanes: plane k of a row's chunk, codes 0..2^bits - 1 (the i7 operand of the relaxed dot) */
+BN_INLINE v128_t plane_codes_relaxed(v128_t chunk, int k, int bits) {
+    return wasm_v128_and(wasm_u16x8_shr(chunk, bits * k), wasm_i8x16_splat((1 << bits) - 1));
+}
+
 BN_INLINE void plane_block_relaxed(int form, const uint8_t *chunk, const int8_t *a, int bits, v128_t acc[2][PLANE_ROWS]) {
-    const v128_t mask = wasm_i8x16_splat((1 << bits) - 1);
     for (int r = 0; r < PLANE_ROWS; r++) {
         v128_t v = wasm_v128_load(chunk + r * PLANE_CHUNK);
         for (int k = 0; k < 8 / bits; k++) {
-            v128_t codes = wasm_v128_and(wasm_u16x8_shr(v, bits * k), mask);
+            v128_t codes = plane_codes_relaxed(v, k, bits);
             v128_t *sum = &acc[k % plane_row_sums(form)][r];
             *sum = relaxed_dot(form, wasm_v128_load(a + k * PLANE_CHUNK), codes, *sum);
         }
@@ -113,12 +116,11 @@ BN_INLINE int plane_rows_at_once(int form) { return form == BN_DOT_I32 ? PLANE_R
 /* Prefill's codes (bitnet.h BN_PLANE_SEGMENT_COLS): codes + r * BN_PLANE_SEGMENT_COLS + c is the code of row r of
  * the tile at column c of blocks [b0, b0 + blocks), unpacked once for a chunk of tokens */
 BN_INLINE void plane_unpack_relaxed(const uint8_t *tile, int b0, int blocks, int bits, uint8_t *codes) {
-    const v128_t mask = wasm_i8x16_splat((1 << bits) - 1);
     for (int b = 0; b < blocks; b++)
         for (int r = 0; r < PLANE_ROWS; r++) {
             const v128_t v = wasm_v128_load(tile + (size_t)(b0 + b) * PLANE_ROWS * PLANE_CHUNK + r * PLANE_CHUNK);
             uint8_t *row = codes + r * BN_PLANE_SEGMENT_COLS + b * plane_cols(bits);
-            for (int k = 0; k < 8 / bits; k++) wasm_v128_store(row + k * PLANE_CHUNK, wasm_v128_and(wasm_u16x8_shr(v, bits * k), mask));
+            for (int k = 0; k < 8 / bits; k++) wasm_v128_store(row + k * PLANE_CHUNK, plane_codes_relaxed(v, k, bits));
         }
 }
 
