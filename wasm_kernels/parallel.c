@@ -12,7 +12,12 @@
 #define VOCAB_GRAIN BN_TABLE_TILE_ROWS  /* the int8 and 7-bit heads' tiles (the other heads' four rows divide them) */
 #define CHUNKS_PER_THREAD 16  /* of the head's jobs: more evens out the threads' finish */
 #define SPINS 20000      /* atomic loads before sleeping in memory.atomic.wait32 */
-#define MIN_SHARED_WORK (1 << 17)  /* multiply-adds below which waking the followers costs more than it saves */
+/* A job's work in ternary multiply-adds (~0.02 ns each at one thread): below MIN_SHARED_WORK (~20 us) a handoff costs more
+ * than it saves, ~60 us where the followers have fallen asleep between jobs (the 2 M demo model ran 1.7x slower on 2 threads
+ * with 1 << 17). One position of one attention head per head_dim (q.k, p.v, their f16 conversions, the exp) costs about as
+ * much as ATTENTION_COST of them (0.45 against 0.022 ns per multiply-add on the 700 M shape). */
+#define MIN_SHARED_WORK (1 << 20)
+#define ATTENTION_COST 32LL
 
 #define MAX_PARTS 3  /* linears of one job: q, k, v */
 
@@ -195,11 +200,11 @@ void bn_head_q4_parallel(const uint8_t *E, const float *group_scale, const int8_
 void bn_attention_parallel(const float *q, const uint16_t *k_cache, const uint16_t *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0) {
     if (n < 1 || pos0 < 0) return;  /* as bn_attention: nothing to do */
     dispatch((Job){ .run = attention_heads, .count = heads, .grain = 1, .chunks_per_thread = 1, .attention = { q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0 } },
-             2LL * heads * head_dim * (pos0 + n) * n);
+             ATTENTION_COST * heads * head_dim * (pos0 + n) * n);
 }
 
 void bn_attention_f32_parallel(const float *q, const float *k_cache, const float *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0) {
     if (n < 1 || pos0 < 0) return;
     dispatch((Job){ .run = attention_heads_f32, .count = heads, .grain = 1, .chunks_per_thread = 1, .attention = { q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0 } },
-             2LL * heads * head_dim * (pos0 + n) * n);
+             ATTENTION_COST * heads * head_dim * (pos0 + n) * n);
 }

@@ -21,7 +21,7 @@ from bitnet_wasm.wasm_kernels.abi import dot_form_name
 def site(tmp_path_factory):
     path = tmp_path_factory.mktemp("profile-site")
     # wide enough that the feed-forward linears are shared among threads (parallel.c MIN_SHARED_WORK)
-    checkpoint = write_bitnet_packed(path / "checkpoint", layers=3, hidden=256, intermediate=512, heads=4, kv_heads=2)
+    checkpoint = write_bitnet_packed(path / "checkpoint", layers=3, hidden=1024, intermediate=1040, heads=4, kv_heads=2)
     bitnet_wasm.build(checkpoint.path, path / "site", layout="mad", progress=False)
     return path / "site"
 

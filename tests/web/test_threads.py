@@ -34,8 +34,8 @@ LOAD_ERROR = """async ([options]) => {
 def checkpoint(tmp_path_factory):
     root = tmp_path_factory.mktemp("threads")
     # GQA (6 query heads on 2 kv heads); sizes that split unevenly between threads, with decode
-    # steps above parallel.c's MIN_SHARED_WORK for q, o, gate, up and down (k, v: leader alone)
-    write_bitnet_packed(root / "checkpoint", hidden=384, layers=2, heads=6, kv_heads=2, intermediate=520, vocab=333, seed=11)
+    # steps above parallel.c's MIN_SHARED_WORK for the q/k/v, o, gate/up and down jobs (the head: leader alone)
+    write_bitnet_packed(root / "checkpoint", hidden=1056, layers=2, heads=6, kv_heads=2, intermediate=1000, vocab=333, seed=11)
     return root
 
 
