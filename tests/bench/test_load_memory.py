@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import statistics
 from pathlib import Path
 
 import pytest
 from test_compare import _results  # the results dict of the report tests, to which these add a measured model
 
 import bitnet_wasm
-from bitnet_wasm.bench import compare, compare_report
+from bitnet_wasm.bench import compare, compare_report, load_memory
 from bitnet_wasm.bench.chromium import headless_chromium, playwright
 from bitnet_wasm.models import embedded_model_dir
 from bitnet_wasm.serve import SiteServer
@@ -48,6 +49,10 @@ def test_load_and_memory_of_the_demo_model(bench, measured):
     for key in ("first_load_s", "second_load_s", "loader_s", "copy_s", "copy_resident_s", "checksum_s", "sha256_s"):
         assert 0 < measured[key] < 60, (key, measured[key])
     assert measured["checksum_s"] < measured["loader_s"] and measured["loader_s"] < measured["second_load_s"]  # parts of the load
+    for side in ("loader", "copy"):  # the loader and the copy into new pages, in rounds: each side's median
+        rounds = measured[f"{side}_rounds_s"]
+        assert len(rounds) == load_memory.REFERENCE_ROUNDS and all(0 < s < 60 for s in rounds), (side, rounds)
+        assert measured[f"{side}_s"] == statistics.median(rounds)
     assert set(measured["second_phases_s"]) == {"manifest", "wasm", "tokenizer", "weights"}
     for visit in ("first", "second"):
         idle, peak = measured[f"{visit}_idle_bytes"], measured[f"{visit}_peak_bytes"]
@@ -69,6 +74,8 @@ def test_targets_and_section_of_a_measured_model(measured):
     assert f"| large | {measured['wasm_memory_bytes'] / 1e6:,.1f} | {measured['first_idle_bytes'] / 1e6:,.1f} |" in text
     assert f"| large | {measured['shard_bytes'] / 1e6:,.1f} | {measured['first_load_s']:.3f} | {measured['second_load_s']:.3f} | all |" in text
     assert f"| {measured['loader_s']:.3f} | {measured['checksum_s']:.3f} (" in text
+    rounds = ", ".join(f"{s:.3f}" for s in measured["loader_rounds_s"]), ", ".join(f"{s:.3f}" for s in measured["copy_rounds_s"])
+    assert f"- large: loader {rounds[0]}; plain copy, new pages {rounds[1]}\n" in text
 
 
 def test_a_load_that_did_not_come_from_cache_storage_meets_no_load_target(measured):

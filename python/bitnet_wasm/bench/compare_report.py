@@ -301,7 +301,7 @@ def _s(seconds: float | None) -> str:
 
 def _load_memory_section(models: list[dict]) -> list[str]:
     """Issue #12's load and memory measurement per model (see load_memory.NOTES); "not measured" for results without it."""
-    load_rows, memory_rows = [], []
+    load_rows, memory_rows, round_lines = [], [], []
     for m in models:
         load = m.get("load")
         if not load or load.get("error"):
@@ -314,6 +314,9 @@ def _load_memory_section(models: list[dict]) -> list[str]:
         checksum_share = f" ({_pct(_ratio(checksum_s, load['loader_s']))})" if checksum_s is not None else ""
         load_rows.append(f"| {m['name']} | {_mb(load['shard_bytes'])} | {_s(load['first_load_s'])} | {_s(load['second_load_s'])} | {cached} | "
                          f"{_s(load['loader_s'])} | {_s(checksum_s)}{checksum_share} | {_s(load['sha256_s'])} | {_s(load['copy_s'])} | {_s(load['copy_resident_s'])} |")
+        if "loader_rounds_s" in load:  # absent in results from before the rounds
+            round_lines.append(f"- {m['name']}: loader {', '.join(map(_s, load['loader_rounds_s']))}; plain copy, new pages "
+                               f"{', '.join(map(_s, load['copy_rounds_s']))}")
         memory_rows.append(f"| {m['name']} | {_mb(load['wasm_memory_bytes'])} | {_mb(load['first_idle_bytes'])} | {_mb(load['first_peak_bytes'])} | "
                            f"{_mb(load['second_idle_bytes'])} | {_mb(load['second_peak_bytes'])} | {_mb(load['peak_above_idle_bytes'])} |")
     return ["", "## Load and memory", "",
@@ -321,6 +324,7 @@ def _load_memory_section(models: list[dict]) -> list[str]:
             "| model | shard MB | first visit `BitNet.load` (network) | second visit `BitNet.load` | from Cache Storage | "
             "loader alone (Cache Storage) | checksum of the shards | sha256 of the shards | plain copy, new pages | plain copy, resident pages |",
             "|---|---|---|---|---|---|---|---|---|---|", *load_rows, "",
+            *(["The loader and the plain copy, round by round (s; the table gives their medians):", "", *round_lines, ""] if round_lines else []),
             "Memory of all the browser's processes (PSS, MB):", "",
             "| model | wasm memory | first visit: idle | first visit: peak | second visit: idle | second visit: peak | largest peak above idle |",
             "|---|---|---|---|---|---|---|", *memory_rows]

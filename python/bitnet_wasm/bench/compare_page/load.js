@@ -38,12 +38,13 @@ async function siteModule(siteUrl, wasmFile, bytes) {
 }
 
 /**
- * The site's shard bytes on the page's thread, once Cache Storage holds them: the site's own loader
- * from Cache Storage into the grown memory of the site's module (cache read, copy, checksum), a plain copy of the
- * placed bytes into a fresh WebAssembly.Memory (its pages are new, as the loader's are; then once more into
- * the same, now resident, pages), and, shard after shard, the loader's checksum and WebCrypto's sha256 (the download's check).
+ * The site's shard bytes on the page's thread, once Cache Storage holds them, `rounds` times in turn: the site's own
+ * loader from Cache Storage into the grown memory of a fresh instance of the site's module (cache read, copy,
+ * checksum), then a plain copy of the placed bytes into a fresh WebAssembly.Memory (every round's pages new, as a
+ * load's are). Then once more into the last copy's now resident pages, and, shard after shard, the loader's checksum
+ * and WebCrypto's sha256 (the download's check).
  */
-async function reference({ siteUrl, simd }) {
+async function reference({ siteUrl, simd, rounds }) {
   const manifestUrl = new URL("model/manifest.json", siteUrl).href;
   const { loadShards } = await import(new URL("loader.js", siteUrl).href);
   const { readManifest } = await import(new URL("manifest.js", siteUrl).href);
@@ -51,20 +52,27 @@ async function reference({ siteUrl, simd }) {
   const { shards } = manifest;
   const offsets = shards.map((_, i) => shards.slice(0, i).reduce((sum, s) => sum + s.bytes, 0));
   const totalBytes = shards.reduce((sum, s) => sum + s.bytes, 0);
-  const placed = await siteModule(siteUrl, manifest.wasm[simd], totalBytes);
-  const copy = { memory: new WebAssembly.Memory({ initial: Math.ceil(totalBytes / PAGE) }), base: 0 };
   const at = ({ memory, base }, i) => new Uint8Array(memory.buffer, base + offsets[i], shards[i].bytes);
-  const [loaderSeconds, { cachedBytes, cacheError }] = await timed(() => loadShards({
-    baseUrl: manifestUrl, shards, target: (shard) => at(placed, shards.indexOf(shard)), checksum: placed.checksum,
-  }));
-  const copyAll = () => shards.forEach((_, i) => at(copy, i).set(at(placed, i)));
-  const [copySeconds] = await timed(copyAll);
-  const [copyTouchedSeconds] = await timed(copyAll); // the same copy again, into pages now resident: the copy without page faults
+  const copyAll = (copy, placed) => shards.forEach((_, i) => at(copy, i).set(at(placed, i)));
+  const loaderSeconds = [], copySeconds = [];
+  let placed, copy, loaded;
+  for (let round = 0; round < rounds; round++) {
+    placed = await siteModule(siteUrl, manifest.wasm[simd], totalBytes);
+    const [seconds, result] = await timed(() => loadShards({
+      baseUrl: manifestUrl, shards, target: (shard) => at(placed, shards.indexOf(shard)), checksum: placed.checksum,
+    }));
+    loaderSeconds.push(seconds);
+    loaded = result;
+    copy = { memory: new WebAssembly.Memory({ initial: Math.ceil(totalBytes / PAGE) }), base: 0 };
+    copySeconds.push((await timed(() => copyAll(copy, placed)))[0]);
+  }
+  const [copyTouchedSeconds] = await timed(() => copyAll(copy, placed)); // into pages now resident: the copy without page faults
   const [checksumSeconds] = await timed(() => shards.forEach((_, i) => placed.checksum(at(placed, i))));
   const [sha256Seconds] = await timed(async () => {
     for (let i = 0; i < shards.length; i++) await crypto.subtle.digest("SHA-256", at(placed, i));
   });
-  return { shardBytes: totalBytes, shards: shards.length, loaderSeconds, cachedBytes, cacheError, copySeconds, copyTouchedSeconds, checksumSeconds, sha256Seconds };
+  return { shardBytes: totalBytes, shards: shards.length, loaderSeconds, cachedBytes: loaded.cachedBytes, cacheError: loaded.cacheError,
+           copySeconds, copyTouchedSeconds, checksumSeconds, sha256Seconds };
 }
 
 const STEPS = { visit, reference };
