@@ -12,10 +12,11 @@
 #define VOCAB_GRAIN BN_TABLE_TILE_ROWS  /* the int8 and 7-bit heads' tiles (the other heads' four rows divide them) */
 #define CHUNKS_PER_THREAD 16  /* of the head's jobs: more evens out the threads' finish */
 #define SPINS 20000      /* atomic loads before sleeping in memory.atomic.wait32 */
-/* A job's work in ternary multiply-adds (~0.02 ns each at one thread): below MIN_SHARED_WORK (~20 us) a handoff costs more
- * than it saves, ~60 us where the followers have fallen asleep between jobs (the 2 M demo model ran 1.7x slower on 2 threads
- * with 1 << 17). One position of one attention head per head_dim (q.k, p.v, their f16 conversions, the exp) costs about as
- * much as ATTENTION_COST of them (0.45 against 0.022 ns per multiply-add on the 700 M shape). */
+/* A job's work in ternary multiply-adds (~0.02 ns each at one thread): below MIN_SHARED_WORK (~20 us) a handoff costs
+ * more than it saves (with 1 << 17 the 2 M demo model's 5 shared jobs a token cost ~40 us each on 2 threads, likely
+ * wake-ups of followers that had stopped spinning between them). One position of one attention head per head_dim (q.k,
+ * p.v, their f16 conversions, the exp) costs about as much as ATTENTION_COST of them (0.45 against 0.022 ns per
+ * multiply-add on the 700 M shape). */
 #define MIN_SHARED_WORK (1 << 20)
 #define ATTENTION_COST 32LL
 
