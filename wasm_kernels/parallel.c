@@ -196,18 +196,20 @@ void bn_head_q4_parallel(const uint8_t *E, const float *group_scale, const int8_
     dispatch((Job){ .run = head_q4_rows, .count = vocab, .grain = VOCAB_GRAIN, .head = { E, group_scale, xq, xscale, logits, n, vocab, dim } }, (long long)vocab * dim * n);
 }
 
-static long long attention_work(int heads, int head_dim, int pos0, int n) { return ATTENTION_COST * heads * head_dim * (pos0 + n) * n; }
-
 /* Attention: one range of heads per thread, a fixed share, cut anywhere. Claimed whole groups of query heads
- * (one kv head each) left a thread 3/5 of 2B-4T's 5; a group cut in two converts its cache rows on both sides. */
-void bn_attention_parallel(const float *q, const uint16_t *k_cache, const uint16_t *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0) {
+ * (one kv head each) left a thread 3/5 of 2B-4T's 5; a group cut in two converts its cache rows on both sides.
+ * run: the f16 or the f32 cache's heads. */
+static void attention_parallel(void (*run)(const Job *, int, int, int), const float *q, const void *k_cache, const void *v_cache, float *out, float *scratch,
+                               int n, int heads, int kv_heads, int head_dim, int pos0) {
     if (n < 1 || pos0 < 0) return;  /* as bn_attention: nothing to do */
-    dispatch((Job){ .run = attention_heads, .count = heads, .grain = 1, .chunks_per_thread = 1, .attention = { q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0 } },
-             attention_work(heads, head_dim, pos0, n));
+    dispatch((Job){ .run = run, .count = heads, .grain = 1, .chunks_per_thread = 1, .attention = { q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0 } },
+             ATTENTION_COST * heads * head_dim * (pos0 + n) * n);
+}
+
+void bn_attention_parallel(const float *q, const uint16_t *k_cache, const uint16_t *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0) {
+    attention_parallel(attention_heads, q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0);
 }
 
 void bn_attention_f32_parallel(const float *q, const float *k_cache, const float *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0) {
-    if (n < 1 || pos0 < 0) return;
-    dispatch((Job){ .run = attention_heads_f32, .count = heads, .grain = 1, .chunks_per_thread = 1, .attention = { q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0 } },
-             attention_work(heads, head_dim, pos0, n));
+    attention_parallel(attention_heads_f32, q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0);
 }
