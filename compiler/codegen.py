@@ -31,8 +31,8 @@ CALLS = {
     "bitlinear2": "bn_bitlinear2_parallel({layout}, {parts}, {r0}, {r1}, {scratch}, {in_dim}, n)",
     "bitlinear3": "bn_bitlinear3_parallel({layout}, {parts}, {r0}, {r1}, {scratch}, {in_dim}, n)",
     "rope": "bn_rope({r0}, n, {heads}, {head_dim}, pos0, {theta})",
-    "kv_store": "{kernel}({r0}, {w0}, n, {row}, pos0)",
-    "attention": "{kernel}_parallel({r0}, {r1}, {r2}, {w0}, {w1}, n, {heads}, {kv_heads}, {head_dim}, pos0)",
+    "kv_store": "{kernel}({r0}, {w0}, n, {kv_heads}, {head_dim}, {context}, pos0)",
+    "attention": "{kernel}_parallel({r0}, {r1}, {r2}, {w0}, {w1}, n, {heads}, {kv_heads}, {head_dim}, {context}, pos0)",
     "relu2_mul": "bn_relu2_mul({r0}, {r1}, {w0}, n * {dim})",
     "silu_mul": "bn_silu_mul({r0}, {r1}, {w0}, n * {dim})",
     "add": "bn_add({r0}, {r1}, {w0}, n * {dim})",
@@ -48,7 +48,7 @@ MAX_FUSED = 3  # linears one call runs (parallel.c's MAX_PARTS)
 WIDTHS = {"x": "HIDDEN", "h": "HIDDEN", "o": "HIDDEN", "down": "HIDDEN", "final": "HIDDEN", "q": "Q_DIM", "att": "Q_DIM",
           "att_norm": "Q_DIM", "k": "KV_DIM", "v": "KV_DIM", "gate": "FFN", "up": "FFN", "mlp": "FFN"}
 HEADS_OF_WIDTH = {"Q_DIM": "HEADS", "KV_DIM": "KV_HEADS"}
-ATTR_NAMES = {"vocab": "VOCAB", "kv_heads": "KV_HEADS", "head_dim": "HEAD_DIM", "eps": "EPS", "theta": "ROPE_THETA"}
+ATTR_NAMES = {"vocab": "VOCAB", "kv_heads": "KV_HEADS", "head_dim": "HEAD_DIM", "context": "CONTEXT", "eps": "EPS", "theta": "ROPE_THETA"}
 # One line above an op, llama2.c style; keyed by the op's profile label (_labels), "*" for any subject.
 COMMENTS = {
     "embed_* embed": "token embeddings into the residual stream x", "embed_* lm_head": "token embeddings into the residual stream x",
@@ -100,7 +100,7 @@ def _attr_name(op: Op, key: str) -> str | None:
     """The #define an op's shape attr is written as, or None for its number."""
     widths = [w for w in map(_width, op.reads + op.writes) if w]
     by_key = {"out_dim": _width(op.writes[0]) if op.writes else None, "in_dim": _width(op.reads[0]) if op.reads else None,
-              "dim": widths[0] if widths else None, "row": widths[0] if widths else None,
+              "dim": widths[0] if widths else None,
               "heads": HEADS_OF_WIDTH.get(widths[0]) if widths else None}
     return ATTR_NAMES.get(key) or by_key.get(key)
 
@@ -201,7 +201,7 @@ def generate(graph: Graph, plan: MemoryPlan) -> tuple[str, str]:
 
     names = {"VOCAB": c.vocab_size, "HIDDEN": c.hidden_size, "Q_DIM": c.num_heads * c.head_dim, "KV_DIM": c.num_kv_heads * c.head_dim,
              "FFN": c.intermediate_size, "HEADS": c.num_heads, "KV_HEADS": c.num_kv_heads, "HEAD_DIM": c.head_dim,
-             "EPS": c.rms_norm_eps, "ROPE_THETA": c.rope_theta}
+             "EPS": c.rms_norm_eps, "ROPE_THETA": c.rope_theta, "CONTEXT": plan.context}
 
     def shape(value) -> str:
         dims = ["n" if d == N else next((k for k in WIDTHS.values() if k == _width(value.name) and names[k] == d), str(d)) for d in value.shape]
@@ -224,14 +224,14 @@ def generate(graph: Graph, plan: MemoryPlan) -> tuple[str, str]:
     global_weights = sorted({w for op in graph.prologue + graph.epilogue for w in op.weights}, key=lambda w: slots[w].offset)
     declarations = (
         declarations_of(activations)
-        + [f"{kv_ctype} *k_caches = ({kv_ctype} *)(arena + K_CACHE);  /* [NUM_LAYERS, CONTEXT, KV_DIM] */",
-           f"{kv_ctype} *v_caches = ({kv_ctype} *)(arena + V_CACHE);  /* [NUM_LAYERS, CONTEXT, KV_DIM] */",
+        + [f"{kv_ctype} *k_caches = ({kv_ctype} *)(arena + K_CACHE);  /* [NUM_LAYERS, KV_HEADS, CONTEXT, HEAD_DIM] */",
+           f"{kv_ctype} *v_caches = ({kv_ctype} *)(arena + V_CACHE);  /* [NUM_LAYERS, KV_HEADS, CONTEXT, HEAD_DIM] */",
            "float *logits = (float *)(arena + LOGITS);  /* [rows, VOCAB] */"]
         + [f"const {ctype(w)} *{c_name(w)} = (const {ctype(w)} *)(arena + {slots[w].offset}u);" for w in global_weights]
     )
     constants = {
         **{name: _attr(value) for name, value in names.items()}, "NUM_LAYERS": c.num_layers,
-        "CONTEXT": plan.context, "CHUNK": plan.chunk, "ARENA_BYTES": f"{plan.total_bytes}u",
+        "CHUNK": plan.chunk, "ARENA_BYTES": f"{plan.total_bytes}u",
         "KV_LAYER_ELEMS": "((size_t)CONTEXT * KV_DIM)",
         **{name.upper(): f"{slots[name].offset}u" for name in ABI_BUFFERS},
     }

@@ -237,10 +237,10 @@ def _layer(b: _Builder, context: int) -> list[Op]:
         *b.bitlinears("h", H, [("q_proj", "q", q_dim), ("k_proj", "k", kv_dim), ("v_proj", "v", kv_dim)]),
         Op("rope", ("q",), ("q",), attrs=dict(heads=c.num_heads, head_dim=hd, theta=c.rope_theta)),
         Op("rope", ("k",), ("k",), attrs=dict(heads=c.num_kv_heads, head_dim=hd, theta=c.rope_theta)),
-        Op("kv_store", ("k",), ("k_cache",), attrs=dict(kernel=kv.store, row=kv_dim)),
-        Op("kv_store", ("v",), ("v_cache",), attrs=dict(kernel=kv.store, row=kv_dim)),
+        Op("kv_store", ("k",), ("k_cache",), attrs=dict(kernel=kv.store, kv_heads=c.num_kv_heads, head_dim=hd, context=context)),
+        Op("kv_store", ("v",), ("v_cache",), attrs=dict(kernel=kv.store, kv_heads=c.num_kv_heads, head_dim=hd, context=context)),
         Op("attention", ("q", "k_cache", "v_cache"), (b.act("att", q_dim), "scores"),
-           attrs=dict(kernel=kv.attention, heads=c.num_heads, kv_heads=c.num_kv_heads, head_dim=hd)),
+           attrs=dict(kernel=kv.attention, heads=c.num_heads, kv_heads=c.num_kv_heads, head_dim=hd, context=context)),
     ]
     att = "att"
     if b.arch.has("attn_sub_norm"):  # ops are built in order: values are declared, and the C written, in that order
@@ -312,7 +312,7 @@ def build_graph(config: ModelConfig, options: BuildOptions = BuildOptions(), bin
     c, embedding = config, EMBEDDINGS[options.embed]
     linear_layouts = _linear_layouts(c, options, binary)
     H, V = c.hidden_size, c.vocab_size
-    kv_shape = (options.context, c.num_kv_heads, c.head_dim)
+    kv_shape = (c.num_kv_heads, options.context, c.head_dim)  # a kv head's rows in one stream (attention.c)
     b = _Builder(c, arch, linear_layouts, options.kv)
     for value in (
         Value("tokens", "i32", (options.context,), "io"),

@@ -1,27 +1,29 @@
 /* Causal GQA attention over an f16 or f32 KV cache, one (token, head) at a time: scores =
  * (q . k_j) * 1/sqrt(head_dim) (four-lane dot), p_j = bn_expf(score_j - max) summed in four
  * lanes, then out = (sum_j p_j v_j, j in order) / sum p. The f16 cache halves the memory; the f32
- * one (bn_*_f32, build option --kv f32) keeps keys and values exactly as computed. */
+ * one (bn_*_f32, build option --kv f32) keeps keys and values exactly as computed. A kv head's rows
+ * follow each other (the cache is [kv_heads, context, head_dim]): one stream, which the CPU's
+ * prefetchers fetch while the rows before it compute. */
 #include "bitnet.h"
 #include "dot_f16.h"
 #include "touch.h"
 
 typedef struct {
-    int heads, kv_heads, head_dim, row; /* row: one cache row, kv_heads * head_dim */
+    int heads, kv_heads, head_dim, context; /* context: the rows of a kv head in the cache */
     float scale;
 } Shape;
 
-static int valid(int n, int heads, int kv_heads, int head_dim, int pos0) {
-    return n > 0 && heads > 0 && kv_heads > 0 && head_dim > 0 && pos0 >= 0;
+static int valid(int n, int heads, int kv_heads, int head_dim, int context, int pos0) {
+    return n > 0 && heads > 0 && kv_heads > 0 && head_dim > 0 && pos0 >= 0 && pos0 + n <= context;
 }
 
-static Shape shape_of(int heads, int kv_heads, int head_dim) {
-    Shape s = { heads, kv_heads, head_dim, kv_heads * head_dim, (float)(1.0 / bn_sqrt((double)head_dim)) };
+static Shape shape_of(int heads, int kv_heads, int head_dim, int context) {
+    Shape s = { heads, kv_heads, head_dim, context, (float)(1.0 / bn_sqrt((double)head_dim)) };
     return s;
 }
 
 /* kv head of query head h: h / (heads / kv_heads), written so it stays < kv_heads for any shape */
-static size_t kv_offset(const Shape *s, int h) { return (size_t)(h * s->kv_heads / s->heads) * s->head_dim; }
+static size_t kv_offset(const Shape *s, int h) { return (size_t)(h * s->kv_heads / s->heads) * s->context * s->head_dim; }
 
 
 static inline float dot_f32_ref(const float *x, const float *e, int d) {
@@ -54,39 +56,39 @@ static inline void lanes_totals4(const v128_t acc[4], float *out) {
     wasm_v128_store(out, wasm_f32x4_add(wasm_f32x4_add(l0, l1), wasm_f32x4_add(l2, l3)));
 }
 
-/* out[r] = the dot of x with row r of e (its lanes in acc[r] up to element i), r < 4 */
-static inline void dot4_totals(const v128_t acc[4], const float *x, const float *e, size_t stride, int i, int d, float *out) {
+/* out[r] = the dot of x with row r of e, d apart (its lanes in acc[r] up to element i), r < 4 */
+static inline void dot4_totals(const v128_t acc[4], const float *x, const float *e, int i, int d, float *out) {
     if (i == d) lanes_totals4(acc, out);
     else
-        for (int r = 0; r < 4; r++) out[r] = dot_f32_tail(acc[r], x, e + r * stride, i, d);
+        for (int r = 0; r < 4; r++) out[r] = dot_f32_tail(acc[r], x, e + (size_t)r * d, i, d);
 }
 
-/* four dot_f32 at once, each in its own order: independent sums hide the adds' latency */
-static inline void dot4_f32(const float *x, const float *e, size_t stride, int d, float *out) {
+/* four dot_f32 with rows of e, d apart, at once, each in its own order: independent sums hide the adds' latency */
+static inline void dot4_f32(const float *x, const float *e, int d, float *out) {
     v128_t acc[4] = { wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f) };
     int i = 0;
     for (; i + 4 <= d; i += 4) {
         const v128_t xv = wasm_v128_load(x + i);
-        for (int r = 0; r < 4; r++) acc[r] = wasm_f32x4_add(acc[r], wasm_f32x4_mul(xv, wasm_v128_load(e + r * stride + i)));
+        for (int r = 0; r < 4; r++) acc[r] = wasm_f32x4_add(acc[r], wasm_f32x4_mul(xv, wasm_v128_load(e + (size_t)r * d + i)));
     }
-    dot4_totals(acc, x, e, stride, i, d, out);
+    dot4_totals(acc, x, e, i, d, out);
 }
 
 /* dot4_f32 for two vectors x0 and x1 (two heads) at once: eight sums keep both of the core's add units busy */
-static inline void dot4x2_f32(const float *x0, const float *x1, const float *e, size_t stride, int d, float *out0, float *out1) {
+static inline void dot4x2_f32(const float *x0, const float *x1, const float *e, int d, float *out0, float *out1) {
     v128_t acc0[4], acc1[4];
     for (int r = 0; r < 4; r++) acc0[r] = acc1[r] = wasm_f32x4_splat(0.0f);
     int i = 0;
     for (; i + 4 <= d; i += 4) {
         const v128_t u = wasm_v128_load(x0 + i), w = wasm_v128_load(x1 + i);
         for (int r = 0; r < 4; r++) {
-            const v128_t er = wasm_v128_load(e + r * stride + i);
+            const v128_t er = wasm_v128_load(e + (size_t)r * d + i);
             acc0[r] = wasm_f32x4_add(acc0[r], wasm_f32x4_mul(u, er));
             acc1[r] = wasm_f32x4_add(acc1[r], wasm_f32x4_mul(w, er));
         }
     }
-    dot4_totals(acc0, x0, e, stride, i, d, out0);
-    dot4_totals(acc1, x1, e, stride, i, d, out1);
+    dot4_totals(acc0, x0, e, i, d, out0);
+    dot4_totals(acc1, x1, e, i, d, out1);
 }
 
 static inline float f32_value(float x) { return x; }
@@ -137,20 +139,28 @@ static int finite_f16(const uint16_t *p, int n) {
 #define KV_DOT_REF bn_dot_f16_ref
 #include "attention_kv.h"
 
-void bn_kv_store(const float *x, uint16_t *cache, int n, int row, int pos0) {
-    if (pos0 < 0 || n <= 0 || row <= 0) return;
-    uint16_t *dst = cache + (size_t)pos0 * row;
-    const size_t total = (size_t)n * row;
-    size_t i = 0;
-    for (; i + 8 <= total; i += 8) {
-        v128_t lo = bn_f32x4_to_f16x4(wasm_v128_load(x + i)), hi = bn_f32x4_to_f16x4(wasm_v128_load(x + i + 4));
-        wasm_v128_store(dst + i, wasm_u16x8_narrow_i32x4(lo, hi));
-    }
-    for (; i < total; i++) dst[i] = bn_f32_to_f16(x[i]);
+static int stored(int n, int kv_heads, int head_dim, int context, int pos0) {
+    return n > 0 && kv_heads > 0 && head_dim > 0 && pos0 >= 0 && pos0 + n <= context;
 }
 
-void bn_kv_store_f32(const float *x, float *cache, int n, int row, int pos0) {
-    if (pos0 < 0 || n <= 0 || row <= 0) return;
-    float *dst = cache + (size_t)pos0 * row;
-    for (size_t i = 0; i < (size_t)n * row; i++) dst[i] = x[i];
+void bn_kv_store(const float *x, uint16_t *cache, int n, int kv_heads, int head_dim, int context, int pos0) {
+    if (!stored(n, kv_heads, head_dim, context, pos0)) return;
+    for (int t = 0; t < n; t++)
+        for (int h = 0; h < kv_heads; h++) {
+            const float *src = x + ((size_t)t * kv_heads + h) * head_dim;
+            uint16_t *dst = cache + ((size_t)h * context + pos0 + t) * head_dim;
+            int i = 0;
+            for (; i + 8 <= head_dim; i += 8) {
+                v128_t lo = bn_f32x4_to_f16x4(wasm_v128_load(src + i)), hi = bn_f32x4_to_f16x4(wasm_v128_load(src + i + 4));
+                wasm_v128_store(dst + i, wasm_u16x8_narrow_i32x4(lo, hi));
+            }
+            for (; i < head_dim; i++) dst[i] = bn_f32_to_f16(src[i]);
+        }
+}
+
+void bn_kv_store_f32(const float *x, float *cache, int n, int kv_heads, int head_dim, int context, int pos0) {
+    if (!stored(n, kv_heads, head_dim, context, pos0)) return;
+    for (int t = 0; t < n; t++)
+        for (int h = 0; h < kv_heads; h++)
+            for (int i = 0; i < head_dim; i++) cache[((size_t)h * context + pos0 + t) * head_dim + i] = x[((size_t)t * kv_heads + h) * head_dim + i];
 }

@@ -6,7 +6,7 @@
 static void KV_NAME(head, _ref)(const Shape *s, const float *q, const KV *k, const KV *v, float *o, float *p, int len) {
     float mx = -__builtin_inff();
     for (int j = 0; j < len; j++) {
-        p[j] = KV_DOT_REF(q, k + (size_t)j * s->row, s->head_dim) * s->scale;
+        p[j] = KV_DOT_REF(q, k + (size_t)j * s->head_dim, s->head_dim) * s->scale;
         mx = p[j] > mx ? p[j] : mx;
     }
     float lanes[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
@@ -17,13 +17,13 @@ static void KV_NAME(head, _ref)(const Shape *s, const float *q, const KV *k, con
     const float sum = bn_lanes_total(lanes);
     for (int d = 0; d < s->head_dim; d++) o[d] = p[0] * KV_TO_F32(v[d]);
     for (int j = 1; j < len; j++)
-        for (int d = 0; d < s->head_dim; d++) o[d] += p[j] * KV_TO_F32(v[(size_t)j * s->row + d]);
+        for (int d = 0; d < s->head_dim; d++) o[d] += p[j] * KV_TO_F32(v[(size_t)j * s->head_dim + d]);
     for (int d = 0; d < s->head_dim; d++) o[d] = o[d] / sum;
 }
 
-void KV_NAME(bn_attention, _ref)(const float *q, const KV *k_cache, const KV *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0) {
-    if (!valid(n, heads, kv_heads, head_dim, pos0)) return;
-    const Shape s = shape_of(heads, kv_heads, head_dim);
+void KV_NAME(bn_attention, _ref)(const float *q, const KV *k_cache, const KV *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int context, int pos0) {
+    if (!valid(n, heads, kv_heads, head_dim, context, pos0)) return;
+    const Shape s = shape_of(heads, kv_heads, head_dim, context);
     for (int t = 0; t < n; t++)
         for (int h = 0; h < heads; h++) {
             size_t qo = ((size_t)t * heads + h) * head_dim;
@@ -34,7 +34,7 @@ void KV_NAME(bn_attention, _ref)(const float *q, const KV *k_cache, const KV *v_
 /* `count` cache rows of one kv head as f32, head_dim apart in dst */
 static void KV_NAME(rows_f32, )(const Shape *s, const KV *src, int count, float *dst) {
     const int d = s->head_dim;
-    for (int r = 0; r < count; r++, dst += d, src += s->row) {
+    for (int r = 0; r < count; r++, dst += d, src += s->head_dim) {
         int i = 0;
         for (; i + 8 <= d; i += 8) {
             v128_t lo, hi;
@@ -46,14 +46,10 @@ static void KV_NAME(rows_f32, )(const Shape *s, const KV *src, int count, float 
     }
 }
 
-/* `count` key rows from k as f32, *stride floats apart: the cache's own where it holds f32, else converted into rows */
-static const float *KV_NAME(key_rows, )(const Shape *s, const KV *k, int count, float *rows, size_t *stride) {
-    if (sizeof(KV) == sizeof(float)) {
-        *stride = (size_t)s->row;
-        return (const float *)k;
-    }
+/* `count` key rows from k as f32: the cache's own where it holds f32, else converted into rows */
+static const float *KV_NAME(key_rows, )(const Shape *s, const KV *k, int count, float *rows) {
+    if (sizeof(KV) == sizeof(float)) return (const float *)k;
     KV_NAME(rows_f32, )(s, k, count, rows);
-    *stride = (size_t)s->head_dim;
     return rows;
 }
 
@@ -99,7 +95,7 @@ BN_INLINE void KV_NAME(values_pass, )(const Shape *s, const float *p, int len, c
     }
     for (int j = j0 > 0 ? j0 : 1; j < j1; j++)
         for (int c = 0; c < chunks; c++) {
-            KV_LOAD8(v + (size_t)j * s->row + i + 8 * c, v_lo, v_hi);
+            KV_LOAD8(v + (size_t)j * s->head_dim + i + 8 * c, v_lo, v_hi);
             for (int h = 0; h < gh; h++) {
                 const v128_t w = wasm_f32x4_splat(p[(size_t)h * len + j]);
                 lo[h * chunks + c] = wasm_f32x4_add(lo[h * chunks + c], wasm_f32x4_mul(w, v_lo));
@@ -138,7 +134,7 @@ static void KV_NAME(values, )(const Shape *s, const float *p, int len, const KV 
         for (; i < d; i++)
             for (int h = 0; h < gh; h++) {
                 float acc = j0 == 0 ? ph[(size_t)h * len] * KV_TO_F32(v[i]) : oh[(size_t)h * d + i];
-                for (int j = j0 > 0 ? j0 : 1; j < j1; j++) acc += ph[(size_t)h * len + j] * KV_TO_F32(v[(size_t)j * s->row + i]);
+                for (int j = j0 > 0 ? j0 : 1; j < j1; j++) acc += ph[(size_t)h * len + j] * KV_TO_F32(v[(size_t)j * s->head_dim + i]);
                 oh[(size_t)h * d + i] = acc;
             }
     }
@@ -148,29 +144,27 @@ static void KV_NAME(values, )(const Shape *s, const float *p, int len, const KV 
  * each block of key rows converted to f32 once for all of them (into rows: 4 of them) */
 static void KV_NAME(scores, )(const Shape *s, const float *q, const KV *k, float *p, float *rows, int len, int g, int j0, int j1) {
     const int d = s->head_dim;
-    size_t stride;
     int j = j0;
     for (; j + 4 <= j1; j += 4) {
-        const float *e = KV_NAME(key_rows, )(s, k + (size_t)j * s->row, 4, rows, &stride);
+        const float *e = KV_NAME(key_rows, )(s, k + (size_t)j * d, 4, rows);
         int h = 0;
         for (; h + 2 <= g; h += 2)
-            dot4x2_f32(q + (size_t)h * d, q + (size_t)(h + 1) * d, e, stride, d, p + (size_t)h * len + j, p + (size_t)(h + 1) * len + j);
-        if (h < g) dot4_f32(q + (size_t)h * d, e, stride, d, p + (size_t)h * len + j);
+            dot4x2_f32(q + (size_t)h * d, q + (size_t)(h + 1) * d, e, d, p + (size_t)h * len + j, p + (size_t)(h + 1) * len + j);
+        if (h < g) dot4_f32(q + (size_t)h * d, e, d, p + (size_t)h * len + j);
     }
     for (; j < j1; j++) {
-        const float *e = KV_NAME(key_rows, )(s, k + (size_t)j * s->row, 1, rows, &stride);
+        const float *e = KV_NAME(key_rows, )(s, k + (size_t)j * d, 1, rows);
         for (int h = 0; h < g; h++) p[(size_t)h * len + j] = dot_f32(q + (size_t)h * d, e, d);
     }
 }
 
-/* whether rows [j0, j1) of one kv head, a row's head_dim elements a row apart, are finite, as KV_LOAD8
- * needs; loaded a line at a time first (touch.h), since the compute's own loads, far apart, and the
- * check's keep fewer misses in flight */
+/* whether rows [j0, j1) of one kv head are finite, as KV_LOAD8 needs; read ahead a line at a time first
+ * where the host reads one stream so (touch.h) */
 static int KV_NAME(rows_finite, )(const Shape *s, const KV *first, int j0, int j1) {
-    for (int j = j0; j < j1; j++) bn_touch(first + (size_t)j * s->row, (size_t)s->head_dim * sizeof(KV));
-    int finite = 1;
-    for (int j = j0; j < j1; j++) finite &= KV_FINITE(first + (size_t)j * s->row, s->head_dim);
-    return finite;
+    const KV *rows = first + (size_t)j0 * s->head_dim;
+    const int count = (j1 - j0) * s->head_dim;
+    if (bn_read_ahead) bn_touch(rows, (size_t)count * sizeof(KV));
+    return KV_FINITE(rows, count);
 }
 
 /* cache rows a phase of the group's passes reads, checks and computes while they sit in L1: about
@@ -218,16 +212,15 @@ static void KV_NAME(prompt_converted, )(const Shape *s, const float *q, const KV
     float *keys = scratch + (size_t)bn_attention_scratch(s->heads, s->kv_heads, d, rows) - 2 * (size_t)rows * d, *values = keys + (size_t)rows * d;
     KV_NAME(rows_f32, )(s, k, rows, keys);
     KV_NAME(rows_f32, )(s, v, rows, values);
-    const Shape converted = { s->heads, s->kv_heads, d, d, s->scale };
     for (int t = 0; t < n; t++) {
         const size_t qo = ((size_t)t * s->heads + h) * d;
-        group_f32(&converted, q + qo, keys, values, out + qo, scratch, pos0 + t + 1, g);
+        group_f32(s, q + qo, keys, values, out + qo, scratch, pos0 + t + 1, g);
     }
 }
 
-void KV_NAME(bn_attention, _heads)(const float *q, const KV *k_cache, const KV *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0, int h0, int h1) {
-    if (!valid(n, heads, kv_heads, head_dim, pos0)) return;
-    const Shape s = shape_of(heads, kv_heads, head_dim);
+void KV_NAME(bn_attention, _heads)(const float *q, const KV *k_cache, const KV *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int context, int pos0, int h0, int h1) {
+    if (!valid(n, heads, kv_heads, head_dim, context, pos0)) return;
+    const Shape s = shape_of(heads, kv_heads, head_dim, context);
     const int last = h1 < heads ? h1 : heads;
     for (int h = h0 > 0 ? h0 : 0, end; h < last; h = end) {
         for (end = h + 1; end < last && kv_offset(&s, end) == kv_offset(&s, h); end++) {}
@@ -244,6 +237,6 @@ void KV_NAME(bn_attention, _heads)(const float *q, const KV *k_cache, const KV *
     }
 }
 
-void KV_NAME(bn_attention, )(const float *q, const KV *k_cache, const KV *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0) {
-    KV_NAME(bn_attention, _heads)(q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0, 0, heads);
+void KV_NAME(bn_attention, )(const float *q, const KV *k_cache, const KV *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int context, int pos0) {
+    KV_NAME(bn_attention, _heads)(q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, context, pos0, 0, heads);
 }

@@ -105,7 +105,7 @@ BN_API void bn_rope(float *x /*[n*heads*head_dim]*/, int n, int heads, int head_
 BN_REF_API void bn_rope_ref(float *x /*[n*heads*head_dim]*/, int n, int heads, int head_dim, int pos0, float theta);
 
 /* ---- attention.c: causal GQA attention over an f16 (or, bn_*_f32, an f32) KV cache ----
- * q, out: [n, heads, head_dim]; caches: [n_ctx, kv_heads, head_dim], rows 0 .. pos0+n-1 valid;
+ * q, out: [n, heads, head_dim]; caches: [kv_heads, context, head_dim], rows 0 .. pos0+n-1 of each kv head valid;
  * query t (position pos0+t) attends to rows 0..pos0+t; head h reads kv head h / (heads/kv_heads);
  * scores * 1/sqrt(head_dim), softmax with the max subtracted, bn_expf. scratch: the scores and sums of
  * the query heads that share a kv head, four cache rows as f32, then (a prompt over the f16 cache) one kv
@@ -114,17 +114,17 @@ static inline int bn_attention_scratch(int heads, int kv_heads, int head_dim, in
     const int group = kv_heads > 0 ? (heads + kv_heads - 1) / kv_heads : 0;
     return group * (positions + 1) + 4 * head_dim + 2 * positions * head_dim;
 }
-BN_API void bn_attention(const float *q /*[n*heads*head_dim]*/, const uint16_t *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const uint16_t *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[attention_scratch(heads, kv_heads, head_dim, pos0+n)]*/, int n, int heads, int kv_heads, int head_dim, int pos0);
-BN_REF_API void bn_attention_ref(const float *q /*[n*heads*head_dim]*/, const uint16_t *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const uint16_t *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[attention_scratch(heads, kv_heads, head_dim, pos0+n)]*/, int n, int heads, int kv_heads, int head_dim, int pos0);
+BN_API void bn_attention(const float *q /*[n*heads*head_dim]*/, const uint16_t *k_cache /*[kv_heads*context*head_dim]*/, const uint16_t *v_cache /*[kv_heads*context*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[attention_scratch(heads, kv_heads, head_dim, pos0+n)]*/, int n, int heads, int kv_heads, int head_dim, int context, int pos0);
+BN_REF_API void bn_attention_ref(const float *q /*[n*heads*head_dim]*/, const uint16_t *k_cache /*[kv_heads*context*head_dim]*/, const uint16_t *v_cache /*[kv_heads*context*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[attention_scratch(heads, kv_heads, head_dim, pos0+n)]*/, int n, int heads, int kv_heads, int head_dim, int context, int pos0);
 /* only the query heads h0 <= h < h1 */
-BN_API void bn_attention_heads(const float *q /*[n*heads*head_dim]*/, const uint16_t *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const uint16_t *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[attention_scratch(heads, kv_heads, head_dim, pos0+n)]*/, int n, int heads, int kv_heads, int head_dim, int pos0, int h0, int h1);
-/* cache rows pos0 .. pos0+n-1 = f16(x[n, row]), round to nearest even */
-BN_API void bn_kv_store(const float *x /*[n*row]*/, uint16_t *cache /*[(pos0+n)*row]*/, int n, int row, int pos0);
-/* the same over an f32 cache (build option --kv f32): cache rows pos0 .. pos0+n-1 = x[n, row] */
-BN_API void bn_attention_f32(const float *q /*[n*heads*head_dim]*/, const float *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const float *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[attention_scratch(heads, kv_heads, head_dim, pos0+n)]*/, int n, int heads, int kv_heads, int head_dim, int pos0);
-BN_REF_API void bn_attention_f32_ref(const float *q /*[n*heads*head_dim]*/, const float *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const float *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[attention_scratch(heads, kv_heads, head_dim, pos0+n)]*/, int n, int heads, int kv_heads, int head_dim, int pos0);
-BN_API void bn_attention_f32_heads(const float *q /*[n*heads*head_dim]*/, const float *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const float *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[attention_scratch(heads, kv_heads, head_dim, pos0+n)]*/, int n, int heads, int kv_heads, int head_dim, int pos0, int h0, int h1);
-BN_API void bn_kv_store_f32(const float *x /*[n*row]*/, float *cache /*[(pos0+n)*row]*/, int n, int row, int pos0);
+BN_API void bn_attention_heads(const float *q /*[n*heads*head_dim]*/, const uint16_t *k_cache /*[kv_heads*context*head_dim]*/, const uint16_t *v_cache /*[kv_heads*context*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[attention_scratch(heads, kv_heads, head_dim, pos0+n)]*/, int n, int heads, int kv_heads, int head_dim, int context, int pos0, int h0, int h1);
+/* rows pos0 .. pos0+n-1 of each kv head of the cache = f16(x[n, kv_heads, head_dim]), round to nearest even */
+BN_API void bn_kv_store(const float *x /*[n*kv_heads*head_dim]*/, uint16_t *cache /*[kv_heads*context*head_dim]*/, int n, int kv_heads, int head_dim, int context, int pos0);
+/* the same over an f32 cache (build option --kv f32): rows pos0 .. pos0+n-1 of each kv head = x[n, kv_heads, head_dim] */
+BN_API void bn_attention_f32(const float *q /*[n*heads*head_dim]*/, const float *k_cache /*[kv_heads*context*head_dim]*/, const float *v_cache /*[kv_heads*context*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[attention_scratch(heads, kv_heads, head_dim, pos0+n)]*/, int n, int heads, int kv_heads, int head_dim, int context, int pos0);
+BN_REF_API void bn_attention_f32_ref(const float *q /*[n*heads*head_dim]*/, const float *k_cache /*[kv_heads*context*head_dim]*/, const float *v_cache /*[kv_heads*context*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[attention_scratch(heads, kv_heads, head_dim, pos0+n)]*/, int n, int heads, int kv_heads, int head_dim, int context, int pos0);
+BN_API void bn_attention_f32_heads(const float *q /*[n*heads*head_dim]*/, const float *k_cache /*[kv_heads*context*head_dim]*/, const float *v_cache /*[kv_heads*context*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[attention_scratch(heads, kv_heads, head_dim, pos0+n)]*/, int n, int heads, int kv_heads, int head_dim, int context, int pos0, int h0, int h1);
+BN_API void bn_kv_store_f32(const float *x /*[n*kv_heads*head_dim]*/, float *cache /*[kv_heads*context*head_dim]*/, int n, int kv_heads, int head_dim, int context, int pos0);
 
 /* ---- activations.c (y may alias an input) ---- */
 BN_API void bn_relu2_mul(const float *gate /*[n]*/, const float *up /*[n]*/, float *y /*[n]*/, int n);      /* max(g,0)^2 * up */
@@ -216,8 +216,8 @@ BN_API void bn_head_f16_parallel(const uint16_t *E /*[vocab*dim]*/, const float 
 BN_API void bn_head_q8_parallel(const int8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 BN_API void bn_head_q7_parallel(const uint8_t *E /*[vocab*dim]*/, const float *row_scale /*[vocab]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
 BN_API void bn_head_q4_parallel(const uint8_t *E /*[vocab*q4_row_bytes(dim)]*/, const float *group_scale /*[vocab*q4_groups(dim)]*/, const int8_t *xq /*[n*dim]*/, const float *xscale /*[n]*/, float *logits /*[n*vocab]*/, int n, int vocab, int dim);
-BN_API void bn_attention_parallel(const float *q /*[n*heads*head_dim]*/, const uint16_t *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const uint16_t *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[BN_MAX_THREADS*attention_scratch(heads, kv_heads, head_dim, pos0+n)]*/, int n, int heads, int kv_heads, int head_dim, int pos0);
-BN_API void bn_attention_f32_parallel(const float *q /*[n*heads*head_dim]*/, const float *k_cache /*[(pos0+n)*kv_heads*head_dim]*/, const float *v_cache /*[(pos0+n)*kv_heads*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[BN_MAX_THREADS*attention_scratch(heads, kv_heads, head_dim, pos0+n)]*/, int n, int heads, int kv_heads, int head_dim, int pos0);
+BN_API void bn_attention_parallel(const float *q /*[n*heads*head_dim]*/, const uint16_t *k_cache /*[kv_heads*context*head_dim]*/, const uint16_t *v_cache /*[kv_heads*context*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[BN_MAX_THREADS*attention_scratch(heads, kv_heads, head_dim, pos0+n)]*/, int n, int heads, int kv_heads, int head_dim, int context, int pos0);
+BN_API void bn_attention_f32_parallel(const float *q /*[n*heads*head_dim]*/, const float *k_cache /*[kv_heads*context*head_dim]*/, const float *v_cache /*[kv_heads*context*head_dim]*/, float *out /*[n*heads*head_dim]*/, float *scratch /*[BN_MAX_THREADS*attention_scratch(heads, kv_heads, head_dim, pos0+n)]*/, int n, int heads, int kv_heads, int head_dim, int context, int pos0);
 
 /* ---- sample.c ----
  * bn_argmax: index of the first maximum.

@@ -32,7 +32,7 @@ struct Job {
     union {
         struct { const bn_layout_traits *layout; const int8_t *q; const float *scale; uint8_t *scratch; int in, n, parts; Part part[MAX_PARTS]; } linear;
         struct { const void *E; const float *row_scale; const void *x; const float *xscale; float *logits; int n, vocab, dim; } head;
-        struct { const float *q; const void *k, *v; float *out, *scratch; int n, heads, kv_heads, head_dim, pos0; } attention;  /* k, v: f16 or f32 */
+        struct { const float *q; const void *k, *v; float *out, *scratch; int n, heads, kv_heads, head_dim, context, pos0; } attention;  /* k, v: f16 or f32 */
     };
 };
 
@@ -141,12 +141,12 @@ static float *attention_scratch(const Job *j, int thread) {
 
 static void attention_heads(const Job *j, int begin, int end, int thread) {
     bn_attention_heads(j->attention.q, j->attention.k, j->attention.v, j->attention.out, attention_scratch(j, thread),
-                       j->attention.n, j->attention.heads, j->attention.kv_heads, j->attention.head_dim, j->attention.pos0, begin, end);
+                       j->attention.n, j->attention.heads, j->attention.kv_heads, j->attention.head_dim, j->attention.context, j->attention.pos0, begin, end);
 }
 
 static void attention_heads_f32(const Job *j, int begin, int end, int thread) {
     bn_attention_f32_heads(j->attention.q, j->attention.k, j->attention.v, j->attention.out, attention_scratch(j, thread),
-                           j->attention.n, j->attention.heads, j->attention.kv_heads, j->attention.head_dim, j->attention.pos0, begin, end);
+                           j->attention.n, j->attention.heads, j->attention.kv_heads, j->attention.head_dim, j->attention.context, j->attention.pos0, begin, end);
 }
 
 /* Linears that read the same activations as one job (one handoff to the threads instead of one
@@ -200,16 +200,16 @@ void bn_head_q4_parallel(const uint8_t *E, const float *group_scale, const int8_
  * (one kv head each) left a thread 3/5 of 2B-4T's 5; a group cut in two converts its cache rows on both sides.
  * run: the f16 or the f32 cache's heads. */
 static void attention_parallel(void (*run)(const Job *, int, int, int), const float *q, const void *k_cache, const void *v_cache, float *out, float *scratch,
-                               int n, int heads, int kv_heads, int head_dim, int pos0) {
-    if (n < 1 || pos0 < 0) return;  /* as bn_attention: nothing to do */
-    dispatch((Job){ .run = run, .count = heads, .grain = 1, .chunks_per_thread = 1, .attention = { q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0 } },
+                               int n, int heads, int kv_heads, int head_dim, int context, int pos0) {
+    if (n < 1 || pos0 < 0 || pos0 + n > context) return;  /* as bn_attention: nothing to do */
+    dispatch((Job){ .run = run, .count = heads, .grain = 1, .chunks_per_thread = 1, .attention = { q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, context, pos0 } },
              ATTENTION_COST * heads * head_dim * (pos0 + n) * n);
 }
 
-void bn_attention_parallel(const float *q, const uint16_t *k_cache, const uint16_t *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0) {
-    attention_parallel(attention_heads, q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0);
+void bn_attention_parallel(const float *q, const uint16_t *k_cache, const uint16_t *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int context, int pos0) {
+    attention_parallel(attention_heads, q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, context, pos0);
 }
 
-void bn_attention_f32_parallel(const float *q, const float *k_cache, const float *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int pos0) {
-    attention_parallel(attention_heads_f32, q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, pos0);
+void bn_attention_f32_parallel(const float *q, const float *k_cache, const float *v_cache, float *out, float *scratch, int n, int heads, int kv_heads, int head_dim, int context, int pos0) {
+    attention_parallel(attention_heads_f32, q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, context, pos0);
 }

@@ -49,7 +49,7 @@ def test_one_kernel_call_per_op_with_constant_shapes():
     assert ("OP(bn_bitlinear2_parallel(BN_LAYOUT_MAD, WEIGHTS(gate_proj), WSCALE(gate_proj), gate, FFN, WEIGHTS(up_proj), WSCALE(up_proj), up, FFN, "
             "h_q, h_s, 0, HIDDEN, n));") in loop
     assert "OP(bn_bitlinear_parallel(BN_LAYOUT_MAD, WEIGHTS(down_proj), WSCALE(down_proj), mlp_q, mlp_s, down, 0, HIDDEN, FFN, n));" in loop
-    assert "OP(bn_attention_parallel(q, k_cache, v_cache, att, scores, n, HEADS, KV_HEADS, HEAD_DIM, pos0));" in loop
+    assert "OP(bn_attention_parallel(q, k_cache, v_cache, att, scores, n, HEADS, KV_HEADS, HEAD_DIM, CONTEXT, pos0));" in loop
     assert "OP(bn_rope(q, n, HEADS, HEAD_DIM, pos0, ROPE_THETA));" in loop
     assert re.findall(r"^\s+OP\((bn_\w+)\(", epilogue, re.M) == ["bn_rmsnorm", "bn_head_f16_parallel"]
     assert "OP(bn_head_f16_parallel(lm_head, final + (n - rows) * HIDDEN, logits, rows, VOCAB, HIDDEN));" in epilogue

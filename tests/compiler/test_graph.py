@@ -67,7 +67,7 @@ def test_bitlinear_shapes_follow_gqa_config():
     assert (attention.attrs["heads"], attention.attrs["kv_heads"], attention.attrs["head_dim"]) == (4, 2, 8)
     assert graph.values["k"].shape == (N, 16) and graph.values["q"].shape == (N, 32)
     assert graph.values["h_q"].dtype == "i8" and graph.values["h_s"].shape == (N,)
-    assert graph.values["k_cache"].shape == (300, 2, 8) and graph.values["k_cache"].per_layer
+    assert graph.values["k_cache"].shape == (2, 300, 8) and graph.values["k_cache"].per_layer
 
 
 def test_every_buffer_is_written_before_it_is_read():

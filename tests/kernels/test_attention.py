@@ -1,5 +1,6 @@
 """bn_attention (causal GQA over an f16 KV cache) and bn_attention_f32 (over an f32 one) against
-HF eager attention in float64 numpy, and bn_kv_store against numpy's float16 rounding."""
+HF eager attention in float64 numpy, and bn_kv_store against numpy's float16 rounding. The kernels' caches
+are [kv_heads, context, head_dim]; the tests make them [rows, kv_heads, head_dim], as HF's are per token."""
 import numpy as np
 import pytest
 
@@ -40,11 +41,22 @@ def make(rng, n, heads, kv_heads, d, pos0, kv=np.float16):
     return q, k, v
 
 
-def run(lib, name, q, k, v, kv_heads, pos0):
+SPARE_ROWS = 3  # of each kv head, after the valid ones: NaN, which a kernel reading them would spread
+
+
+def cache_of(rows):
+    """[rows, kv_heads, d] as a kernel's cache argument: [kv_heads, rows + SPARE_ROWS, d] in the C signature's type"""
+    n, kv_heads, d = rows.shape
+    cache = np.full((kv_heads, n + SPARE_ROWS, d), np.nan, rows.dtype)
+    cache[:, :n] = rows.transpose(1, 0, 2)
+    return cache.view(CACHE_VIEW[rows.dtype.type])
+
+
+def run(lib, name, q, k, v, kv_heads, pos0, scratch=None):
     n, heads, d = q.shape
     out = np.zeros_like(q)
-    scratch = np.zeros(attention_scratch(heads, kv_heads, d, pos0 + n), np.float32)
-    getattr(lib, name)(q, k.view(CACHE_VIEW[k.dtype.type]), v.view(CACHE_VIEW[v.dtype.type]), out, scratch, n, heads, kv_heads, d, pos0)
+    scratch = np.zeros(attention_scratch(heads, kv_heads, d, pos0 + n), np.float32) if scratch is None else scratch
+    getattr(lib, name)(q, cache_of(k), cache_of(v), out, scratch, n, heads, kv_heads, d, pos0 + n + SPARE_ROWS, pos0)
     return out
 
 
@@ -95,7 +107,7 @@ def test_scratch_must_hold_a_group_of_score_rows_four_cache_rows_and_a_kv_heads_
     q, k, v = make(np.random.default_rng(0), 2, 2, 1, 8, 3)
     assert attention_scratch(2, 1, 8, 5) == 2 * 6 + 4 * 8 + 2 * 5 * 8
     with pytest.raises(KernelArgumentError, match="scratch must have .* = 124 elements"):
-        lib.bn_attention(q, k.view(np.uint16), v.view(np.uint16), np.zeros_like(q), np.zeros(123, np.float32), 2, 2, 1, 8, 3)
+        run(lib, "bn_attention", q, k, v, 1, 3, scratch=np.zeros(123, np.float32))
 
 
 @pytest.mark.parametrize("kernel", KV)
@@ -104,29 +116,38 @@ def test_attention_writes_no_float_beyond_its_scratch(libs, shape, kernel):  # n
     n, heads, kv_heads, d, pos0 = shape
     q, k, v = make(np.random.default_rng(1), *shape, kv=KV[kernel])
     size = attention_scratch(heads, kv_heads, d, pos0 + n)
-    guarded, out = np.full(size + 64, np.float32(1234.5)), np.zeros_like(q)
-    getattr(libs["native"], kernel)(q, k.view(CACHE_VIEW[k.dtype.type]), v.view(CACHE_VIEW[v.dtype.type]), out, guarded[:size], n, heads, kv_heads, d, pos0)
+    guarded = np.full(size + 64, np.float32(1234.5))
+    out = run(libs["native"], kernel, q, k, v, kv_heads, pos0, scratch=guarded[:size])
     assert (guarded[size:] == np.float32(1234.5)).all()
     # 7 heads over 3 kv heads: groups of 3, 2 and 2, which the float64 reference's repeat_kv cannot express
     np.testing.assert_array_equal(out.view(np.uint32), run(libs["native"], kernel + "_ref", q, k, v, kv_heads, pos0).view(np.uint32))
 
 
-@pytest.mark.parametrize("n, row, pos0", [(1, 1, 0), (1, 640, 7), (3, 17, 2), (2, 129, 0)])
-def test_kv_store_rounds_like_numpy_and_leaves_other_rows(lib, n, row, pos0):
-    rng = np.random.default_rng(row)
-    x = (rng.standard_normal((n, row)) * np.float32(2.0) ** rng.integers(-26, 17, (n, row))).astype(np.float32)
-    cache = np.full((pos0 + n, row), 0x1234, np.uint16)
-    lib.bn_kv_store(x, cache, n, row, pos0)
+@pytest.mark.parametrize("n, kv_heads, d, pos0", [(1, 1, 1, 0), (1, 5, 128, 7), (3, 1, 17, 2), (2, 3, 43, 0)])
+def test_kv_store_rounds_like_numpy_into_each_kv_heads_rows_and_leaves_the_others(lib, n, kv_heads, d, pos0):
+    rng = np.random.default_rng(d)
+    x = (rng.standard_normal((n, kv_heads, d)) * np.float32(2.0) ** rng.integers(-26, 17, (n, kv_heads, d))).astype(np.float32)
+    context = pos0 + n + 2
+    cache = np.full((kv_heads, context, d), 0x1234, np.uint16)
+    lib.bn_kv_store(x, cache, n, kv_heads, d, context, pos0)
     with np.errstate(over="ignore"):
-        np.testing.assert_array_equal(cache[pos0:], x.astype(np.float16).view(np.uint16))
-    assert (cache[:pos0] == 0x1234).all()
+        np.testing.assert_array_equal(cache[:, pos0:pos0 + n], x.astype(np.float16).view(np.uint16).transpose(1, 0, 2))
+    assert (cache[:, :pos0] == 0x1234).all() and (cache[:, pos0 + n:] == 0x1234).all()
+
+
+def test_kv_store_writes_nothing_past_the_context(libs):
+    x = np.ones((2, 3, 8), np.float32)
+    for lib in libs.values():
+        for kernel, cache in (("bn_kv_store", np.zeros((3, 4, 8), np.uint16)), ("bn_kv_store_f32", np.zeros((3, 4, 8), np.float32))):
+            lib.call(kernel, x, cache, 2, 3, 8, 4, 3)  # positions 3 and 4 of a context of 4
+            assert not cache.any(), kernel
 
 
 def test_kv_store_ties_subnormals_and_specials(lib):
     ties = ((np.arange(65536, dtype=np.uint32) << 13) + 0x1000).view(np.float32)  # halfway at every f16 step
     x = np.concatenate([ties, np.float32([65519.99, 65520, 2.0**-25, 2.0**-24 * 1.5, -0.0, np.inf, -np.inf])])[None, :]
-    cache = np.zeros(x.shape, np.uint16)
-    lib.bn_kv_store(x, cache, 1, x.shape[1], 0)
+    cache = np.zeros(x.shape, np.uint16)  # one kv head of one row
+    lib.bn_kv_store(x, cache, 1, 1, x.shape[1], 1, 0)
     nan = np.isnan(x)
     with np.errstate(over="ignore", invalid="ignore"):
         np.testing.assert_array_equal(cache[~nan], x[~nan].astype(np.float16).view(np.uint16))
@@ -135,9 +156,9 @@ def test_kv_store_ties_subnormals_and_specials(lib):
 
 
 def test_kv_store_f32_copies_exactly_and_leaves_other_rows(libs):
-    x = np.random.default_rng(7).standard_normal((3, 17)).astype(np.float32) * 1e5
+    x = np.random.default_rng(7).standard_normal((3, 2, 17)).astype(np.float32) * 1e5
     for lib in libs.values():
-        cache = np.full((5, 17), 7.0, np.float32)
-        lib.bn_kv_store_f32(x, cache, 3, 17, 2)
-        np.testing.assert_array_equal(cache[2:].view(np.uint32), x.view(np.uint32))
-        assert (cache[:2] == 7.0).all()
+        cache = np.full((2, 6, 17), 7.0, np.float32)
+        lib.bn_kv_store_f32(x, cache, 3, 2, 17, 6, 2)
+        np.testing.assert_array_equal(cache[:, 2:5].view(np.uint32), x.transpose(1, 0, 2).view(np.uint32))
+        assert (cache[:, :2] == 7.0).all() and (cache[:, 5:] == 7.0).all()

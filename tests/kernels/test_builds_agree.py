@@ -38,9 +38,9 @@ def bitlinear_outputs(lib):
 
 
 def kv_store_outputs(lib):
-    x = np.random.default_rng(6).standard_normal((2, 333)).astype(np.float32) * 1000
-    cache = np.zeros((2, 333), np.uint16)
-    lib.bn_kv_store(x, cache, 2, 333, 0)
+    x = np.random.default_rng(6).standard_normal((2, 3, 111)).astype(np.float32) * 1000
+    cache = np.zeros((3, 2, 111), np.uint16)
+    lib.bn_kv_store(x, cache, 2, 3, 111, 2, 0)
     return [[cache]]
 
 

@@ -76,12 +76,13 @@ def test_attention_heads_pieces_equal_the_whole(lib, kernel, cache):
     rng = np.random.default_rng(5)
     n, heads, kv_heads, d, pos0 = 3, 6, 2, 12, 4
     q = rng.standard_normal((n, heads, d)).astype(np.float32)
-    k, v = (cache(rng.standard_normal((pos0 + n, kv_heads, d))) for _ in range(2))
+    context = pos0 + n + 1
+    k, v = (cache(rng.standard_normal((kv_heads, context, d))) for _ in range(2))
     scratch = np.zeros(attention_scratch(heads, kv_heads, d, pos0 + n), np.float32)
     expected = np.zeros_like(q)
-    lib.call(kernel, q, k, v, expected, scratch, n, heads, kv_heads, d, pos0)
+    lib.call(kernel, q, k, v, expected, scratch, n, heads, kv_heads, d, context, pos0)
     def args(out, lo, hi):
-        return q, k, v, out, scratch, n, heads, kv_heads, d, pos0, lo, hi
+        return q, k, v, out, scratch, n, heads, kv_heads, d, context, pos0, lo, hi
     for bounds in [(0, 6), (0, 1, 5, 6), (0, 2, 3, 4, 6)]:
         check_pieces(lib, kernel + "_heads", bounds, expected, args)
 
