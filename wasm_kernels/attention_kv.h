@@ -31,19 +31,17 @@ void KV_NAME(bn_attention, _ref)(const float *q, const KV *k_cache, const KV *v_
         }
 }
 
-/* `count` cache rows of one kv head as f32, head_dim apart in dst */
+/* `count` cache rows of one kv head as f32, head_dim apart in dst (as in the cache) */
 static void KV_NAME(rows_f32, )(const Shape *s, const KV *src, int count, float *dst) {
-    const int d = s->head_dim;
-    for (int r = 0; r < count; r++, dst += d, src += s->head_dim) {
-        int i = 0;
-        for (; i + 8 <= d; i += 8) {
-            v128_t lo, hi;
-            KV_LOAD8(src + i, lo, hi);
-            wasm_v128_store(dst + i, lo);
-            wasm_v128_store(dst + i + 4, hi);
-        }
-        for (; i < d; i++) dst[i] = KV_TO_F32(src[i]);
+    const size_t total = (size_t)count * s->head_dim;
+    size_t i = 0;
+    for (; i + 8 <= total; i += 8) {
+        v128_t lo, hi;
+        KV_LOAD8(src + i, lo, hi);
+        wasm_v128_store(dst + i, lo);
+        wasm_v128_store(dst + i + 4, hi);
     }
+    for (; i < total; i++) dst[i] = KV_TO_F32(src[i]);
 }
 
 /* `count` key rows from k as f32: the cache's own where it holds f32, else converted into rows */
