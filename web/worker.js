@@ -211,7 +211,6 @@ class Model {
       downloadBytes: manifest.card.download_bytes,
       simd,
       dotForm,
-      readAhead: machine.exports.bn_set_read_ahead(-1) === 1,  // -1 reads the setting; load() times both
       threads,
       crossOriginIsolated: self.crossOriginIsolated === true,
       threadsFallback: fallback,
