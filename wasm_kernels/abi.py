@@ -126,7 +126,7 @@ def step_abi() -> dict:
     for name, reason in STOP_REASONS.items():
         reasons[d[name]] = reason
     return {"stop_reasons": reasons, "token_word": d["BN_STEP_TOKEN"], "stop_tokens_word": d["BN_STEP_STOP_TOKENS"],
-            "max_stop_tokens": d["BN_MAX_STOP_TOKENS"], "words": d["BN_STEP_WORDS"], "nan_logits": d["BN_STEP_NAN_LOGITS"]}
+            "max_stop_tokens": d["BN_MAX_STOP_TOKENS"], "words": d["BN_STEP_WORDS"], "bad_logits": d["BN_STEP_BAD_LOGITS"]}
 
 
 def attention_scratch(heads: int, kv_heads: int, head_dim: int, positions: int) -> int:

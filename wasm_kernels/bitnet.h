@@ -243,9 +243,9 @@ BN_API int bn_sample(const float *logits /*[n]*/, int n, float temperature, int 
  *   step[BN_STEP_STOP_TOKENS ..] ids; unused entries hold -1), BN_STEP_LENGTH (the
  *   max_new_tokens-th), BN_STEP_CONTEXT (position == context: no room to run it); otherwise
  *   BN_STEP_CONTINUE. BN_STEP_BAD_ARGUMENT if an argument is out of range (bn_step_arguments_valid);
- *   BN_STEP_NAN_LOGITS if a logit is NaN (finite weights whose arithmetic overflowed: nothing is chosen). */
+ *   BN_STEP_BAD_LOGITS if a logit is NaN or +-inf (finite weights whose arithmetic overflowed: nothing is chosen). */
 #define BN_STEP_BAD_ARGUMENT -1
-#define BN_STEP_NAN_LOGITS -2
+#define BN_STEP_BAD_LOGITS -2
 #define BN_STEP_CONTINUE 0
 #define BN_STEP_EOS 1
 #define BN_STEP_LENGTH 2

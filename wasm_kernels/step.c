@@ -2,6 +2,7 @@
  * the context, sample, store the token at its position and say whether the generation ends there.
  * The generated forward.c wraps it as bn_model_step, which first runs the token the step before chose. */
 #include "bitnet.h"
+#include "bn_math.h"
 
 static int is_stop_token(const int32_t *step, int32_t token) {
     for (int i = 0; i < BN_MAX_STOP_TOKENS; i++)
@@ -9,10 +10,10 @@ static int is_stop_token(const int32_t *step, int32_t token) {
     return 0;
 }
 
-static int has_nan(const float *x, int n) {
+static int all_finite(const float *x, int n) {
     for (int i = 0; i < n; i++)
-        if (x[i] != x[i]) return 1;
-    return 0;
+        if (!(bn_absf(x[i]) < __builtin_inff())) return 0;
+    return 1;
 }
 
 void bn_penalize(float *logits, int n, const int32_t *history, int n_history, float repetition, float presence, float frequency, int32_t *counts) {
@@ -38,7 +39,7 @@ int bn_generate_step(float *logits, int n, int32_t *tokens, int context, int pos
                      float temperature, int top_k, float top_p, float min_p, float repetition, float presence, float frequency,
                      uint64_t *rng_state, float *scratch_p, int32_t *scratch_idx) {
     if (!bn_step_arguments_valid(n, context, position, generated, max_new_tokens)) return BN_STEP_BAD_ARGUMENT;
-    if (has_nan(logits, n)) return BN_STEP_NAN_LOGITS;
+    if (!all_finite(logits, n)) return BN_STEP_BAD_LOGITS;
     bn_penalize(logits, n, tokens, position, repetition, presence, frequency, scratch_idx);
     const int32_t token = bn_sample(logits, n, temperature, top_k, top_p, min_p, rng_state, scratch_p, scratch_idx);
     step[BN_STEP_TOKEN] = token;

@@ -325,7 +325,7 @@ class Model {
       // beyond the context or the vocabulary these limits mean "no limit"; the C takes int32
       const code = this.exports.bn_model_step(this.machine.base, position, stats.newTokens, Math.min(o.maxNewTokens, this.context), o.temperature, Math.min(o.topK, this.vocab), o.topP, o.minP,
         o.repetitionPenalty, o.presencePenalty, o.frequencyPenalty);
-      if (code === this.abi.nan_logits) throw new Error(`the logits at position ${position} are NaN: the model's arithmetic overflowed float32 (weights far outside a trained model's range: a damaged or wrongly converted checkpoint)`);
+      if (code === this.abi.bad_logits) throw new Error(`the logits at position ${position} are not finite (NaN or inf): the model's arithmetic overflowed float32 (weights far outside a trained model's range: a damaged or wrongly converted checkpoint)`);
       if (code < 0) throw new Error(`the generation step refused position ${position} (context ${this.context})`);
       if (chosen !== null) this.cached.push(chosen); // the step ran the token chosen before this one
       const token = step[this.abi.token_word];

@@ -260,8 +260,8 @@ class Model:
             position = ids.size
             while not result.stop_reason:
                 code = self.lib.bn_model_step(self._machine.arena, position, len(result.tokens), max_new_tokens, *sampling)
-                if code == self.abi["nan_logits"]:
-                    raise RuntimeError(f"{self.dir}: the logits at position {position} are NaN: the model's arithmetic overflowed "
+                if code == self.abi["bad_logits"]:
+                    raise RuntimeError(f"{self.dir}: the logits at position {position} are not finite (NaN or inf): the model's arithmetic overflowed "
                                        "float32 (weights far outside a trained model's range: a damaged or wrongly converted checkpoint)")
                 if code < 0:
                     raise RuntimeError(f"the generation step refused position {position} (context {self.context})")

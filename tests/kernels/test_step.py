@@ -62,13 +62,14 @@ def test_step_chooses_stores_and_says_why_it_stops(lib):
         assert step(lib, logits.copy(), tokens, position, generated, max_new)[0] == D["BN_STEP_BAD_ARGUMENT"]
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("where", [0, 6, 19])  # the first, a middle and the last logit
-def test_step_refuses_nan_logits_and_chooses_nothing(lib, where):
+def test_step_refuses_logits_that_are_not_finite_and_chooses_nothing(lib, where, bad):
     logits = np.zeros(20, np.float32)
-    logits[where] = np.nan
+    logits[where] = bad
     tokens = np.full(10, 3, np.int32)
-    assert step(lib, logits, tokens, 4, 0, 8, temperature=0.0)[0] == D["BN_STEP_NAN_LOGITS"]
-    assert step(lib, logits, tokens, 4, 0, 8, temperature=0.8)[0] == D["BN_STEP_NAN_LOGITS"]
+    assert step(lib, logits, tokens, 4, 0, 8, temperature=0.0)[0] == D["BN_STEP_BAD_LOGITS"]
+    assert step(lib, logits, tokens, 4, 0, 8, temperature=0.8)[0] == D["BN_STEP_BAD_LOGITS"]
     assert (tokens == 3).all()
 
 
