@@ -11,6 +11,8 @@ import pytest
 from pages import open_ready
 
 import bitnet_wasm
+from bitnet_wasm.bench import webkit
+from bitnet_wasm.bench.engines import EngineError
 from bitnet_wasm.compiler.writers import write_bitnet_packed
 
 PROMPT = "The old lighthouse keeper climbed the stairs every evening before the sun went down."
@@ -104,6 +106,21 @@ def test_threaded_generation_equals_single_thread_and_python(page, features, sit
     for run in runs.values():
         assert run["tokens"] == tokens
         np.testing.assert_array_equal(np.array(run["logits"], np.float32), logits)
+
+
+def test_webkit_with_safaris_shared_memory_runs_threads_that_equal_python(site, served_dir, expected):
+    """WebKitGTK gives an isolated page no SharedArrayBuffer; Safari does. With JavaScriptCore's option set so, the
+    threaded module runs in WebKit's engine (its wasm atomics, its workers) and gives Python's tokens and logits."""
+    try:
+        engine = webkit.launch(shared_memory=True)
+    except EngineError as e:
+        pytest.fail(str(e))
+    with engine, engine.new_page() as page:
+        page.goto(served_dir(site) + "model/manifest.json")
+        run = page.evaluate(LOAD_AND_GENERATE, [{"threads": 2}, PROMPT, TOKENS])
+    assert (run["info"]["threads"], run["info"]["crossOriginIsolated"], run["info"]["threadsFallback"]) == (2, True, None), run["info"]
+    assert run["tokens"] == expected[0]
+    np.testing.assert_array_equal(np.array(run["logits"], np.float32), expected[1])
 
 
 def test_simd_option_forces_the_module_variant(page, features, site, served_dir, expected):

@@ -1,6 +1,8 @@
 """WebKit (Safari's engine) as WebKitGTK: Debian's WebKitWebDriver and MiniBrowser driven by
 selenium. MiniBrowser has no headless mode, so the engine runs its own Xvfb display; every page
-is a new WebDriver session (a fresh, ephemeral profile)."""
+is a new WebDriver session (a fresh, ephemeral profile). WebKitGTK gives a cross-origin isolated page
+no SharedArrayBuffer, as in GNOME Web; launch(shared_memory=True) sets JSC's own option so that it
+does, as Safari does."""
 from __future__ import annotations
 
 import contextlib
@@ -18,6 +20,7 @@ SESSION_START_TIMEOUT_S = 60  # a new session answers in seconds; seen once: Min
 SESSION_STARTS = 2
 REPLY_MARGIN_S = 30  # the driver gives up on a script first and says so
 XVFB_START_TIMEOUT_S = 30
+SHARED_MEMORY_ENV = {"JSC_useSharedArrayBuffer": "1"}  # JavaScriptCore reads its options from JSC_* variables
 # The function's result (or its error) through WebDriver's async-script callback.
 ASYNC_CALL = """const done = arguments[arguments.length - 1];
 Promise.resolve().then(() => (%s)(arguments[0])).then(
@@ -53,13 +56,13 @@ class Xvfb:
 
 
 class WebKitPage(Page):
-    def __init__(self, display: str, viewport=None):
+    def __init__(self, env: dict, viewport=None):
         from selenium.common.exceptions import WebDriverException
 
         self._errors = WebDriverException
         for start in range(1, SESSION_STARTS + 1):
             try:
-                self.driver, self.service = _new_session(display)
+                self.driver, self.service = _new_session(env)
                 break
             except TimeoutError:
                 if start == SESSION_STARTS:
@@ -93,8 +96,9 @@ class WebKitPage(Page):
             _stop(self.service)
 
 
-def _new_session(display: str):
-    """A WebDriver session and its own WebKitWebDriver; TimeoutError if no session within SESSION_START_TIMEOUT_S."""
+def _new_session(env: dict):
+    """A WebDriver session and its own WebKitWebDriver (env: its environment and MiniBrowser's); TimeoutError if no
+    session within SESSION_START_TIMEOUT_S."""
     import urllib3
     from selenium import webdriver
     from selenium.common.exceptions import WebDriverException
@@ -103,7 +107,7 @@ def _new_session(display: str):
     options = webdriver.WebKitGTKOptions()
     options.binary_location = MINIBROWSER
     options.add_argument("--automation")
-    service = webdriver.WebKitGTKService(executable_path=WEBKIT_DRIVER, env={**os.environ, "DISPLAY": display},
+    service = webdriver.WebKitGTKService(executable_path=WEBKIT_DRIVER, env=env,
                                          popen_kw={"start_new_session": True})
     service.start()
     try:
@@ -132,7 +136,7 @@ def _stop(service):
 class WebKitEngine(Engine):
     name = "webkit"
 
-    def __init__(self):
+    def __init__(self, shared_memory: bool = False):
         for path, what in ((WEBKIT_DRIVER, "WebKitWebDriver"), (MINIBROWSER, "MiniBrowser")):
             if not os.path.exists(path):
                 raise missing(f"{what} ({path})", "webkit")
@@ -141,6 +145,7 @@ class WebKitEngine(Engine):
         except ImportError:
             raise EngineError("selenium is not installed: pip install selenium (the browser itself: apt-get install -y webkit2gtk-driver xvfb)") from None
         self.xvfb = Xvfb()
+        self.env = {**os.environ, "DISPLAY": self.xvfb.display, **(SHARED_MEMORY_ENV if shared_memory else {})}
         try:
             with self.new_page() as page:
                 capabilities = page.driver.capabilities
@@ -150,11 +155,11 @@ class WebKitEngine(Engine):
         self.version = f"{capabilities['browserName']} {capabilities['browserVersion']}"
 
     def new_page(self, viewport=None) -> WebKitPage:
-        return WebKitPage(self.xvfb.display, viewport)
+        return WebKitPage(self.env, viewport)
 
     def close(self):
         self.xvfb.close()
 
 
-def launch() -> WebKitEngine:
-    return WebKitEngine()
+def launch(shared_memory: bool = False) -> WebKitEngine:
+    return WebKitEngine(shared_memory)
