@@ -13,13 +13,8 @@ typedef struct {
     float scale;
 } Shape;
 
-/* whether rows pos0 .. pos0+n-1 of each kv head lie within a cache of `context` rows */
-static int rows_fit(int n, int kv_heads, int head_dim, int context, int pos0) {
-    return n > 0 && kv_heads > 0 && head_dim > 0 && pos0 >= 0 && pos0 + n <= context;
-}
-
 static int valid(int n, int heads, int kv_heads, int head_dim, int context, int pos0) {
-    return heads > 0 && rows_fit(n, kv_heads, head_dim, context, pos0);
+    return heads > 0 && bn_kv_rows_fit(n, kv_heads, head_dim, context, pos0);
 }
 
 static Shape shape_of(int heads, int kv_heads, int head_dim, int context) {
@@ -145,7 +140,7 @@ static int finite_f16(const uint16_t *p, int n) {
 #include "attention_kv.h"
 
 void bn_kv_store(const float *x, uint16_t *cache, int n, int kv_heads, int head_dim, int context, int pos0) {
-    if (!rows_fit(n, kv_heads, head_dim, context, pos0)) return;
+    if (!bn_kv_rows_fit(n, kv_heads, head_dim, context, pos0)) return;
     for (int t = 0; t < n; t++)
         for (int h = 0; h < kv_heads; h++) {
             const float *src = x + ((size_t)t * kv_heads + h) * head_dim;
@@ -160,7 +155,7 @@ void bn_kv_store(const float *x, uint16_t *cache, int n, int kv_heads, int head_
 }
 
 void bn_kv_store_f32(const float *x, float *cache, int n, int kv_heads, int head_dim, int context, int pos0) {
-    if (!rows_fit(n, kv_heads, head_dim, context, pos0)) return;
+    if (!bn_kv_rows_fit(n, kv_heads, head_dim, context, pos0)) return;
     for (int t = 0; t < n; t++)
         for (int h = 0; h < kv_heads; h++)
             for (int i = 0; i < head_dim; i++) cache[((size_t)h * context + pos0 + t) * head_dim + i] = x[((size_t)t * kv_heads + h) * head_dim + i];

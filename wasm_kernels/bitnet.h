@@ -110,6 +110,11 @@ BN_REF_API void bn_rope_ref(float *x /*[n*heads*head_dim]*/, int n, int heads, i
  * scores * 1/sqrt(head_dim), softmax with the max subtracted, bn_expf. scratch: the scores and sums of
  * the query heads that share a kv head, four cache rows as f32, then (a prompt over the f16 cache) one kv
  * head's key and value rows as f32 (attention_scratch; abi.py). */
+/* whether rows pos0 .. pos0+n-1 of each kv head lie within a cache of `context` rows: every attention and kv store
+ * call checks it, and does nothing where they do not */
+static inline int bn_kv_rows_fit(int n, int kv_heads, int head_dim, int context, int pos0) {
+    return n > 0 && kv_heads > 0 && head_dim > 0 && pos0 >= 0 && pos0 + n <= context;
+}
 static inline int bn_attention_scratch(int heads, int kv_heads, int head_dim, int positions) {
     const int group = kv_heads > 0 ? (heads + kv_heads - 1) / kv_heads : 0;
     return group * (positions + 1) + 4 * head_dim + 2 * positions * head_dim;

@@ -201,7 +201,7 @@ void bn_head_q4_parallel(const uint8_t *E, const float *group_scale, const int8_
  * run: the f16 or the f32 cache's heads. */
 static void attention_parallel(void (*run)(const Job *, int, int, int), const float *q, const void *k_cache, const void *v_cache, float *out, float *scratch,
                                int n, int heads, int kv_heads, int head_dim, int context, int pos0) {
-    if (n < 1 || pos0 < 0 || pos0 + n > context) return;  /* as bn_attention: nothing to do */
+    if (!bn_kv_rows_fit(n, kv_heads, head_dim, context, pos0)) return;  /* as bn_attention: nothing to do */
     dispatch((Job){ .run = run, .count = heads, .grain = 1, .chunks_per_thread = 1, .attention = { q, k_cache, v_cache, out, scratch, n, heads, kv_heads, head_dim, context, pos0 } },
              ATTENTION_COST * heads * head_dim * (pos0 + n) * n);
 }
