@@ -157,6 +157,9 @@ void bn_kv_store(const float *x, uint16_t *cache, int n, int kv_heads, int head_
 void bn_kv_store_f32(const float *x, float *cache, int n, int kv_heads, int head_dim, int context, int pos0) {
     if (!bn_kv_rows_fit(n, kv_heads, head_dim, context, pos0)) return;
     for (int t = 0; t < n; t++)
-        for (int h = 0; h < kv_heads; h++)
-            for (int i = 0; i < head_dim; i++) cache[((size_t)h * context + pos0 + t) * head_dim + i] = x[((size_t)t * kv_heads + h) * head_dim + i];
+        for (int h = 0; h < kv_heads; h++) {
+            const float *src = x + ((size_t)t * kv_heads + h) * head_dim;
+            float *dst = cache + ((size_t)h * context + pos0 + t) * head_dim;
+            for (int i = 0; i < head_dim; i++) dst[i] = src[i];
+        }
 }
