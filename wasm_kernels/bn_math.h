@@ -25,6 +25,7 @@ static inline double bn_rint(double x) {
 }
 
 static inline float bn_absf(float x) { return bn_bits_f32(bn_f32_bits(x) & 0x7fffffffu); }
+static inline int bn_finite(float x) { return bn_absf(x) < __builtin_inff(); } /* false for +-inf and nan */
 
 /* The IEEE sqrt instruction on both targets. Written as v128 sqrt: __builtin_sqrtf would keep a
  * call to libm's sqrtf for negative inputs in the native build (errno). */

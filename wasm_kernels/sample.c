@@ -155,7 +155,7 @@ static int32_t last_kept(const Filters *f, const float *p, int n, double total, 
 int bn_sample(const float *logits, int n, float temperature, int top_k, float top_p, float min_p, uint64_t *rng_state, float *scratch_p, int32_t *scratch_idx) {
     if (!(temperature > 0.0f) || n <= 0) return bn_argmax(logits, n);
     const float zmax = max_ignoring_nan(logits, n) / temperature;
-    if (!(bn_absf(zmax) < __builtin_inff())) return bn_argmax(logits, n); /* +-inf dominates, or all nan */
+    if (!bn_finite(zmax)) return bn_argmax(logits, n); /* +-inf dominates, or all nan */
     float *p = scratch_p;
     probabilities(logits, n, temperature, zmax, p);
     double total = 0.0;

@@ -12,7 +12,7 @@ static int is_stop_token(const int32_t *step, int32_t token) {
 
 static int all_finite(const float *x, int n) {
     for (int i = 0; i < n; i++)
-        if (!(bn_absf(x[i]) < __builtin_inff())) return 0;
+        if (!bn_finite(x[i])) return 0;
     return 1;
 }
 
