@@ -11,7 +11,7 @@ sources' digest, so rebuilding the same shapes measures nothing.
 One layout per shape serves both wasm builds (a second packing of the weights would double the
 download): the one with the lowest sum of its simd128 and relaxed times. All layouts compute the
 same int32 sums, so the choice never changes the numbers, only the speed. The layouts' block
-sizes (PLANE_ROWS, LUT_ROWS, ...) are fixed by their packed formats, so there is nothing else
+sizes (BN_PLANE_ROWS, BN_LUT_ROWS, ... in bitnet.h) are fixed by their packed formats, so there is nothing else
 to choose per shape; threads are not part of this table."""
 from __future__ import annotations
 

@@ -6,7 +6,6 @@
 #include "bitnet.h"
 
 size_t bn_lut_scratch_bytes(int in); /* bitlinear_lut.c: the LUT kernel's working memory for one thread */
-#define LUT_ROWS 16                  /* bitlinear_lut.c: rows one swizzle serves (its row tile) */
 
 /* One row of layouts.c's table: rows() computes output rows [o0, o1) of every token (any layout's
  * bn_bitlinear_X_rows, scratch passed where it takes one); threads share whole tiles of tile_rows. */

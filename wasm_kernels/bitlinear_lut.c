@@ -8,14 +8,12 @@
 #include "bitlinear.h"
 #include "touch.h"
 
-#define LUT_COLS 4
-#define LUT_TOKENS 4  /* tables built at once; each weight chunk then serves this many tokens */
 #define LUT_FLUSH 32  /* blocks summed in i16: 32 blocks * 2 pairs * |a0*w0 + a1*w1| <= 256 < 2^15 */
 
 static const int8_t W0[16] = {-1, -1, -1, 0, 0, 0, 1, 1, 1};
 static const int8_t W1[16] = {-1, 0, 1, -1, 0, 1, -1, 0, 1};
 
-static int lut_blocks(int in) { return (in + LUT_COLS - 1) / LUT_COLS; }
+static int lut_blocks(int in) { return (in + BN_LUT_COLS - 1) / BN_LUT_COLS; }
 static size_t lut_table_bytes(int in) { return (size_t)lut_blocks(in) * 2 * 32; }
 
 void bn_bitlinear_lut_ref(const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, uint8_t *scratch, int out, int in, int n) {
@@ -23,11 +21,11 @@ void bn_bitlinear_lut_ref(const uint8_t *w, float wscale, const int8_t *q, const
     for (int t = 0; t < n; t++) {
         const int8_t *a = q + (size_t)t * in;
         for (int o = 0; o < out; o++) {
-            const uint8_t *chunk = w + (size_t)(o / LUT_ROWS) * blocks * LUT_ROWS + o % LUT_ROWS;
+            const uint8_t *chunk = w + (size_t)(o / BN_LUT_ROWS) * blocks * BN_LUT_ROWS + o % BN_LUT_ROWS;
             int32_t acc = 0;
             for (int b = 0; b < blocks; b++)
                 for (int half = 0; half < 2; half++) {
-                    int idx = (chunk[b * LUT_ROWS] >> (4 * half)) & 15, c = b * LUT_COLS + 2 * half;
+                    int idx = (chunk[b * BN_LUT_ROWS] >> (4 * half)) & 15, c = b * BN_LUT_COLS + 2 * half;
                     if (c < in) acc += a[c] * W0[idx];
                     if (c + 1 < in) acc += a[c + 1] * W1[idx];
                 }
@@ -48,7 +46,7 @@ BN_INLINE v128_t lookup(v128_t table, v128_t idx) {
 static void build_tables(uint8_t *tab, const int8_t *a, int in) {
     const v128_t w0_first8 = wasm_i16x8_make(-1, -1, -1, 0, 0, 0, 1, 1), w0_last8 = wasm_i16x8_make(1, 0, 0, 0, 0, 0, 0, 0);
     const v128_t w1_first8 = wasm_i16x8_make(-1, 0, 1, -1, 0, 1, -1, 0), w1_last8 = wasm_i16x8_make(1, 0, 0, 0, 0, 0, 0, 0);
-    const int cols = LUT_COLS * lut_blocks(in);
+    const int cols = BN_LUT_COLS * lut_blocks(in);
     for (int c = 0; c < cols; c += 2, tab += 32) {
         v128_t a0 = wasm_i16x8_splat(c < in ? a[c] : 0), a1 = wasm_i16x8_splat(c + 1 < in ? a[c + 1] : 0);
         v128_t first8 = wasm_i16x8_add(wasm_i16x8_mul(a0, w0_first8), wasm_i16x8_mul(a1, w1_first8));
@@ -66,17 +64,17 @@ BN_INLINE void add_pair(v128_t acc[2], const uint8_t *table, v128_t idx) {
 }
 
 /* dots[t][r] for the 16 rows of one tile and T tokens whose tables are table_bytes apart */
-BN_INLINE void lut_tile(const uint8_t *tile, const uint8_t *tables, size_t table_bytes, int blocks, int T, int32_t dots[LUT_TOKENS][LUT_ROWS]) {
+BN_INLINE void lut_tile(const uint8_t *tile, const uint8_t *tables, size_t table_bytes, int blocks, int T, int32_t dots[BN_LUT_TOKENS][BN_LUT_ROWS]) {
     const v128_t nibble = wasm_i8x16_splat(15);
-    v128_t acc32[LUT_TOKENS][4];
+    v128_t acc32[BN_LUT_TOKENS][4];
     for (int t = 0; t < T; t++)
         for (int j = 0; j < 4; j++) acc32[t][j] = wasm_i32x4_splat(0);
     for (int b0 = 0; b0 < blocks; b0 += LUT_FLUSH) {
         const int b1 = blocks - b0 < LUT_FLUSH ? blocks : b0 + LUT_FLUSH;
-        v128_t acc16[LUT_TOKENS][2];
+        v128_t acc16[BN_LUT_TOKENS][2];
         for (int t = 0; t < T; t++) acc16[t][0] = acc16[t][1] = wasm_i16x8_splat(0);
         for (int b = b0; b < b1; b++) {
-            v128_t v = wasm_v128_load(tile + (size_t)b * LUT_ROWS);
+            v128_t v = wasm_v128_load(tile + (size_t)b * BN_LUT_ROWS);
             v128_t idx0 = wasm_v128_and(v, nibble), idx1 = wasm_v128_and(wasm_u16x8_shr(v, 4), nibble);
             for (int t = 0; t < T; t++) {
                 const uint8_t *tab = tables + t * table_bytes + (size_t)b * 64;
@@ -98,20 +96,20 @@ BN_INLINE void lut_tile(const uint8_t *tile, const uint8_t *tables, size_t table
 void bn_bitlinear_lut_rows(const uint8_t *w, float wscale, const int8_t *q, const float *scale, float *y, uint8_t *scratch, int out, int in, int n, int o0, int o1) {
     const int blocks = lut_blocks(in), first = o0 > 0 ? o0 : 0, last = o1 < out ? o1 : out;
     const size_t table_bytes = lut_table_bytes(in);
-    for (int t0 = 0; t0 < n && first < last; t0 += LUT_TOKENS) {
-        const int T = n - t0 < LUT_TOKENS ? n - t0 : LUT_TOKENS;
+    for (int t0 = 0; t0 < n && first < last; t0 += BN_LUT_TOKENS) {
+        const int T = n - t0 < BN_LUT_TOKENS ? n - t0 : BN_LUT_TOKENS;
         for (int t = 0; t < T; t++) build_tables(scratch + t * table_bytes, q + (size_t)(t0 + t) * in, in);
-        const int begin = first / LUT_ROWS, tiles = (last + LUT_ROWS - 1) / LUT_ROWS - begin;
-        for (int o = begin * LUT_ROWS; o < last; o += LUT_ROWS) {
-            const uint8_t *tile = w + (size_t)(o / LUT_ROWS) * blocks * LUT_ROWS;
-            bn_touch_stream_phase(tile, (size_t)blocks * LUT_ROWS, o / LUT_ROWS - begin, tiles, T);
-            _Alignas(16) int32_t dots[LUT_TOKENS][LUT_ROWS];
-            if (T == LUT_TOKENS) /* constant T: the token loops unroll */
-                lut_tile(tile, scratch, table_bytes, blocks, LUT_TOKENS, dots);
+        const int begin = first / BN_LUT_ROWS, tiles = (last + BN_LUT_ROWS - 1) / BN_LUT_ROWS - begin;
+        for (int o = begin * BN_LUT_ROWS; o < last; o += BN_LUT_ROWS) {
+            const uint8_t *tile = w + (size_t)(o / BN_LUT_ROWS) * blocks * BN_LUT_ROWS;
+            bn_touch_stream_phase(tile, (size_t)blocks * BN_LUT_ROWS, o / BN_LUT_ROWS - begin, tiles, T);
+            _Alignas(16) int32_t dots[BN_LUT_TOKENS][BN_LUT_ROWS];
+            if (T == BN_LUT_TOKENS) /* constant T: the token loops unroll */
+                lut_tile(tile, scratch, table_bytes, blocks, BN_LUT_TOKENS, dots);
             else /* fewer tokens left: one at a time, the tile stays in L1 meanwhile */
                 for (int t = 0; t < T; t++) lut_tile(tile, scratch + t * table_bytes, table_bytes, blocks, 1, dots + t);
             for (int t = 0; t < T; t++)
-                for (int r = o < first ? first - o : 0; r < LUT_ROWS && o + r < last; r++)
+                for (int r = o < first ? first - o : 0; r < BN_LUT_ROWS && o + r < last; r++)
                     y[(size_t)(t0 + t) * out + o + r] = bn_bitlinear_out(dots[t][r], scale[t0 + t], wscale);
         }
     }
@@ -121,4 +119,4 @@ void bn_bitlinear_lut(const uint8_t *w, float wscale, const int8_t *q, const flo
     bn_bitlinear_lut_rows(w, wscale, q, scale, y, scratch, out, in, n, 0, out);
 }
 
-size_t bn_lut_scratch_bytes(int in) { return LUT_TOKENS * lut_table_bytes(in); }
+size_t bn_lut_scratch_bytes(int in) { return BN_LUT_TOKENS * lut_table_bytes(in); }

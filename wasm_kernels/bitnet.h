@@ -49,6 +49,14 @@ BN_API void bn_bitlinear_binary_rows(const uint8_t *w /*[binary_bytes(out, in_)]
 /* ---- layouts.c: the layouts as a table, indexed by these ids (wasm_kernels/layouts.py's LAYOUTS order);
  * the wrappers below run any of them. scratch may be null where the layout needs none. ---- */
 enum bn_layout { BN_LAYOUT_MAD, BN_LAYOUT_LUT, BN_LAYOUT_BINARY, BN_LAYOUTS };
+/* The packed formats' shapes, read by layouts.py from here: the bit-plane layouts' row tile and bytes per row per
+ * column block (bitlinear_planes.h); the LUT layout's row tile, columns per chunk, and tokens whose tables its
+ * scratch holds (bitlinear_lut.c) */
+#define BN_PLANE_ROWS 4
+#define BN_PLANE_CHUNK 16
+#define BN_LUT_ROWS 16
+#define BN_LUT_COLS 4
+#define BN_LUT_TOKENS 4
 BN_API int bn_layout_scratch_bytes(int layout, int in_);  /* one thread's working memory; 0 for an unknown layout */
 
 /* ---- repeat.c: `reps` one-token calls of a bitlinear kernel in a row (for timing it without the

@@ -16,9 +16,9 @@ static size_t no_scratch(int in) { return 0; }
 /* Chunks stay few: LUT calls build their activation tables first; MAD decoded the large shape 1.13x faster on two
  * threads with 4 per thread than with 16 (docs/benchmarks.md, 2026-12-06) */
 const bn_layout_traits BN_LAYOUT_TRAITS[BN_LAYOUTS] = {
-    [BN_LAYOUT_MAD] = { .rows = mad_rows, .tile_rows = PLANE_ROWS, .scratch_bytes = no_scratch, .chunks_per_thread = 4 },
-    [BN_LAYOUT_LUT] = { .rows = bn_bitlinear_lut_rows, .tile_rows = LUT_ROWS, .scratch_bytes = bn_lut_scratch_bytes, .chunks_per_thread = 4 },
-    [BN_LAYOUT_BINARY] = { .rows = binary_rows, .tile_rows = PLANE_ROWS, .scratch_bytes = no_scratch, .chunks_per_thread = 16 },
+    [BN_LAYOUT_MAD] = { .rows = mad_rows, .tile_rows = BN_PLANE_ROWS, .scratch_bytes = no_scratch, .chunks_per_thread = 4 },
+    [BN_LAYOUT_LUT] = { .rows = bn_bitlinear_lut_rows, .tile_rows = BN_LUT_ROWS, .scratch_bytes = bn_lut_scratch_bytes, .chunks_per_thread = 4 },
+    [BN_LAYOUT_BINARY] = { .rows = binary_rows, .tile_rows = BN_PLANE_ROWS, .scratch_bytes = no_scratch, .chunks_per_thread = 16 },
 };
 
 int bn_layout_scratch_bytes(int layout, int in_) {

@@ -11,11 +11,15 @@ from typing import Callable
 
 import numpy as np
 
+from bitnet_wasm.wasm_kernels.abi import defines
+
 # Names the ABI's /*[count]*/ expressions may call (see bitnet.h).
 SIZE_FUNCTIONS = ("mad_bytes", "lut_bytes", "lut_scratch_bytes", "binary_bytes", "layout_bytes", "layout_scratch_bytes")
 
-PLANE_ROWS, PLANE_CHUNK = 4, 16  # bit-plane layouts: row tile, bytes per row per column block
-LUT_ROWS, LUT_COLS, LUT_TOKENS = 16, 4, 4  # LUT layout: row tile, columns per chunk, tables in scratch
+# The formats' shapes, as bitnet.h defines them: bit-plane layouts' row tile and bytes per row per column block;
+# the LUT layout's row tile, columns per chunk, and tokens whose tables its scratch holds.
+PLANE_ROWS, PLANE_CHUNK = defines()["BN_PLANE_ROWS"], defines()["BN_PLANE_CHUNK"]
+LUT_ROWS, LUT_COLS, LUT_TOKENS = (defines()[f"BN_LUT_{name}"] for name in ("ROWS", "COLS", "TOKENS"))
 
 
 @dataclass(frozen=True)
