@@ -181,56 +181,54 @@ _Static_assert(2 * Q4_CHUNKS_PER_GROUP * 2 * 128 * 15 <= 32767, "a group's i16 s
 #if BN_RELAXED
 BN_INLINE v128_t q4_dot(int form, v128_t x, v128_t codes, v128_t acc) { return relaxed_dot(form, x, codes, acc); }
 BN_INLINE v128_t q4_widen(int form, v128_t acc) { return relaxed_widen(form, acc); }
-#else /* i16 dots into i32 lanes (the widened x shared by the four rows once inlined) */
+#else /* i16 dots into i32 lanes */
 BN_INLINE v128_t q4_dot(int form, v128_t x, v128_t codes, v128_t acc) {
     return dot16_i8(wasm_i16x8_extend_low_i8x16(x), wasm_i16x8_extend_high_i8x16(x), codes, acc);
 }
 BN_INLINE v128_t q4_widen(int form, v128_t acc) { return acc; }
 #endif
 
-/* lane r = the total of acc[r]'s lanes (integers: exact in any order) */
+/* i32 lanes summing to the exact dot of a row's chunks [m, m + chunks) with their activations x (x[0] meets chunk m) */
+BN_INLINE v128_t q4_chunks_dot(int form, const uint8_t *row, int m, int chunks, const int8_t *x) {
+    const v128_t nibble = wasm_i8x16_splat(0x0F);
+    v128_t acc = wasm_i32x4_splat(0);
+    for (int c = 0; c < chunks; c++) {
+        const v128_t codes = wasm_v128_load(row + (size_t)(m + c) * (BN_Q4_CHUNK / 2));
+        acc = q4_dot(form, wasm_v128_load(x + c * BN_Q4_CHUNK), wasm_v128_and(codes, nibble), acc);
+        acc = q4_dot(form, wasm_v128_load(x + c * BN_Q4_CHUNK + BN_Q4_CHUNK / 2), wasm_v128_and(wasm_u16x8_shr(codes, 4), nibble), acc);
+    }
+    return q4_widen(form, acc);
+}
+
+/* lane k = the total of acc[k]'s lanes (integers: exact in any order) */
 BN_INLINE v128_t i32x4_totals(const v128_t acc[4]) {
     const v128_t ab = wasm_i32x4_add(wasm_i32x4_shuffle(acc[0], acc[1], 0, 4, 1, 5), wasm_i32x4_shuffle(acc[0], acc[1], 2, 6, 3, 7));
     const v128_t cd = wasm_i32x4_add(wasm_i32x4_shuffle(acc[2], acc[3], 0, 4, 1, 5), wasm_i32x4_shuffle(acc[2], acc[3], 2, 6, 3, 7));
     return wasm_i32x4_add(wasm_i32x4_shuffle(ab, cd, 0, 1, 4, 5), wasm_i32x4_shuffle(ab, cd, 2, 3, 6, 7));
 }
 
-/* acc[r] += the dots of chunk m of row r (at e + r * row_bytes) with its 32 activations x */
-BN_INLINE void q4_chunk(int form, const uint8_t *e, size_t row_bytes, int m, const int8_t *x, v128_t acc[4]) {
-    const v128_t nibble = wasm_i8x16_splat(0x0F), x_low = wasm_v128_load(x), x_high = wasm_v128_load(x + BN_Q4_CHUNK / 2);
-    for (int r = 0; r < 4; r++) {
-        const v128_t codes = wasm_v128_load(e + r * row_bytes + (size_t)m * (BN_Q4_CHUNK / 2));
-        acc[r] = q4_dot(form, x_low, wasm_v128_and(codes, nibble), acc[r]);
-        acc[r] = q4_dot(form, x_high, wasm_v128_and(wasm_u16x8_shr(codes, 4), nibble), acc[r]);
-    }
-}
-
-/* logit = logit + (float)(group dots - zero_sum) * the rows' scales of group g: the reference's step, lane r for row r */
-BN_INLINE v128_t q4_group_step(int form, v128_t logit, v128_t acc[4], int32_t zero_sum, const float *s, int groups, int g) {
-    for (int r = 0; r < 4; r++) acc[r] = q4_widen(form, acc[r]);
-    const v128_t d = wasm_i32x4_sub(i32x4_totals(acc), wasm_i32x4_splat(zero_sum));
-    const v128_t scale = wasm_f32x4_make(s[g], s[groups + g], s[2 * groups + g], s[3 * groups + g]);
-    return wasm_f32x4_add(logit, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(d), scale));
-}
-
-/* logits of rows e[0..4) (scales s) for one token: whole groups of whole chunks, then the last group
- * (its chunks past `whole` read the zero-padded tail of x) */
-BN_INLINE v128_t q4_rows4(int form, const uint8_t *e, const float *s, int row_bytes, int dim, const int8_t *x, const int8_t *tail, const int32_t *zero_sum) {
+/* One row's logit for one token (before / xscale), its f32 steps those of the reference in group order: four whole
+ * groups' exact dots at a time, scaled in lanes, added one by one; then the rest group by group (the last one's
+ * chunks past `whole` meet the zero-padded tail of x). */
+BN_INLINE float q4_row_logit(int form, const uint8_t *row, const float *s, int dim, const int8_t *x, const int8_t *tail, const int32_t *zero_sum) {
     const int groups = bn_q4_groups(dim), whole = dim / BN_Q4_CHUNK, whole_groups = dim / BN_Q4_GROUP;
-    v128_t logit = wasm_f32x4_splat(0.0f);
-    for (int g = 0; g < whole_groups; g++) {
-        v128_t acc[4] = { wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0) };
-        for (int c = 0; c < Q4_CHUNKS_PER_GROUP; c++) {
-            const int m = g * Q4_CHUNKS_PER_GROUP + c;
-            q4_chunk(form, e, (size_t)row_bytes, m, x + m * BN_Q4_CHUNK, acc);
-        }
-        logit = q4_group_step(form, logit, acc, zero_sum[g], s, groups, g);
+    float logit = 0.0f;
+    int g = 0;
+    for (; g + 4 <= whole_groups; g += 4) {
+        v128_t dots[4];
+        for (int k = 0; k < 4; k++) dots[k] = q4_chunks_dot(form, row, (g + k) * Q4_CHUNKS_PER_GROUP, Q4_CHUNKS_PER_GROUP, x + (g + k) * BN_Q4_GROUP);
+        const v128_t d = wasm_i32x4_sub(i32x4_totals(dots), wasm_v128_load(zero_sum + g));
+        const v128_t step = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(d), wasm_v128_load(s + g));
+        logit = logit + wasm_f32x4_extract_lane(step, 0);
+        logit = logit + wasm_f32x4_extract_lane(step, 1);
+        logit = logit + wasm_f32x4_extract_lane(step, 2);
+        logit = logit + wasm_f32x4_extract_lane(step, 3);
     }
-    if (whole_groups < groups) {
-        v128_t acc[4] = { wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0), wasm_i32x4_splat(0) };
-        for (int m = whole_groups * Q4_CHUNKS_PER_GROUP; m * BN_Q4_CHUNK < dim; m++)
-            q4_chunk(form, e, (size_t)row_bytes, m, m < whole ? x + m * BN_Q4_CHUNK : tail, acc);
-        logit = q4_group_step(form, logit, acc, zero_sum[whole_groups], s, groups, whole_groups);
+    for (; g < groups; g++) {
+        const int m0 = g * Q4_CHUNKS_PER_GROUP, m1 = m0 + Q4_CHUNKS_PER_GROUP < (dim + BN_Q4_CHUNK - 1) / BN_Q4_CHUNK ? m0 + Q4_CHUNKS_PER_GROUP : (dim + BN_Q4_CHUNK - 1) / BN_Q4_CHUNK;
+        v128_t acc = wasm_i32x4_splat(0);
+        for (int m = m0; m < m1; m++) acc = wasm_i32x4_add(acc, q4_chunks_dot(form, row, m, 1, m < whole ? x + m * BN_Q4_CHUNK : tail));
+        logit = logit + (float)(bn_i32x4_total(acc) - zero_sum[g]) * s[g];
     }
     return logit;
 }
@@ -238,7 +236,9 @@ BN_INLINE v128_t q4_rows4(int form, const uint8_t *e, const float *s, int row_by
 #define Q4_TOKENS 64        /* tokens whose group sums and last partial chunk are taken once per call */
 #define Q4_SUM_WORDS 4096   /* group sums those tokens may hold (16 KB of stack): wider rows than 262144 take the reference path */
 
-/* four rows at a time, each token's group sums taken once (as bn_head_q7_rows takes its activation sums) */
+/* Row by row, so that the table is read as one stream (four rows read at once, interleaved, came at 6.7 GB/s where q7's
+ * tiles came at 23, a 32768-row table in Chromium), each token's group sums taken once (as bn_head_q7_rows takes its
+ * activation sums) */
 BN_INLINE void q4_rows(int form, const uint8_t *E, const float *group_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim, int first, int last) {
     const int groups = bn_q4_groups(dim), row_bytes = bn_q4_row_bytes(dim), whole = dim / BN_Q4_CHUNK;
     const int block = Q4_SUM_WORDS / groups < Q4_TOKENS ? Q4_SUM_WORDS / groups : Q4_TOKENS;
@@ -252,18 +252,12 @@ BN_INLINE void q4_rows(int form, const uint8_t *E, const float *group_scale, con
                 zero_sum[t * groups + g] = BN_Q4_ZERO * bn_token_sum(x + begin, (begin + BN_Q4_GROUP < dim ? begin + BN_Q4_GROUP : dim) - begin);
             if (whole * BN_Q4_CHUNK < dim) bn_pad_tail(tail[t], x + whole * BN_Q4_CHUNK, dim - whole * BN_Q4_CHUNK, BN_Q4_CHUNK);
         }
-        int v = first;
-        for (; v + 4 <= last; v += 4) {
-            bn_touch_phase(E + (size_t)v * row_bytes, 4 * (size_t)row_bytes, (v - first) / 4, (last - first) / 4, tn);
-            for (int t = 0; t < tn; t++) {
-                const v128_t logit = q4_rows4(form, E + (size_t)v * row_bytes, group_scale + (size_t)v * groups, row_bytes, dim,
-                                              xq + (size_t)(t0 + t) * dim, tail[t], zero_sum + t * groups);
-                float out[4];
-                wasm_v128_store(out, wasm_f32x4_div(logit, wasm_f32x4_splat(xscale[t0 + t])));
-                for (int r = 0; r < 4; r++) logits[(size_t)(t0 + t) * vocab + v + r] = out[r];
-            }
+        for (int v = first; v < last; v++) {
+            bn_touch_stream_phase(E + (size_t)v * row_bytes, (size_t)row_bytes, v - first, last - first, tn);
+            for (int t = 0; t < tn; t++)
+                logits[(size_t)(t0 + t) * vocab + v] = q4_row_logit(form, E + (size_t)v * row_bytes, group_scale + (size_t)v * groups, dim,
+                                                                    xq + (size_t)(t0 + t) * dim, tail[t], zero_sum + t * groups) / xscale[t0 + t];
         }
-        q4_rows_ref(E, group_scale, xq + (size_t)t0 * dim, xscale + t0, logits + (size_t)t0 * vocab, tn, vocab, dim, v, last);
     }
 }
 

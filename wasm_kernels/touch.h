@@ -4,9 +4,9 @@
  * gate+up shape read its weights at 2.2-4.0 GB/s where one load per line read 13-14, and 1.6-2.2x faster
  * touched first; a 2B-4T decode token took 0.47-0.67x the time. On an AMD Zen 4, whose prefetchers keep
  * the ternary kernels' one stream of tiles coming, reading their weights ahead made them 1.8x slower, so
- * for the kernels that read one stream (the ternary linears, the int8 and 7-bit heads' tiles, attention's
- * rows of a kv head) it is the host's choice by speed (bn_set_read_ahead, read_ahead.c); the f16 and 4-bit
- * heads, whose rows are read 4 at once (as many streams), gain on both CPUs (docs/benchmarks.md). */
+ * for the kernels that read one stream (the ternary linears, the int8 and 7-bit heads' tiles, the 4-bit head's
+ * rows, attention's rows of a kv head) it is the host's choice by speed (bn_set_read_ahead, read_ahead.c); the
+ * f16 head, whose rows are read 4 at once (as many streams), gains on both CPUs (docs/benchmarks.md). */
 #ifndef BN_TOUCH_H
 #define BN_TOUCH_H
 

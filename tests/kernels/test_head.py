@@ -60,9 +60,11 @@ def reference_q7(codes, row_scale, xq, xscale):
 # beyond SHAPES: whole tiles and chunks with and without rows and columns after them
 TABLE_SHAPES = SHAPES + [(2, 16, 32), (1, 21, 37), (2, 8, 7), (3, 24, 2560)]
 
-# beyond SHAPES: groups whole and not, chunks whole and not, more tokens than one block of sums, and rows
-# whose group sums take the whole stack buffer (262144: one token a block) or more (the reference path)
-Q4_SHAPES = SHAPES + [(2, 7, 515), (3, 9, 64), (2, 6, 96), (3, 5, 160), (70, 5, 40), (3, 5, 262144), (2, 5, 262144 + 64)]
+# beyond SHAPES: groups whole and not, chunks whole and not, whole groups past the last four (320, 401), more tokens
+# than one block of sums, and rows whose group sums take the whole stack buffer (262144: one token a block) or more
+# (the reference path)
+Q4_SHAPES = SHAPES + [(2, 7, 515), (3, 9, 64), (2, 6, 96), (3, 5, 160), (1, 3, 320), (2, 5, 401), (70, 5, 40), (3, 5, 262144),
+                      (2, 5, 262144 + 64)]
 
 
 
