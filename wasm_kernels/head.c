@@ -236,8 +236,8 @@ BN_INLINE float q4_row_logit(int form, const uint8_t *row, const float *s, int d
 #define Q4_TOKENS 64        /* tokens whose group sums and last partial chunk are taken once per call */
 #define Q4_SUM_WORDS 4096   /* group sums those tokens may hold (16 KB of stack): wider rows than 262144 take the reference path */
 
-/* Row by row, so that the table is read as one stream (four rows read at once, interleaved, came at 6.7 GB/s where q7's
- * tiles came at 23, a 32768-row table in Chromium), each token's group sums taken once (as bn_head_q7_rows takes its
+/* Row by row, so that the table is read as one stream (four rows read at once, interleaved, came at 6.5-8.4 GB/s where q7's
+ * tiles came at 23-28, a 32768-row table in Chromium), each token's group sums taken once (as bn_head_q7_rows takes its
  * activation sums) */
 BN_INLINE void q4_rows(int form, const uint8_t *E, const float *group_scale, const int8_t *xq, const float *xscale, float *logits, int n, int vocab, int dim, int first, int last) {
     const int groups = bn_q4_groups(dim), row_bytes = bn_q4_row_bytes(dim), whole = dim / BN_Q4_CHUNK;
