@@ -212,6 +212,7 @@ BN_INLINE v128_t i32x4_totals(const v128_t acc[4]) {
  * chunks past `whole` meet the zero-padded tail of x). */
 BN_INLINE float q4_row_logit(int form, const uint8_t *row, const float *s, int dim, const int8_t *x, const int8_t *tail, const int32_t *zero_sum) {
     const int groups = bn_q4_groups(dim), whole = dim / BN_Q4_CHUNK, whole_groups = dim / BN_Q4_GROUP;
+    const int chunks = (dim + BN_Q4_CHUNK - 1) / BN_Q4_CHUNK;
     float logit = 0.0f;
     int g = 0;
     for (; g + 4 <= whole_groups; g += 4) {
@@ -225,7 +226,7 @@ BN_INLINE float q4_row_logit(int form, const uint8_t *row, const float *s, int d
         logit = logit + wasm_f32x4_extract_lane(step, 3);
     }
     for (; g < groups; g++) {
-        const int m0 = g * Q4_CHUNKS_PER_GROUP, m1 = m0 + Q4_CHUNKS_PER_GROUP < (dim + BN_Q4_CHUNK - 1) / BN_Q4_CHUNK ? m0 + Q4_CHUNKS_PER_GROUP : (dim + BN_Q4_CHUNK - 1) / BN_Q4_CHUNK;
+        const int m0 = g * Q4_CHUNKS_PER_GROUP, m1 = m0 + Q4_CHUNKS_PER_GROUP < chunks ? m0 + Q4_CHUNKS_PER_GROUP : chunks;
         v128_t acc = wasm_i32x4_splat(0);
         for (int m = m0; m < m1; m++) acc = wasm_i32x4_add(acc, q4_chunks_dot(form, row, m, 1, m < whole ? x + m * BN_Q4_CHUNK : tail));
         logit = logit + (float)(bn_i32x4_total(acc) - zero_sum[g]) * s[g];
