@@ -9,7 +9,7 @@
 #include "bitnet.h"
 #include "bitlinear.h"
 
-#define VOCAB_GRAIN BN_TABLE_TILE_ROWS  /* the int8 and 7-bit heads' tiles (the other heads' four rows divide them) */
+#define VOCAB_GRAIN BN_TABLE_TILE_ROWS  /* the int8 and 7-bit heads' tiles (the f16 head's four rows divide them) */
 #define CHUNKS_PER_THREAD 16  /* of the head's jobs: more evens out the threads' finish */
 #define SPINS 20000      /* atomic loads before sleeping in memory.atomic.wait32 */
 /* A job's work in ternary multiply-adds (~0.02 ns each at one thread): below MIN_SHARED_WORK (~20 us) a handoff costs
