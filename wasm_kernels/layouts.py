@@ -18,8 +18,9 @@ SIZE_FUNCTIONS = ("mad_bytes", "lut_bytes", "lut_scratch_bytes", "binary_bytes",
 
 # The formats' shapes, as bitnet.h defines them: bit-plane layouts' row tile and bytes per row per column block;
 # the LUT layout's row tile, columns per chunk, and tokens whose tables its scratch holds.
-PLANE_ROWS, PLANE_CHUNK = defines()["BN_PLANE_ROWS"], defines()["BN_PLANE_CHUNK"]
-LUT_ROWS, LUT_COLS, LUT_TOKENS = (defines()[f"BN_LUT_{name}"] for name in ("ROWS", "COLS", "TOKENS"))
+_BITNET_H = defines()
+PLANE_ROWS, PLANE_CHUNK = _BITNET_H["BN_PLANE_ROWS"], _BITNET_H["BN_PLANE_CHUNK"]
+LUT_ROWS, LUT_COLS, LUT_TOKENS = _BITNET_H["BN_LUT_ROWS"], _BITNET_H["BN_LUT_COLS"], _BITNET_H["BN_LUT_TOKENS"]
 
 
 @dataclass(frozen=True)
